@@ -1,0 +1,85 @@
+"""Squared-error loss for one sequence, and its mean over a batch (``vmap`` on top)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from rnn_jax.cells import ElmanParams, get_activation
+from rnn_jax.unroll import Truncation, check_target, predict
+
+
+def check_batch(params: ElmanParams, xs: Array, ys: Array, target: str) -> None:
+    """Check that a batch agrees with the parameters; errors name the argument and shapes.
+
+    Shapes are static, so this costs nothing inside ``jit``.
+    """
+    check_target(target)
+    hidden, input_dim = params.U.shape
+    output_dim = params.V.shape[0]
+    if xs.ndim != 3 or xs.shape[2] != input_dim:
+        raise ValueError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
+    n, seq_len, _ = xs.shape
+    if n < 1 or seq_len < 1:
+        raise ValueError(f"xs must hold at least one example of at least one step; got {tuple(xs.shape)}")
+    want = (n, output_dim) if target == "last" else (n, seq_len, output_dim)
+    if tuple(ys.shape) != want:
+        raise ValueError(
+            f"ys must have shape {want} for target={target!r} with xs {tuple(xs.shape)}; "
+            f"got {tuple(ys.shape)}"
+        )
+    if params.W.shape != (hidden, hidden) or params.b.shape != (hidden,) or params.V.shape[1] != hidden:
+        raise ValueError("params have inconsistent hidden sizes: U, W, b and V must agree on H")
+
+
+def example_loss(
+    params: ElmanParams,
+    xs: Float[Array, "T D"],
+    ys: Float[Array, " O"] | Float[Array, "T O"],
+    *,
+    activation: str = "sigmoid",
+    target: str = "last",
+    truncation: Truncation = None,
+) -> Float[Array, ""]:
+    """``0.5 * ||prediction - y||^2`` for one sequence (averaged over steps for ``"all"``)."""
+    pred = predict(params, xs, activation=activation, target=target, truncation=truncation)
+    return 0.5 * jnp.mean(jnp.sum((pred - ys) ** 2, axis=-1))
+
+
+def loss(
+    params: ElmanParams,
+    xs: Float[Array, "N T D"],
+    ys: Float[Array, "N O"] | Float[Array, "N T O"],
+    *,
+    activation: str = "sigmoid",
+    target: str = "last",
+    truncation: Truncation = None,
+) -> Float[Array, ""]:
+    """Mean over examples (and over steps for ``"all"``) of ``0.5 * ||prediction - y||^2``.
+
+    Args:
+        params: the network.
+        xs: inputs, ``(N, T, D)``.
+        ys: targets, ``(N, O)`` for ``target="last"`` or ``(N, T, O)`` for ``"all"``.
+        activation: ``"sigmoid"``, ``"tanh"`` or ``"relu"``.
+        target: ``"last"`` (many-to-one) or ``"all"`` (many-to-many).
+        truncation: ``None`` for full BPTT, or the window length ``k >= 1`` (may be traced);
+            see ``rnn_jax.unroll`` for the exact semantics.
+
+    Returns:
+        A scalar.
+    """
+    get_activation(activation)
+    check_batch(params, xs, ys, target)
+    per_example = jax.vmap(
+        lambda x, y: example_loss(params, x, y, activation=activation, target=target, truncation=truncation)
+    )
+    return jnp.mean(per_example(xs, ys))
+
+
+def batch_predict(
+    params: ElmanParams, xs: Float[Array, "N T D"], *, activation: str = "sigmoid", target: str = "last"
+) -> Float[Array, "N O"] | Float[Array, "N T O"]:
+    """Predictions for a batch; the forward pass does not depend on truncation."""
+    return jax.vmap(lambda x: predict(params, x, activation=activation, target=target))(xs)

@@ -1,0 +1,144 @@
+"""Hand-derived backpropagation through time, and the tutorial's (wrong) backward pass.
+
+``manual_grads`` is the derivation in ``docs/bptt.md`` written out: a forward scan that stores
+the states, a reverse scan that carries ``g_t = dL/dh_t`` from the future, and outer-product
+sums for the weight gradients. It uses no autodiff and equals ``jax.grad(rnn_jax.loss)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+from rnn_jax.cells import ElmanParams, get_activation, readout
+from rnn_jax.losses import check_batch
+from rnn_jax.unroll import Truncation, check_truncation, unroll, window_starts
+
+
+def _output_errors(
+    params: ElmanParams, hs: Float[Array, "T H"], ys: Array, target: str, scale: Array
+) -> Float[Array, "T O"]:
+    """``e_t = dL/dy_t`` for one sequence (eq. 4): zero except the last step for ``"last"``."""
+    if target == "last":
+        err = (readout(params, hs[-1]) - ys) * scale
+        return jnp.zeros((hs.shape[0], err.shape[0]), hs.dtype).at[-1].set(err)
+    return (readout(params, hs) - ys) * scale
+
+
+def _backward_scan(
+    params: ElmanParams,
+    hs: Float[Array, "T H"],
+    dh_out: Float[Array, "T H"],
+    cuts: Bool[Array, " T"],
+    activation: str,
+) -> Float[Array, "T H"]:
+    """Reverse scan of eqs. 5-6: ``delta_t = (V^T e_t + g_t) * f'(a_t)``, then
+    ``g_{t-1} = W^T delta_t`` unless step ``t`` starts a window (its input state is a constant).
+    """
+    f_prime = get_activation(activation).grad_from_output
+
+    def step(g, inputs):
+        h, dh, cut = inputs
+        delta = (dh + g) * f_prime(h)
+        g_prev = jnp.where(cut, jnp.zeros_like(g), params.W.T @ delta)
+        return g_prev, delta
+
+    g_last = jnp.zeros(hs.shape[1], hs.dtype)
+    _, deltas = jax.lax.scan(step, g_last, (hs, dh_out, cuts), reverse=True)
+    return deltas
+
+
+def manual_grads(
+    params: ElmanParams,
+    xs: Float[Array, "N T D"],
+    ys: Float[Array, "N O"] | Float[Array, "N T O"],
+    *,
+    activation: str = "sigmoid",
+    target: str = "last",
+    truncation: Truncation = None,
+) -> ElmanParams:
+    """Gradient of ``rnn_jax.loss`` with the same arguments, derived by hand (no autodiff).
+
+    Args and shapes as ``rnn_jax.loss``. Returns an ``ElmanParams`` of gradients.
+    Reference: ``docs/bptt.md``, eqs. 4-8.
+    """
+    get_activation(activation)
+    check_batch(params, xs, ys, target)
+    n, seq_len, _ = xs.shape
+    starts = window_starts(seq_len, target, truncation)
+    cuts = jnp.zeros(seq_len, bool) if starts is None else starts
+    # d(mean over N examples [and T steps]) / d(prediction)
+    scale = jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
+
+    def per_example(x, y):
+        hs = unroll(params, x, activation=activation)
+        es = _output_errors(params, hs, y, target, scale)
+        deltas = _backward_scan(params, hs, es @ params.V, cuts, activation)
+        return hs, es, deltas
+
+    hs, es, deltas = jax.vmap(per_example)(xs, ys)  # (N, T, H), (N, T, O), (N, T, H)
+    h0 = jnp.zeros_like(hs[:, :1])
+    hs_prev = jnp.concatenate([h0, hs[:, :-1]], axis=1)  # h_{t-1} for every step
+    # eqs. 7-8: the weight gradients are sums of outer products over examples and steps.
+    return ElmanParams(
+        U=jnp.einsum("nth,ntd->hd", deltas, xs),
+        W=jnp.einsum("nth,ntk->hk", deltas, hs_prev),
+        b=jnp.sum(deltas, axis=(0, 1)),
+        V=jnp.einsum("nto,nth->oh", es, hs),
+        c=jnp.sum(es, axis=(0, 1)),
+    )
+
+
+def tutorial_grads(
+    params: ElmanParams,
+    xs: Float[Array, "N T D"],
+    ys: Float[Array, "N O"],
+    *,
+    activation: str = "sigmoid",
+    target: str = "last",
+    truncation: Truncation = None,
+) -> ElmanParams:
+    """The tutorial's backward pass as written: WRONG, kept to show how far off it is.
+
+    What it computes per example (``../shared``-style description in ``docs/bptt.md``), with
+    ``k`` the truncation (``T`` when ``None``) and ``delta = y_T - y``:
+
+    * ``dV = delta (sum_t h_t)^T``: every step's state against the *last* step's error.
+    * Its inner loop pushes an error back through ``f'`` evaluated at the last step's
+      *pre-activation*, but the result never reaches ``dU`` or ``dW``.
+    * Instead, at step ``t`` the inner loop runs ``min(t, k)`` times and adds the column
+      ``W h_{t-1}`` (resp. ``U x_t``) to an accumulator broadcast over every column; the
+      accumulator is added to ``dW`` (``dU``) at every later step too, so step ``t`` counts
+      ``(T - t) * min(t, k)`` times. Neither involves the error.
+    * It has no biases: ``db`` and ``dc`` are zero.
+
+    Batched as the mean over examples, like ``rnn_jax.loss``. Only ``target="last"`` exists
+    in the tutorial.
+    """
+    get_activation(activation)
+    check_batch(params, xs, ys, target)
+    if target != "last":
+        raise ValueError("target must be 'last' for the tutorial's backward pass; it has no 'all' form")
+    check_truncation(truncation)
+    n, seq_len, input_dim = xs.shape
+    hidden = params.W.shape[0]
+    k = seq_len if truncation is None else jnp.asarray(truncation)
+    t = jnp.arange(seq_len)
+    counts = ((seq_len - t) * jnp.minimum(t, k)).astype(xs.dtype)  # (T,)
+
+    def per_example(x, y):
+        hs = unroll(params, x, activation=activation)
+        hs_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]])
+        delta = readout(params, hs[-1]) - y
+        w_col = counts @ (hs_prev @ params.W.T)  # sum_t count_t * W h_{t-1}, (H,)
+        u_col = counts @ (x @ params.U.T)  # sum_t count_t * U x_t, (H,)
+        return ElmanParams(
+            U=jnp.broadcast_to(u_col[:, None], (hidden, input_dim)),
+            W=jnp.broadcast_to(w_col[:, None], (hidden, hidden)),
+            b=jnp.zeros(hidden, xs.dtype),
+            V=jnp.outer(delta, jnp.sum(hs, axis=0)),
+            c=jnp.zeros_like(delta),
+        )
+
+    return jax.tree.map(lambda g: jnp.mean(g, axis=0), jax.vmap(per_example)(xs, ys))
