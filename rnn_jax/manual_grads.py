@@ -36,16 +36,16 @@ def _backward_scan(
     """Reverse scan of eqs. 5-6: ``delta_t = (V^T e_t + g_t) * f'(a_t)``, then
     ``g_{t-1} = W^T delta_t`` unless step ``t`` starts a window (its input state is a constant).
     """
-    f_prime = get_activation(activation).grad_from_output
+    f_prime = get_activation(activation).grad_from_output(hs)  # all steps at once, (T, H)
 
     def step(g, inputs):
-        h, dh, cut = inputs
-        delta = (dh + g) * f_prime(h)
-        g_prev = jnp.where(cut, jnp.zeros_like(g), params.W.T @ delta)
+        fp, dh, cut = inputs
+        delta = (dh + g) * fp
+        g_prev = jnp.where(cut, jnp.zeros_like(g), delta @ params.W)  # W^T delta
         return g_prev, delta
 
     g_last = jnp.zeros(hs.shape[1], hs.dtype)
-    _, deltas = jax.lax.scan(step, g_last, (hs, dh_out, cuts), reverse=True)
+    _, deltas = jax.lax.scan(step, g_last, (f_prime, dh_out, cuts), reverse=True)
     return deltas
 
 

@@ -1,0 +1,7 @@
+"""``python -m rnn_jax`` runs the ``rnn-jax`` command."""
+
+import sys
+
+from rnn_jax.cli import main
+
+sys.exit(main())

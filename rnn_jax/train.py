@@ -1,0 +1,194 @@
+"""Training as pure functions: ``make_train(config)`` returns a jittable, vmappable run.
+
+``config`` (a frozen ``TrainConfig``) holds static settings: sizes, activation, optimiser,
+gradient algorithm. ``Hyperparams`` holds values that may be traced (learning rate, clipping
+threshold, truncation, initial recurrent scale), so ``jax.vmap`` can sweep over them. The whole
+run -- shuffling, every optimiser step of every epoch, evaluation after each epoch -- is one
+``lax.scan``; nothing syncs with the host inside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from rnn_jax.cells import ACTIVATIONS, INITS, ElmanParams, init_elman
+from rnn_jax.data import WindowData
+from rnn_jax.losses import batch_predict, loss
+from rnn_jax.manual_grads import manual_grads, tutorial_grads
+
+OPTIMIZERS = ("sgd", "adam")
+CLIPS = ("value", "norm", "none")
+GRADS = ("autodiff", "manual", "tutorial")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Static settings of a run; changing any of them compiles a new program."""
+
+    hidden_dim: int = 100
+    activation: str = "sigmoid"
+    optimizer: str = "sgd"
+    clip: str = "value"
+    epochs: int = 25
+    batch_size: int = 1
+    shuffle: bool = False
+    init: str = "tutorial"
+    grad: str = "autodiff"
+
+
+class Hyperparams(NamedTuple):
+    """Values that may be traced, so one compiled run can be vmapped over them."""
+
+    learning_rate: Float[Array, ""]
+    clip_threshold: Float[Array, ""]  # |g| bound for "value", global norm for "norm"
+    truncation: Int[Array, ""]  # BPTT window; >= T is full BPTT
+    init_scale: Float[Array, ""]  # multiplies the initial W
+
+
+class TrainState(eqx.Module):
+    """Everything a run carries from one epoch to the next."""
+
+    params: ElmanParams
+    opt_state: optax.OptState
+    key: PRNGKeyArray
+    epoch: Int[Array, ""]
+
+
+def make_hparams(
+    *, learning_rate: float, clip_threshold: float = 10.0, truncation: int | None = None,
+    seq_len: int, init_scale: float = 1.0,
+) -> Hyperparams:
+    """Validated ``Hyperparams``; ``truncation=None`` (full BPTT) becomes ``seq_len``."""
+    checks = {
+        "learning_rate": (learning_rate, learning_rate > 0, "a positive number"),
+        "clip_threshold": (clip_threshold, clip_threshold > 0, "a positive number"),
+        "init_scale": (init_scale, init_scale > 0, "a positive number"),
+    }
+    for name, (value, ok, expected) in checks.items():
+        if not (math.isfinite(value) and ok):
+            raise ValueError(f"{name} must be {expected}; got {value}")
+    if truncation is not None and (int(truncation) != truncation or truncation < 1):
+        raise ValueError(f"truncation must be None or an integer >= 1; got {truncation}")
+    return Hyperparams(
+        learning_rate=jnp.asarray(learning_rate, jnp.float32),
+        clip_threshold=jnp.asarray(clip_threshold, jnp.float32),
+        truncation=jnp.asarray(seq_len if truncation is None else truncation, jnp.int32),
+        init_scale=jnp.asarray(init_scale, jnp.float32),
+    )
+
+
+def check_config(config: TrainConfig, n_train: int) -> None:
+    """Reject unknown names and impossible sizes before anything is compiled."""
+    choices = {
+        "activation": ACTIVATIONS, "optimizer": OPTIMIZERS, "clip": CLIPS, "init": INITS, "grad": GRADS,
+    }
+    for name, allowed in choices.items():
+        value = getattr(config, name)
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    for name in ("hidden_dim", "epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
+    if config.batch_size > n_train:
+        raise ValueError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")
+
+
+def make_optimizer(config: TrainConfig, hparams: Hyperparams) -> optax.GradientTransformation:
+    """Clipping then the optimiser; built from (possibly traced) hyperparameters."""
+    clip = {
+        "value": lambda: optax.clip(hparams.clip_threshold),
+        "norm": lambda: optax.clip_by_global_norm(hparams.clip_threshold),
+        "none": optax.identity,
+    }[config.clip]()
+    opt = {"sgd": optax.sgd, "adam": optax.adam}[config.optimizer](hparams.learning_rate)
+    return optax.chain(clip, opt)
+
+
+def make_grad_fn(config: TrainConfig) -> Callable[..., ElmanParams]:
+    """``grad_fn(params, xs, ys, truncation) -> ElmanParams`` for the chosen algorithm."""
+    fn = {"autodiff": jax.grad(loss), "manual": manual_grads, "tutorial": tutorial_grads}[config.grad]
+    return lambda params, xs, ys, truncation: fn(
+        params, xs, ys, activation=config.activation, target="last", truncation=truncation
+    )
+
+
+def evaluate(params: ElmanParams, data: WindowData, activation: str) -> dict[str, Array]:
+    """Loss (model units) and RMSE (the series' original units) on both splits."""
+    n_train = data.x_train.shape[0]
+    # One forward pass over both splits: a single scan compiles and runs faster than two.
+    xs = jnp.concatenate([data.x_train, data.x_val])
+    sq_err = (batch_predict(params, xs, activation=activation) - jnp.concatenate([data.y_train, data.y_val])) ** 2
+    out = {}
+    for split, part in (("train", sq_err[:n_train]), ("val", sq_err[n_train:])):
+        out[f"{split}_loss"] = 0.5 * jnp.mean(jnp.sum(part, axis=-1))
+        out[f"{split}_rmse"] = jnp.sqrt(jnp.mean(part)) * data.scaler.std
+    return out
+
+
+class TrainFns(NamedTuple):
+    """``init`` builds the state; ``run`` advances it ``n`` epochs; ``train`` is the whole run."""
+
+    init: Callable[[PRNGKeyArray, Hyperparams, WindowData], TrainState]
+    run: Callable[..., tuple[TrainState, dict[str, Array]]]
+    train: Callable[[PRNGKeyArray, Hyperparams, WindowData], tuple[ElmanParams, dict[str, Array]]]
+
+
+def make_train(config: TrainConfig) -> TrainFns:
+    """Build pure training functions for ``config``.
+
+    ``train(key, hparams, data) -> (params, metrics)`` runs ``config.epochs`` epochs in one
+    ``lax.scan``; ``metrics`` maps ``train_loss, val_loss, train_rmse, val_rmse,
+    clip_fraction`` to arrays of shape ``(epochs,)``. ``init`` and ``run(state, hparams, data,
+    n_epochs)`` split the same computation into chunks (for progress reporting) and give
+    bit-identical results.
+    """
+    grad_fn = make_grad_fn(config)
+
+    def init(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData) -> TrainState:
+        init_key, shuffle_key = jax.random.split(key)
+        params = init_elman(
+            key=init_key, input_dim=data.x_train.shape[2], hidden_dim=config.hidden_dim,
+            output_dim=data.y_train.shape[1], init=config.init, scale=hparams.init_scale,
+            dtype=data.x_train.dtype,
+        )
+        opt_state = make_optimizer(config, hparams).init(params)
+        return TrainState(params=params, opt_state=opt_state, key=shuffle_key, epoch=jnp.zeros((), jnp.int32))
+
+    def one_epoch(state: TrainState, hparams: Hyperparams, data: WindowData):
+        optimizer = make_optimizer(config, hparams)
+        n_train = data.x_train.shape[0]
+        steps = n_train // config.batch_size  # a ragged last batch is dropped
+        key, perm_key = jax.random.split(state.key)
+        order = jax.random.permutation(perm_key, n_train) if config.shuffle else jnp.arange(n_train)
+        batches = order[: steps * config.batch_size].reshape(steps, config.batch_size)
+
+        def step(carry, idx):
+            params, opt_state = carry
+            grads = grad_fn(params, data.x_train[idx], data.y_train[idx], hparams.truncation)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            clipped = sum(jnp.sum(jnp.abs(g) > hparams.clip_threshold) for g in jax.tree.leaves(grads))
+            return (optax.apply_updates(params, updates), opt_state), clipped
+
+        (params, opt_state), clipped = jax.lax.scan(step, (state.params, state.opt_state), batches)
+        n_weights = sum(p.size for p in jax.tree.leaves(state.params))
+        metrics = evaluate(params, data, config.activation)
+        metrics["clip_fraction"] = jnp.sum(clipped) / (steps * n_weights)
+        return TrainState(params=params, opt_state=opt_state, key=key, epoch=state.epoch + 1), metrics
+
+    def run(state: TrainState, hparams: Hyperparams, data: WindowData, n_epochs: int):
+        return jax.lax.scan(lambda s, _: one_epoch(s, hparams, data), state, length=n_epochs)
+
+    def train(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData):
+        state, metrics = run(init(key, hparams, data), hparams, data, config.epochs)
+        return state.params, metrics
+
+    return TrainFns(init=init, run=run, train=train)
