@@ -45,7 +45,7 @@ def plot_predictions(splits: dict[str, tuple[Sequence[float], Sequence[float], S
             ax.set_title(name)
             ax.set_xlabel("index of the predicted value in the series")
         axes[0][0].set_ylabel("value")
-        axes[0][0].legend(loc="lower left")
+        fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper right", ncol=2)
         fig.suptitle(title)
         fig.tight_layout()
     return fig

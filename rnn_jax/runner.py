@@ -20,6 +20,9 @@ from rnn_jax.data import WindowData
 from rnn_jax.train import Hyperparams, TrainConfig, make_train
 
 
+PROGRESS_AFTER = 3.0  # seconds
+
+
 class FitResult(NamedTuple):
     params: ElmanParams
     metrics: dict[str, list[float]]  # one value per epoch
@@ -43,7 +46,8 @@ def fit(
 ) -> FitResult:
     """Train one model; ``on_epoch(epoch, metrics)`` is called on the host after each chunk.
 
-    A progress bar appears only if the run lasts longer than two seconds.
+    A progress bar (on a terminal) appears once the run has lasted ``PROGRESS_AFTER`` seconds;
+    print per-epoch lines with ``tqdm.write`` so that they do not break it.
     """
     start = time.perf_counter()
     fns = make_train(config)
@@ -55,16 +59,21 @@ def fit(
 
     state = init(key, hparams, data)
     history: dict[str, list[float]] = {}
-    with tqdm(total=config.epochs, unit="epoch", delay=2.0, disable=not progress, leave=False) as bar:
-        for _ in range(config.epochs // n_epochs):
-            state, chunk = run(state, hparams, data)
-            chunk = jax.device_get(chunk)
-            first = len(next(iter(history.values()), []))
-            for name, values in chunk.items():
-                history.setdefault(name, []).extend(float(v) for v in values)
-            if on_epoch is not None:
-                for i in range(n_epochs):
-                    on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
+    bar = None  # created only once the run has lasted PROGRESS_AFTER seconds
+    for _ in range(config.epochs // n_epochs):
+        state, chunk = run(state, hparams, data)
+        chunk = jax.device_get(chunk)  # one host sync per chunk, never inside the compiled loop
+        first = len(next(iter(history.values()), []))
+        for name, values in chunk.items():
+            history.setdefault(name, []).extend(float(v) for v in values)
+        if on_epoch is not None:
+            for i in range(n_epochs):
+                on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
+        if bar is None and progress and time.perf_counter() - start > PROGRESS_AFTER:
+            bar = tqdm(total=config.epochs, initial=first, unit="epoch", leave=False, disable=None)
+        if bar is not None:
             bar.update(n_epochs)
+    if bar is not None:
+        bar.close()
     params = jax.block_until_ready(state.params)
     return FitResult(params, history, compile_seconds, time.perf_counter() - start)

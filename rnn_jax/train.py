@@ -27,6 +27,7 @@ from rnn_jax.manual_grads import manual_grads, tutorial_grads
 
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("value", "norm", "none")
+SCHEDULES = ("constant", "cosine")
 GRADS = ("autodiff", "manual", "tutorial")
 
 
@@ -38,6 +39,7 @@ class TrainConfig:
     activation: str = "sigmoid"
     optimizer: str = "sgd"
     clip: str = "value"
+    schedule: str = "constant"  # "cosine": decay the learning rate to 0 over the run
     epochs: int = 25
     batch_size: int = 1
     shuffle: bool = False
@@ -89,7 +91,7 @@ def make_hparams(
 def check_config(config: TrainConfig, n_train: int) -> None:
     """Reject unknown names and impossible sizes before anything is compiled."""
     choices = {
-        "activation": ACTIVATIONS, "optimizer": OPTIMIZERS, "clip": CLIPS, "init": INITS, "grad": GRADS,
+        "activation": ACTIVATIONS, "optimizer": OPTIMIZERS, "clip": CLIPS, "schedule": SCHEDULES, "init": INITS, "grad": GRADS,
     }
     for name, allowed in choices.items():
         value = getattr(config, name)
@@ -102,14 +104,18 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         raise ValueError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")
 
 
-def make_optimizer(config: TrainConfig, hparams: Hyperparams) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, hparams: Hyperparams, n_train: int) -> optax.GradientTransformation:
     """Clipping then the optimiser; built from (possibly traced) hyperparameters."""
     clip = {
         "value": lambda: optax.clip(hparams.clip_threshold),
         "norm": lambda: optax.clip_by_global_norm(hparams.clip_threshold),
         "none": optax.identity,
     }[config.clip]()
-    opt = {"sgd": optax.sgd, "adam": optax.adam}[config.optimizer](hparams.learning_rate)
+    lr = hparams.learning_rate
+    if config.schedule == "cosine":
+        total_steps = config.epochs * (n_train // config.batch_size)
+        lr = optax.cosine_decay_schedule(hparams.learning_rate, decay_steps=total_steps)
+    opt = {"sgd": optax.sgd, "adam": optax.adam}[config.optimizer](lr)
     return optax.chain(clip, opt)
 
 
@@ -160,12 +166,12 @@ def make_train(config: TrainConfig) -> TrainFns:
             output_dim=data.y_train.shape[1], init=config.init, scale=hparams.init_scale,
             dtype=data.x_train.dtype,
         )
-        opt_state = make_optimizer(config, hparams).init(params)
+        opt_state = make_optimizer(config, hparams, data.x_train.shape[0]).init(params)
         return TrainState(params=params, opt_state=opt_state, key=shuffle_key, epoch=jnp.zeros((), jnp.int32))
 
     def one_epoch(state: TrainState, hparams: Hyperparams, data: WindowData):
-        optimizer = make_optimizer(config, hparams)
         n_train = data.x_train.shape[0]
+        optimizer = make_optimizer(config, hparams, n_train)
         steps = n_train // config.batch_size  # a ragged last batch is dropped
         key, perm_key = jax.random.split(state.key)
         order = jax.random.permutation(perm_key, n_train) if config.shuffle else jnp.arange(n_train)
