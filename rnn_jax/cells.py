@@ -17,6 +17,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
@@ -66,7 +67,7 @@ def init_elman(
     output_dim: int,
     init: str = "default",
     scale: float | Array = 1.0,
-    dtype: jnp.dtype = jnp.float32,
+    dtype: DTypeLike = jnp.float32,
 ) -> ElmanParams:
     """Draw Elman parameters.
 
@@ -103,7 +104,7 @@ def init_elman(
 
 def input_drive(params: ElmanParams, xs: Float[Array, "T D"]) -> Float[Array, "T H"]:
     """``U x_t + b`` for every step at once: one matmul instead of T small ones in the scan."""
-    return xs @ params.U.T + params.b
+    return xs @ params.U.T + params.b[None, :]
 
 
 def recur(
@@ -120,6 +121,11 @@ def elman_step(
     return recur(params, h_prev, params.U @ x + params.b, activation)
 
 
-def readout(params: ElmanParams, h: Float[Array, "... H"]) -> Float[Array, "... O"]:
-    """Linear output ``y = V h + c`` for one state ``(H,)`` or a stack ``(T, H)``."""
-    return h @ params.V.T + params.c
+def readout(params: ElmanParams, h: Float[Array, " H"]) -> Float[Array, " O"]:
+    """Linear output ``y = V h + c`` for one state."""
+    return params.V @ h + params.c
+
+
+def readout_all(params: ElmanParams, hs: Float[Array, "T H"]) -> Float[Array, "T O"]:
+    """``readout`` at every step: ``hs (T, H) -> (T, O)``."""
+    return hs @ params.V.T + params.c[None, :]

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from rnn_jax.cells import ElmanParams, get_activation, readout
+from rnn_jax.cells import ElmanParams, get_activation, readout, readout_all
 from rnn_jax.losses import check_batch
 from rnn_jax.unroll import Truncation, check_truncation, unroll, window_starts
 
@@ -23,7 +23,7 @@ def _output_errors(
     if target == "last":
         err = (readout(params, hs[-1]) - ys) * scale
         return jnp.zeros((hs.shape[0], err.shape[0]), hs.dtype).at[-1].set(err)
-    return (readout(params, hs) - ys) * scale
+    return (readout_all(params, hs) - ys) * scale
 
 
 def _backward_scan(
@@ -93,7 +93,7 @@ def manual_grads(
 def tutorial_grads(
     params: ElmanParams,
     xs: Float[Array, "N T D"],
-    ys: Float[Array, "N O"],
+    ys: Float[Array, "N O"] | Float[Array, "N T O"],
     *,
     activation: str = "sigmoid",
     target: str = "last",

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from rnn_jax.cells import ElmanParams, input_drive, readout, recur
+from rnn_jax.cells import ElmanParams, input_drive, readout, readout_all, recur
 
 TARGETS = ("last", "all")
 
@@ -97,4 +97,4 @@ def predict(
     """Predictions for one sequence: ``(O,)`` from ``h_T`` for ``"last"``, ``(T, O)`` for ``"all"``."""
     starts = window_starts(xs.shape[0], target, truncation)
     hs = unroll(params, xs, activation=activation, starts=starts, h0=h0)
-    return readout(params, hs[-1] if target == "last" else hs)
+    return readout(params, hs[-1]) if target == "last" else readout_all(params, hs)

@@ -1,0 +1,17 @@
+"""Strict settings for every test: shape annotations checked at run time, no silent rank
+promotion, and explicit keys."""
+
+import jax
+import pytest
+from jaxtyping import install_import_hook
+
+# Must run before rnn_jax is imported anywhere: checks every jaxtyping annotation at call time.
+with install_import_hook("rnn_jax", "beartype.beartype"):
+    import rnn_jax  # noqa: F401
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(0)

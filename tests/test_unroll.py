@@ -1,0 +1,71 @@
+import jax
+import jax.numpy as jnp
+import pytest
+
+from rnn_jax.cells import elman_step, init_elman, readout
+from rnn_jax.unroll import predict, unroll, window_starts
+
+
+@pytest.fixture
+def problem(key):
+    init_key, x_key = jax.random.split(key)
+    params = init_elman(key=init_key, input_dim=3, hidden_dim=6, output_dim=2)
+    xs = jax.random.normal(x_key, (9, 3))
+    return params, xs
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_scan_equals_python_loop(problem, activation):
+    params, xs = problem
+    h = jnp.zeros(6)
+    expected = []
+    for x in xs:
+        h = elman_step(params, h, x, activation)
+        expected.append(h)
+    assert jnp.allclose(unroll(params, xs, activation=activation), jnp.stack(expected), atol=1e-6)
+
+
+def test_initial_state_is_used(problem):
+    params, xs = problem
+    h0 = jnp.ones(6)
+    hs = unroll(params, xs, h0=h0)
+    assert jnp.allclose(hs[0], elman_step(params, h0, xs[0]), atol=1e-6)
+
+
+@pytest.mark.parametrize("target", ["last", "all"])
+@pytest.mark.parametrize("truncation", [None, 1, 2, 4, 9, 12])
+def test_forward_values_do_not_depend_on_truncation(problem, target, truncation):
+    params, xs = problem
+    full = predict(params, xs, target=target)
+    assert jnp.array_equal(predict(params, xs, target=target, truncation=truncation), full)
+    want_shape = (2,) if target == "last" else (9, 2)
+    assert full.shape == want_shape
+    if target == "last":
+        assert jnp.allclose(full, readout(params, unroll(params, xs)[-1]))
+
+
+def test_window_starts_last_marks_one_step():
+    assert window_starts(7, "last", 3).tolist() == [False] * 4 + [True] + [False] * 2
+    assert not jnp.any(window_starts(7, "last", 8))
+    assert window_starts(7, "last", None) is None
+
+
+def test_window_starts_all_marks_every_kth_step():
+    assert jnp.nonzero(window_starts(7, "all", 3))[0].tolist() == [0, 3, 6]
+    assert jnp.nonzero(window_starts(7, "all", 1))[0].tolist() == list(range(7))
+
+
+def test_window_starts_accepts_a_traced_truncation():
+    starts = jax.vmap(lambda k: window_starts(7, "all", k))(jnp.array([2, 3]))
+    assert jnp.nonzero(starts[1])[0].tolist() == [0, 3, 6]
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5])
+def test_bad_truncation_is_rejected(bad):
+    with pytest.raises((ValueError, TypeError), match="truncation"):
+        window_starts(7, "last", bad)
+
+
+def test_unknown_target_is_rejected():
+    with pytest.raises(ValueError, match="target must be one of last, all; got 'first'"):
+        window_starts(7, "first", None)
