@@ -62,20 +62,37 @@ PRESETS = {
     "seed": SineWaveConfig(),
     # The best settings found on this task: see README "Results".
     "default": SineWaveConfig(
-        scale=True, hidden_dim=32, activation="tanh", init="default", optimizer="adam",
-        learning_rate=3e-3, clip="norm", clip_threshold=1.0, schedule="cosine", truncation=None, epochs=300,
-        batch_size=10, shuffle=True,
+        scale=True,
+        hidden_dim=32,
+        activation="tanh",
+        init="default",
+        optimizer="adam",
+        learning_rate=3e-3,
+        clip="norm",
+        clip_threshold=1.0,
+        schedule="cosine",
+        truncation=None,
+        epochs=300,
+        batch_size=10,
+        shuffle=True,
     ),
 }
 
 HELP = {
-    "length": "number of samples in the series", "step": "sampling interval",
-    "frequency": "angular frequency, radians per unit time", "noise": "std of added Gaussian noise",
-    "window": "input values per example", "train_fraction": "share of windows (earliest first) that train",
-    "scale": "standardise with training-split statistics", "activation": "sigmoid, tanh or relu",
+    "length": "number of samples in the series",
+    "step": "sampling interval",
+    "frequency": "angular frequency, radians per unit time",
+    "noise": "std of added Gaussian noise",
+    "window": "input values per example",
+    "train_fraction": "share of windows (earliest first) that train",
+    "scale": "standardise with training-split statistics",
+    "activation": "sigmoid, tanh or relu",
     "init": "default (Glorot/orthogonal) or tutorial (uniform [0, 1))",
-    "init_scale": "multiplies the initial W", "optimizer": "sgd or adam",
-    "clip": "value, norm or none", "schedule": "constant or cosine (learning rate decays to 0)", "truncation": "BPTT steps, or none for full BPTT",
+    "init_scale": "multiplies the initial W",
+    "optimizer": "sgd or adam",
+    "clip": "value, norm or none",
+    "schedule": "constant or cosine (learning rate decays to 0)",
+    "truncation": "BPTT steps, or none for full BPTT",
     "batch_size": "examples per update (1 = the tutorial's per-example SGD)",
     "shuffle": "reshuffle the training windows every epoch",
     "grad": "autodiff, manual (hand-derived) or tutorial (the tutorial's wrong backward pass)",
@@ -90,9 +107,15 @@ def parse_config(argv: list[str]) -> tuple[str, SineWaveConfig, Path | None]:
     if known.preset not in PRESETS:
         pre.error(f"--preset must be one of {', '.join(PRESETS)}; got {known.preset!r}")
     parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default=known.preset, choices=list(PRESETS),
-                        help="starting settings; the defaults shown are this preset's (default: %(default)s)")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/sine_wave/<preset>)")
+    parser.add_argument(
+        "--preset",
+        default=known.preset,
+        choices=list(PRESETS),
+        help="starting settings; the defaults shown are this preset's (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: results/sine_wave/<preset>)"
+    )
     add_config_arguments(parser, PRESETS[known.preset], HELP)
     args = parser.parse_args(argv)
     return args.preset, config_from_args(SineWaveConfig, args), args.out
@@ -104,17 +127,35 @@ def train_config(cfg: SineWaveConfig) -> TrainConfig:
 
 def run(cfg: SineWaveConfig, out: Path) -> dict:
     """Validate, train, save config/metrics/predictions and both figures; return the metrics."""
-    check_sine_args(length=cfg.length, window=cfg.window, train_fraction=cfg.train_fraction,
-                    step=cfg.step, noise=cfg.noise)
-    hparams = make_hparams(learning_rate=cfg.learning_rate, clip_threshold=cfg.clip_threshold,
-                           truncation=cfg.truncation, seq_len=cfg.window, init_scale=cfg.init_scale)
+    check_sine_args(
+        length=cfg.length,
+        window=cfg.window,
+        train_fraction=cfg.train_fraction,
+        step=cfg.step,
+        noise=cfg.noise,
+    )
+    hparams = make_hparams(
+        learning_rate=cfg.learning_rate,
+        clip_threshold=cfg.clip_threshold,
+        truncation=cfg.truncation,
+        seq_len=cfg.window,
+        init_scale=cfg.init_scale,
+    )
     tcfg = train_config(cfg)
     n_train = n_train_windows(cfg.length - cfg.window, cfg.train_fraction)
     check_config(tcfg, n_train)
 
     data_key, train_key = jax.random.split(jax.random.key(cfg.seed))
-    data = make_sine_data(length=cfg.length, step=cfg.step, frequency=cfg.frequency, noise=cfg.noise,
-                          window=cfg.window, train_fraction=cfg.train_fraction, scale=cfg.scale, key=data_key)
+    data = make_sine_data(
+        length=cfg.length,
+        step=cfg.step,
+        frequency=cfg.frequency,
+        noise=cfg.noise,
+        window=cfg.window,
+        train_fraction=cfg.train_fraction,
+        scale=cfg.scale,
+        key=data_key,
+    )
 
     def log(epoch: int, m: dict[str, float]) -> None:
         tqdm.write(f"epoch {epoch:4d}  train_loss {m['train_loss']:.6g}  val_loss {m['val_loss']:.6g}")
@@ -135,16 +176,27 @@ def run(cfg: SineWaveConfig, out: Path) -> dict:
     write_json(out / "metrics.json", metrics)
 
     splits = {}
-    for name, xs, ys, first in (("train", data.x_train, data.y_train, 0),
-                                ("validation", data.x_val, data.y_val, data.x_train.shape[0])):
+    for name, xs, ys, first in (
+        ("train", data.x_train, data.y_train, 0),
+        ("validation", data.x_val, data.y_val, data.x_train.shape[0]),
+    ):
         pred = data.scaler.inverse(batch_predict(result.params, xs, activation=cfg.activation))[:, 0]
         t = list(range(first + cfg.window, first + cfg.window + xs.shape[0]))
         splits[name] = (t, data.scaler.inverse(ys)[:, 0].tolist(), pred.tolist())
-    write_json(out / "predictions.json", {k: dict(zip(("t", "truth", "prediction"), v, strict=True))
-                                          for k, v in splits.items()})
-    save_figure(plot_predictions(splits, title=f"val RMSE {metrics['val_rmse']:.2g}"), out / "predictions.png")
-    save_figure(plot_losses({"train": metrics["train_loss"], "validation": metrics["val_loss"]},
-                            ylabel="0.5 x mean squared error"), out / "loss.png")
+    write_json(
+        out / "predictions.json",
+        {k: dict(zip(("t", "truth", "prediction"), v, strict=True)) for k, v in splits.items()},
+    )
+    save_figure(
+        plot_predictions(splits, title=f"val RMSE {metrics['val_rmse']:.2g}"), out / "predictions.png"
+    )
+    save_figure(
+        plot_losses(
+            {"train": metrics["train_loss"], "validation": metrics["val_loss"]},
+            ylabel="0.5 x mean squared error",
+        ),
+        out / "loss.png",
+    )
     return metrics
 
 
@@ -154,8 +206,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def go() -> None:
         m = run(cfg, out)
-        print(f"val RMSE {m['val_rmse']:.3g} (train {m['train_rmse']:.3g}), "
-              f"{m['wall_seconds']:.2f} s wall incl. {m['compile_seconds']:.2f} s compile -> {out}")
+        print(
+            f"val RMSE {m['val_rmse']:.3g} (train {m['train_rmse']:.3g}), "
+            f"{m['wall_seconds']:.2f} s wall incl. {m['compile_seconds']:.2f} s compile -> {out}"
+        )
 
     return exit_on_user_error(go)
 

@@ -85,7 +85,9 @@ def init_elman(
     u_key, w_key, v_key = jax.random.split(key, 3)
     shapes = {"U": (hidden_dim, input_dim), "W": (hidden_dim, hidden_dim), "V": (output_dim, hidden_dim)}
     if init == "tutorial":
-        U, W, V = (jax.random.uniform(k, shapes[n], dtype) for k, n in zip((u_key, w_key, v_key), "UWV", strict=True))
+        U, W, V = (
+            jax.random.uniform(k, shapes[n], dtype) for k, n in zip((u_key, w_key, v_key), "UWV", strict=True)
+        )
     elif init == "default":
         glorot = jax.nn.initializers.glorot_uniform()
         U = glorot(u_key, shapes["U"], dtype)

@@ -38,7 +38,9 @@ def _is_optional_int(annotation: Any) -> bool:
     return origin in (typing.Union, types.UnionType) and args == {int, type(None)}
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, defaults: Any, help: dict[str, str] | None = None) -> None:
+def add_config_arguments(
+    parser: argparse.ArgumentParser, defaults: Any, help: dict[str, str] | None = None
+) -> None:
     """One ``--field-name`` option per field of the frozen dataclass instance ``defaults``."""
     hints = typing.get_type_hints(type(defaults))
     for field in dataclasses.fields(defaults):
@@ -49,7 +51,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, defaults: Any, help: d
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
         elif _is_optional_int(hint):
-            parser.add_argument(flag, type=_parse_optional_int, default=default, metavar="INT|none", help=text)
+            parser.add_argument(
+                flag, type=_parse_optional_int, default=default, metavar="INT|none", help=text
+            )
         else:
             parser.add_argument(flag, type=hint, default=default, metavar=hint.__name__.upper(), help=text)
 
@@ -69,7 +73,7 @@ def exit_on_user_error(fn: Callable[[], int | None]) -> int:
 
 
 def _gradcheck(argv: Sequence[str]) -> int:
-    from rnn_jax.gradcheck import GradcheckConfig, TOLERANCE, format_report, run_gradcheck
+    from rnn_jax.gradcheck import TOLERANCE, GradcheckConfig, format_report, run_gradcheck
 
     parser = OneLineParser(
         prog="rnn-jax gradcheck",
@@ -78,11 +82,17 @@ def _gradcheck(argv: Sequence[str]) -> int:
         f"{TOLERANCE['float64']:.0e} (float64) or {TOLERANCE['float32']:.0e} (float32). "
         "Exit code 0: pass, 1: fail, 2: bad arguments.",
     )
-    add_config_arguments(parser, GradcheckConfig(), help={
-        "activation": "sigmoid, tanh or relu", "target": "last or all",
-        "truncation": "BPTT window k >= 1, or none for full BPTT",
-        "dtype": "float32 or float64", "backward": "manual (derived) or tutorial (the wrong one)",
-    })
+    add_config_arguments(
+        parser,
+        GradcheckConfig(),
+        help={
+            "activation": "sigmoid, tanh or relu",
+            "target": "last or all",
+            "truncation": "BPTT window k >= 1, or none for full BPTT",
+            "dtype": "float32 or float64",
+            "backward": "manual (derived) or tutorial (the wrong one)",
+        },
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
     args = parser.parse_args(argv)
 
@@ -101,8 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnn-jax`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: rnn-jax {{{','.join(COMMANDS)}}} [options]\n"
-              "  gradcheck   verify hand-derived BPTT gradients against autodiff")
+        print(
+            f"usage: rnn-jax {{{','.join(COMMANDS)}}} [options]\n"
+            "  gradcheck   verify hand-derived BPTT gradients against autodiff"
+        )
         return 0 if argv else 2
     if argv[0] not in COMMANDS:
         print(f"error: unknown command {argv[0]!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)

@@ -87,8 +87,7 @@ def check_sine_args(*, length: int, window: int, train_fraction: float, step: fl
     n_train = n_train_windows(n_windows, train_fraction)
     if not 1 <= n_train < n_windows:
         raise ValueError(
-            f"train_fraction={train_fraction} leaves no training or no validation windows "
-            f"out of {n_windows}"
+            f"train_fraction={train_fraction} leaves no training or no validation windows out of {n_windows}"
         )
     if not (math.isfinite(step) and step > 0):
         raise ValueError(f"step must be a positive number; got {step}")
@@ -122,7 +121,14 @@ def make_sine_data(
         raise ValueError("key is required when noise > 0")
     n_train = n_train_windows(length - window, train_fraction)
     data = _build_sine_data(
-        length, step, frequency, noise, window, n_train, scale, jnp.dtype(dtype),
+        length,
+        step,
+        frequency,
+        noise,
+        window,
+        n_train,
+        scale,
+        jnp.dtype(dtype),
         jax.random.key(0) if key is None else key,
     )
     if scale and not float(data.scaler.std) > 0:
@@ -135,7 +141,9 @@ def _build_sine_data(length, step, frequency, noise, window, n_train, scale, dty
     # One compiled program: building the arrays op by op costs a compilation per op.
     series = sine_series(length=length, step=step, frequency=frequency, noise=noise, key=key, dtype=dtype)
     train_values = series[: n_train + window]
-    scaler = Scaler(mean=jnp.mean(train_values), std=jnp.std(train_values)) if scale else identity_scaler(dtype)
+    scaler = (
+        Scaler(mean=jnp.mean(train_values), std=jnp.std(train_values)) if scale else identity_scaler(dtype)
+    )
     xs, ys = sliding_windows(scaler.transform(series), window)
     return WindowData(
         x_train=xs[:n_train], y_train=ys[:n_train], x_val=xs[n_train:], y_val=ys[n_train:], scaler=scaler

@@ -76,8 +76,11 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
         dtype = jnp.dtype(cfg.dtype)
         init_key, x_key, y_key, b_key = jax.random.split(jax.random.key(cfg.seed), 4)
         params = init_elman(
-            key=init_key, input_dim=cfg.input_dim, hidden_dim=cfg.hidden_dim,
-            output_dim=cfg.output_dim, dtype=dtype,
+            key=init_key,
+            input_dim=cfg.input_dim,
+            hidden_dim=cfg.hidden_dim,
+            output_dim=cfg.output_dim,
+            dtype=dtype,
         )
         # Non-zero biases, so that their gradients and the relu kink are exercised too.
         params = dataclasses.replace(
@@ -86,7 +89,9 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
             c=jnp.full(params.c.shape, 0.1, dtype),
         )
         xs = jax.random.normal(x_key, (cfg.batch, cfg.seq_len, cfg.input_dim), dtype)
-        y_shape = (cfg.batch, cfg.output_dim) if cfg.target == "last" else (cfg.batch, cfg.seq_len, cfg.output_dim)
+        y_shape = (
+            (cfg.batch, cfg.output_dim) if cfg.target == "last" else (cfg.batch, cfg.seq_len, cfg.output_dim)
+        )
         ys = jax.random.normal(y_key, y_shape, dtype)
         kwargs = {"activation": cfg.activation, "target": cfg.target, "truncation": cfg.truncation}
         reference = jax.jit(jax.grad(loss), static_argnames=tuple(kwargs))(params, xs, ys, **kwargs)

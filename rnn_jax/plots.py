@@ -29,8 +29,9 @@ def style() -> Iterator[None]:
         yield
 
 
-def plot_predictions(splits: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]],
-                     title: str = "") -> Figure:
+def plot_predictions(
+    splits: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]], title: str = ""
+) -> Figure:
     """Prediction against truth, one panel per split.
 
     Args:

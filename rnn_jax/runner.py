@@ -19,7 +19,6 @@ from rnn_jax.cells import ElmanParams
 from rnn_jax.data import WindowData
 from rnn_jax.train import Hyperparams, TrainConfig, make_train
 
-
 PROGRESS_AFTER = 3.0  # seconds
 
 
@@ -54,7 +53,11 @@ def fit(
     n_epochs = chunk_length(config.epochs)
     init = jax.jit(fns.init).lower(key, hparams, data).compile()
     state_shape = jax.eval_shape(fns.init, key, hparams, data)
-    run = jax.jit(fns.run, static_argnames="n_epochs").lower(state_shape, hparams, data, n_epochs=n_epochs).compile()
+    run = (
+        jax.jit(fns.run, static_argnames="n_epochs")
+        .lower(state_shape, hparams, data, n_epochs=n_epochs)
+        .compile()
+    )
     compile_seconds = time.perf_counter() - start
 
     state = init(key, hparams, data)

@@ -66,8 +66,12 @@ class TrainState(eqx.Module):
 
 
 def make_hparams(
-    *, learning_rate: float, clip_threshold: float = 10.0, truncation: int | None = None,
-    seq_len: int, init_scale: float = 1.0,
+    *,
+    learning_rate: float,
+    clip_threshold: float = 10.0,
+    truncation: int | None = None,
+    seq_len: int,
+    init_scale: float = 1.0,
 ) -> Hyperparams:
     """Validated ``Hyperparams``; ``truncation=None`` (full BPTT) becomes ``seq_len``."""
     checks = {
@@ -91,7 +95,12 @@ def make_hparams(
 def check_config(config: TrainConfig, n_train: int) -> None:
     """Reject unknown names and impossible sizes before anything is compiled."""
     choices = {
-        "activation": ACTIVATIONS, "optimizer": OPTIMIZERS, "clip": CLIPS, "schedule": SCHEDULES, "init": INITS, "grad": GRADS,
+        "activation": ACTIVATIONS,
+        "optimizer": OPTIMIZERS,
+        "clip": CLIPS,
+        "schedule": SCHEDULES,
+        "init": INITS,
+        "grad": GRADS,
     }
     for name, allowed in choices.items():
         value = getattr(config, name)
@@ -132,7 +141,9 @@ def evaluate(params: ElmanParams, data: WindowData, activation: str) -> dict[str
     n_train = data.x_train.shape[0]
     # One forward pass over both splits: a single scan compiles and runs faster than two.
     xs = jnp.concatenate([data.x_train, data.x_val])
-    sq_err = (batch_predict(params, xs, activation=activation) - jnp.concatenate([data.y_train, data.y_val])) ** 2
+    sq_err = (
+        batch_predict(params, xs, activation=activation) - jnp.concatenate([data.y_train, data.y_val])
+    ) ** 2
     out = {}
     for split, part in (("train", sq_err[:n_train]), ("val", sq_err[n_train:])):
         out[f"{split}_loss"] = 0.5 * jnp.mean(jnp.sum(part, axis=-1))
@@ -162,8 +173,12 @@ def make_train(config: TrainConfig) -> TrainFns:
     def init(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData) -> TrainState:
         init_key, shuffle_key = jax.random.split(key)
         params = init_elman(
-            key=init_key, input_dim=data.x_train.shape[2], hidden_dim=config.hidden_dim,
-            output_dim=data.y_train.shape[1], init=config.init, scale=hparams.init_scale,
+            key=init_key,
+            input_dim=data.x_train.shape[2],
+            hidden_dim=config.hidden_dim,
+            output_dim=data.y_train.shape[1],
+            init=config.init,
+            scale=hparams.init_scale,
             dtype=data.x_train.dtype,
         )
         opt_state = make_optimizer(config, hparams, data.x_train.shape[0]).init(params)

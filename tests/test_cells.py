@@ -50,9 +50,12 @@ def test_step_and_readout_follow_the_equations(key):
     assert jnp.allclose(readout(p, expected_h), p.V @ expected_h + p.c, atol=1e-6)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"init": "xavier"}, "init must be one of"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"init": "xavier"}, "init must be one of"),
+    ],
+)
 def test_bad_init_is_rejected(key, kwargs, message):
     with pytest.raises(ValueError, match=message):
         init_elman(key=key, input_dim=1, hidden_dim=2, output_dim=1, **kwargs)

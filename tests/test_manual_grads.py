@@ -24,8 +24,13 @@ manual = jax.jit(manual_grads, static_argnames=STATIC)
 def problem(dtype, n, target, seed=0):
     init_key, x_key, y_key, b_key = jax.random.split(jax.random.key(seed), 4)
     params = init_elman(key=init_key, input_dim=D, hidden_dim=H, output_dim=O, dtype=dtype)
-    params = ElmanParams(U=params.U, W=params.W, b=0.3 * jax.random.normal(b_key, (H,), dtype),
-                         V=params.V, c=jnp.full((O,), 0.1, dtype))
+    params = ElmanParams(
+        U=params.U,
+        W=params.W,
+        b=0.3 * jax.random.normal(b_key, (H,), dtype),
+        V=params.V,
+        c=jnp.full((O,), 0.1, dtype),
+    )
     xs = jax.random.normal(x_key, (n, T, D), dtype)
     ys = jax.random.normal(y_key, (n, O) if target == "last" else (n, T, O), dtype)
     return params, xs, ys
@@ -55,7 +60,9 @@ def test_manual_equals_autodiff_float64(activation, target, truncation, n):
 def test_manual_equals_autodiff_float32(activation, target, truncation):
     params, xs, ys = problem(jnp.float32, 3, target)
     kw = {"activation": activation, "target": target, "truncation": truncation_arg(truncation)}
-    chex.assert_trees_all_close(manual(params, xs, ys, **kw), autodiff(params, xs, ys, **kw), rtol=1e-4, atol=1e-6)
+    chex.assert_trees_all_close(
+        manual(params, xs, ys, **kw), autodiff(params, xs, ys, **kw), rtol=1e-4, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("target", ["last", "all"])
@@ -81,7 +88,9 @@ def test_worked_example_by_hand():
       full BPTT: delta1 = W*delta2 = 12:  dU += 12*1,  dW += 12*h0 = 0,  db += 12
       -> full: dU=24, dW=3, db=18;   truncation=1 stops after step 2: dU=12, dW=3, db=6
     """
-    p = ElmanParams(U=jnp.array([[0.5]]), W=jnp.array([[2.0]]), b=jnp.zeros(1), V=jnp.array([[3.0]]), c=jnp.zeros(1))
+    p = ElmanParams(
+        U=jnp.array([[0.5]]), W=jnp.array([[2.0]]), b=jnp.zeros(1), V=jnp.array([[3.0]]), c=jnp.zeros(1)
+    )
     xs, ys = jnp.array([[[1.0], [2.0]]]), jnp.array([[4.0]])
     assert float(loss(p, xs, ys, activation="relu")) == 2.0
     for truncation, expected in ((None, (24, 3, 18)), (1, (12, 3, 6))):
@@ -122,9 +131,11 @@ def test_the_check_rejects_the_tutorial_backward_pass():
     assert report["max_rel_err"] > 1.0  # off by more than the gradient's own size
     params, xs, ys = problem(jnp.float32, 2, "last")
     with pytest.raises(AssertionError):
-        chex.assert_trees_all_close(tutorial_grads(params, xs, ys, truncation=5),
-                                    autodiff(params, xs, ys, activation="sigmoid", target="last", truncation=5),
-                                    rtol=1e-2)
+        chex.assert_trees_all_close(
+            tutorial_grads(params, xs, ys, truncation=5),
+            autodiff(params, xs, ys, activation="sigmoid", target="last", truncation=5),
+            rtol=1e-2,
+        )
 
 
 def test_tutorial_grads_follow_its_recipe():
@@ -134,7 +145,7 @@ def test_tutorial_grads_follow_its_recipe():
     g_other_target = tutorial_grads(params, xs, ys + 5.0, truncation=3)
     chex.assert_trees_all_close(g.W, g_other_target.W)
     chex.assert_trees_all_close(g.U, g_other_target.U)
-    assert jnp.all(g.W == g.W[:, :1])  # one column broadcast over all columns
+    assert jnp.all(g.W[:, :1] == g.W)  # one column broadcast over all columns
     assert not jnp.any(g.b) and not jnp.any(g.c)
     with pytest.raises(ValueError, match="target must be 'last'"):
         tutorial_grads(params, xs, jnp.zeros((1, T, O)), target="all")

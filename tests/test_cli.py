@@ -1,0 +1,92 @@
+"""The rnn-jax command and the sine-wave experiment, run as users run them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnn_jax.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--activation", "relu", "--target", "all", "--truncation", "3", "--seq-len", "10"],
+        ["--activation", "tanh", "--truncation", "2", "--dtype", "float32", "--batch", "1"],
+    ],
+)
+def test_gradcheck_passes_for_valid_configurations(capsys, args):
+    assert main(["gradcheck", *args]) == 0
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_gradcheck_fails_for_the_tutorial_backward_pass_with_json(capsys):
+    assert main(["gradcheck", "--backward", "tutorial", "--truncation", "5", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and report["max_rel_err"] > 1
+    assert set(report["per_param"]) == {"U", "W", "b", "V", "c"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--truncation", "0"], "truncation must be None or an integer >= 1; got 0"),
+        (["--activation", "gelu"], "activation must be one of"),
+        (["--target", "middle"], "target must be one of last, all"),
+        (["--hidden-dim", "0"], "hidden_dim must be a positive integer"),
+        (["--backward", "tutorial", "--target", "all"], "needs target 'last'"),
+        (["--truncation", "x"], "expected an integer or 'none'"),
+    ],
+)
+def test_gradcheck_bad_input_is_one_line_exit_2(capsys, args, message):
+    try:
+        code = main(["gradcheck", *args])
+    except SystemExit as exit_:  # argparse rejects unparsable values itself
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_module_entry_point():
+    out = run("-m", "rnn_jax", "gradcheck", "--seq-len", "4")
+    assert out.returncode == 0 and "PASS" in out.stdout
+
+
+def test_sine_wave_experiment_writes_results(tmp_path):
+    out = run("experiments/sine_wave.py", "--preset", "seed", "--epochs", "3", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("epoch ") == 3
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(metrics["train_loss"]) == len(metrics["val_loss"]) == 3
+    for name in ("train_rmse", "val_rmse", "wall_seconds", "compile_seconds"):
+        assert metrics[name] > 0
+    assert json.loads((tmp_path / "config.json").read_text())["truncation"] == 5
+    for png in ("predictions.png", "loss.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--activation", "swish"], "activation must be one of"),
+        (["--preset", "fast"], "--preset must be one of seed, default"),
+        (["--window", "300"], "window (300) must be shorter than the series length (200)"),
+        (["--learning-rate", "0"], "learning_rate must be a positive number"),
+        (["--epochs", "-1"], "epochs must be a positive integer"),
+        (["--epochs", "many"], "invalid int value"),
+    ],
+)
+def test_sine_wave_bad_arguments(tmp_path, args, message):
+    out = run("experiments/sine_wave.py", *args, "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert message in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert not (tmp_path / "metrics.json").exists()

@@ -1,0 +1,60 @@
+import jax
+import jax.numpy as jnp
+import pytest
+
+from rnn_jax.data import make_sine_data, sine_series
+
+
+def test_defaults_reproduce_the_tutorial_split():
+    data = make_sine_data()
+    assert data.x_train.shape == (100, 50, 1) and data.y_train.shape == (100, 1)
+    assert data.x_val.shape == (50, 50, 1) and data.y_val.shape == (50, 1)
+    series = jnp.sin(jnp.arange(200.0))
+    for r in (0, 37, 99):
+        assert jnp.allclose(data.x_train[r, :, 0], series[r : r + 50], atol=1e-6)
+        assert jnp.allclose(data.y_train[r, 0], series[r + 50], atol=1e-6)
+    for r in (100, 149):
+        assert jnp.allclose(data.x_val[r - 100, :, 0], series[r : r + 50], atol=1e-6)
+        assert jnp.allclose(data.y_val[r - 100, 0], series[r + 50], atol=1e-6)
+
+
+def test_options_change_the_series_and_split():
+    data = make_sine_data(length=100, step=0.5, frequency=2.0, window=10, train_fraction=0.5)
+    assert data.x_train.shape == (45, 10, 1) and data.x_val.shape == (45, 10, 1)
+    assert jnp.allclose(data.x_train[3, :, 0], jnp.sin(2.0 * 0.5 * jnp.arange(3, 13)), atol=1e-5)
+
+
+def test_noise_is_reproducible_by_key():
+    a = sine_series(noise=0.1, key=jax.random.key(1))
+    b = sine_series(noise=0.1, key=jax.random.key(1))
+    assert jnp.array_equal(a, b)
+    assert 0.05 < float(jnp.std(a - sine_series())) < 0.15
+
+
+def test_scaler_is_fitted_on_training_values_only_and_round_trips():
+    # A series whose validation part is much larger: training-only statistics must ignore it.
+    data = make_sine_data(scale=True, length=200)
+    train_values = jnp.sin(jnp.arange(150.0))  # what the 100 training windows touch
+    assert jnp.allclose(data.scaler.mean, jnp.mean(train_values), atol=1e-6)
+    assert jnp.allclose(data.scaler.std, jnp.std(train_values), atol=1e-6)
+    z = data.x_val[:, :, 0]
+    assert jnp.allclose(
+        data.scaler.inverse(z), data.scaler.inverse(data.scaler.transform(data.scaler.inverse(z))), atol=1e-6
+    )
+    assert jnp.allclose(data.scaler.inverse(data.y_val[:, 0]), jnp.sin(jnp.arange(150.0, 200.0)), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"window": 200}, r"window \(200\) must be shorter than the series length \(200\)"),
+        ({"window": 0}, "window must be >= 1"),
+        ({"train_fraction": 1.0}, r"train_fraction must be in \(0, 1\)"),
+        ({"step": -1.0}, "step must be a positive number"),
+        ({"noise": 0.1}, "key is required when noise > 0"),
+        ({"frequency": 0.0, "scale": True}, "not constant"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_sine_data(**kwargs)

@@ -1,0 +1,101 @@
+import chex
+import jax
+import jax.numpy as jnp
+import pytest
+
+from rnn_jax.data import make_sine_data
+from rnn_jax.runner import chunk_length, fit
+from rnn_jax.train import TrainConfig, check_config, make_hparams, make_train
+
+SMALL = {"hidden_dim": 8, "init": "default", "epochs": 6}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_sine_data(length=60, window=10, scale=True)
+
+
+def hparams(**kw):
+    return make_hparams(**{"learning_rate": 1e-2, "seq_len": 10, **kw})
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_loss_decreases_on_a_tiny_problem(data, key, optimizer):
+    config = TrainConfig(**{**SMALL, "epochs": 20}, optimizer=optimizer, activation="tanh", batch_size=5)
+    _, m = jax.jit(make_train(config).train)(key, hparams(learning_rate=3e-2, truncation=4), data)
+    assert m["train_loss"].shape == (20,)
+    assert float(m["train_loss"][-1]) < 0.5 * float(m["train_loss"][0])
+    assert jnp.all(jnp.isfinite(m["val_rmse"]))
+
+
+def test_same_key_gives_identical_results_and_another_key_does_not(data, key):
+    train = jax.jit(make_train(TrainConfig(**SMALL, shuffle=True, batch_size=4)).train)
+    a, b = train(key, hparams(), data), train(key, hparams(), data)
+    c = train(jax.random.key(1), hparams(), data)
+    chex.assert_trees_all_equal(a, b)
+    assert not jnp.array_equal(a[0].W, c[0].W)
+
+
+def test_epochs_compile_once(data, key):
+    fns = make_train(TrainConfig(**SMALL))
+    run = jax.jit(chex.assert_max_traces(fns.run, n=1), static_argnames="n_epochs")
+    state = fns.init(key, hparams(), data)
+    for lr in (1e-2, 2e-2, 3e-2):  # new hyperparameter values must not retrace either
+        state, _ = run(state, hparams(learning_rate=lr), data, n_epochs=2)
+    assert int(state.epoch) == 6
+
+
+def test_chunked_run_is_bit_identical_to_one_scan(data, key):
+    config = TrainConfig(**SMALL, shuffle=True, batch_size=3, optimizer="adam")
+    params, metrics = jax.jit(make_train(config).train)(key, hparams(), data)
+    result = fit(config, hparams(), data, key=key, progress=False)
+    chex.assert_trees_all_equal(result.params, params)
+    assert result.metrics["val_loss"] == [float(v) for v in metrics["val_loss"]]
+    assert result.compile_seconds > 0 and result.wall_seconds >= result.compile_seconds
+
+
+def test_manual_and_autodiff_training_curves_agree(data, key):
+    curves = {}
+    for grad in ("autodiff", "manual"):
+        config = TrainConfig(**SMALL, grad=grad, batch_size=2, activation="sigmoid")
+        _, m = jax.jit(make_train(config).train)(key, hparams(truncation=3), data)
+        curves[grad] = m["train_loss"]
+    chex.assert_trees_all_close(curves["manual"], curves["autodiff"], rtol=1e-4)
+
+
+def test_value_clipping_is_applied(data, key):
+    config = TrainConfig(**{**SMALL, "init": "tutorial"}, grad="tutorial")
+    _, m = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1.0), data)
+    assert float(m["clip_fraction"][0]) > 0.1  # the tutorial's gradients are huge
+
+
+def test_chunk_length_divides_epochs():
+    assert chunk_length(25) == 5 and chunk_length(300) == 15 and chunk_length(7) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"learning_rate": 0.0}, "learning_rate must be a positive number; got 0.0"),
+        ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
+        ({"learning_rate": 1e-3, "truncation": 0}, "truncation must be None or an integer >= 1; got 0"),
+        ({"learning_rate": 1e-3, "clip_threshold": float("nan")}, "clip_threshold must be a positive number"),
+    ],
+)
+def test_bad_hyperparameters_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_hparams(seq_len=10, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"activation": "swish"}, "activation must be one of sigmoid, tanh, relu; got 'swish'"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of sgd, adam"),
+        ({"epochs": 0}, "epochs must be a positive integer; got 0"),
+        ({"batch_size": 500}, r"batch_size \(500\) must not exceed the 100 training windows"),
+    ],
+)
+def test_bad_config_is_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        check_config(TrainConfig(**kwargs), n_train=100)
