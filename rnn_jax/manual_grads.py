@@ -32,21 +32,43 @@ def _backward_scan(
     dh_out: Float[Array, "T H"],
     cuts: Bool[Array, " T"],
     activation: str,
-) -> Float[Array, "T H"]:
+) -> tuple[Float[Array, "T H"], Float[Array, "T H"]]:
     """Reverse scan of eqs. 5-6: ``delta_t = (V^T e_t + g_t) * f'(a_t)``, then
     ``g_{t-1} = W^T delta_t`` unless step ``t`` starts a window (its input state is a constant).
+
+    Returns ``delta_t = dL/da_t`` and ``dL/dh_t = V^T e_t + g_t``, both ``(T, H)``.
     """
     f_prime = get_activation(activation).grad_from_output(hs)  # all steps at once, (T, H)
 
     def step(g, inputs):
-        fp, dh, cut = inputs
-        delta = (dh + g) * fp
+        fp, dh_readout, cut = inputs
+        dh = dh_readout + g
+        delta = dh * fp
         g_prev = jnp.where(cut, jnp.zeros_like(g), delta @ params.W)  # W^T delta
-        return g_prev, delta
+        return g_prev, (delta, dh)
 
     g_last = jnp.zeros(hs.shape[1], hs.dtype)
-    _, deltas = jax.lax.scan(step, g_last, (f_prime, dh_out, cuts), reverse=True)
-    return deltas
+    _, (deltas, dhs) = jax.lax.scan(step, g_last, (f_prime, dh_out, cuts), reverse=True)
+    return deltas, dhs
+
+
+def _forward_backward(params, xs, ys, activation, target, truncation):
+    """States, output errors, ``dL/da_t`` and ``dL/dh_t`` for a batch: four ``(N, T, .)`` arrays."""
+    get_activation(activation)
+    check_batch(params, xs, ys, target)
+    n, seq_len, _ = xs.shape
+    starts = window_starts(seq_len, target, truncation)
+    cuts = jnp.zeros(seq_len, bool) if starts is None else starts
+    # d(mean over N examples [and T steps]) / d(prediction)
+    scale = jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
+
+    def per_example(x, y):
+        hs = unroll(params, x, activation=activation)
+        es = _output_errors(params, hs, y, target, scale)
+        deltas, dhs = _backward_scan(params, hs, es @ params.V, cuts, activation)
+        return hs, es, deltas, dhs
+
+    return jax.vmap(per_example)(xs, ys)
 
 
 def manual_grads(
@@ -63,21 +85,7 @@ def manual_grads(
     Args and shapes as ``rnn_jax.loss``. Returns an ``ElmanParams`` of gradients.
     Reference: ``docs/bptt.md``, eqs. 4-8.
     """
-    get_activation(activation)
-    check_batch(params, xs, ys, target)
-    n, seq_len, _ = xs.shape
-    starts = window_starts(seq_len, target, truncation)
-    cuts = jnp.zeros(seq_len, bool) if starts is None else starts
-    # d(mean over N examples [and T steps]) / d(prediction)
-    scale = jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
-
-    def per_example(x, y):
-        hs = unroll(params, x, activation=activation)
-        es = _output_errors(params, hs, y, target, scale)
-        deltas = _backward_scan(params, hs, es @ params.V, cuts, activation)
-        return hs, es, deltas
-
-    hs, es, deltas = jax.vmap(per_example)(xs, ys)  # (N, T, H), (N, T, O), (N, T, H)
+    hs, es, deltas, _ = _forward_backward(params, xs, ys, activation, target, truncation)
     h0 = jnp.zeros_like(hs[:, :1])
     hs_prev = jnp.concatenate([h0, hs[:, :-1]], axis=1)  # h_{t-1} for every step
     # eqs. 7-8: the weight gradients are sums of outer products over examples and steps.
@@ -88,6 +96,22 @@ def manual_grads(
         V=jnp.einsum("nto,nth->oh", es, hs),
         c=jnp.sum(es, axis=(0, 1)),
     )
+
+
+def state_grads(
+    params: ElmanParams,
+    xs: Float[Array, "N T D"],
+    ys: Float[Array, "N O"] | Float[Array, "N T O"],
+    *,
+    activation: str = "sigmoid",
+    target: str = "last",
+    truncation: Truncation = None,
+) -> Float[Array, "N T H"]:
+    """``dL/dh_t`` for every example and step, through the paths truncation keeps.
+
+    How fast its norm falls with the lag ``T - t`` shows vanishing or exploding gradients.
+    """
+    return _forward_backward(params, xs, ys, activation, target, truncation)[3]
 
 
 def tutorial_grads(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 
+import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
@@ -63,5 +64,85 @@ def plot_losses(curves: dict[str, Sequence[float]], ylabel: str = "loss", title:
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend()
+        fig.tight_layout()
+    return fig
+
+
+def _median_band(ax, x, rows, label, color, low_q=0.25, high_q=0.75, linestyle="-"):
+    """Median over ``rows`` (a list of per-member lists) with a quantile band."""
+    values = jnp.asarray(rows)
+    ax.plot(x, jnp.median(values, axis=0), linestyle, color=color, marker="o", ms=3, label=label)
+    ax.fill_between(
+        x, jnp.quantile(values, low_q, axis=0), jnp.quantile(values, high_q, axis=0), color=color, alpha=0.2
+    )
+
+
+def plot_truncation_bias(result: dict, activations: Sequence[str]) -> Figure:
+    """Three panels against the truncation length k: cosine to the full gradient over random
+    initialisations (median, interquartile band), the same along a training run, and the final
+    validation RMSE when training with k (median, min-max band over seeds)."""
+    ks = result["truncations"]
+    colors = dict(zip(activations, ("tab:blue", "tab:red", "tab:green"), strict=False))
+    with style():
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for act in activations:
+            r = result[act]
+            _median_band(axes[0], ks, r["cos_init"], act, colors[act])
+            cmap = plt.get_cmap("Blues" if act == activations[0] else "Reds")
+            n = len(result["checkpoints"])
+            for i, (epoch, row) in enumerate(zip(result["checkpoints"], r["cos_run"], strict=True)):
+                axes[1].plot(
+                    ks,
+                    row,
+                    "-o",
+                    ms=2.5,
+                    color=cmap(0.35 + 0.65 * i / max(n - 1, 1)),
+                    label=f"{act}, epoch {epoch}",
+                )
+            _median_band(
+                axes[2], ks, list(map(list, zip(*r["val_rmse"], strict=True))), act, colors[act], 0.0, 1.0
+            )
+        axes[0].set_title(f"random initialisations (n={len(result[activations[0]]['cos_init'])})")
+        axes[1].set_title("along a full-BPTT training run")
+        for ax in axes[:2]:
+            ax.set_ylabel("cosine(truncated, full gradient)")
+            ax.axhline(1.0, color="k", lw=0.8)
+        axes[2].set_yscale("log")
+        axes[2].set_ylabel("final validation RMSE")
+        axes[2].set_title("training with truncation k")
+        for ax in axes:
+            ax.set_xlabel("truncation k (steps)")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+    return fig
+
+
+def plot_gradient_flow(result: dict) -> Figure:
+    """One panel per activation: ``||dL/dh_t||`` against lag, a line per spectral radius; and
+    the per-epoch share of clipped gradient entries."""
+    activations = list(result["norms"])
+    with style():
+        fig, axes = plt.subplots(1, len(activations) + 1, figsize=(5 * (len(activations) + 1), 4))
+        cmap = plt.get_cmap("viridis")
+        for ax, act in zip(axes, activations, strict=False):
+            for i, (radius, norms) in enumerate(zip(result["radii"], result["norms"][act], strict=True)):
+                ax.plot(
+                    range(len(norms)),
+                    norms,
+                    color=cmap(i / max(len(result["radii"]) - 1, 1)),
+                    label=f"radius {radius:g}",
+                )
+            ax.set_yscale("log")
+            ax.set_xlabel("lag T - t (steps back from the prediction)")
+            ax.set_ylabel("median ||dL/dh_t||")
+            ax.set_title(f"{act}, orthogonal W x radius")
+            ax.legend(fontsize=8)
+        ax = axes[-1]
+        for grad, fractions in result["clip_fraction"].items():
+            ax.plot(range(1, len(fractions) + 1), fractions, "-o", ms=3, label=f"{grad} gradients")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("share of gradient entries clipped")
+        ax.set_title("tutorial preset: value clipping at |g| > 10")
+        ax.legend(fontsize=8)
         fig.tight_layout()
     return fig

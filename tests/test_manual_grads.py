@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import pytest
 from jax.test_util import check_grads
 
-from rnn_jax.cells import ElmanParams, init_elman
+from rnn_jax.cells import ElmanParams, init_elman, readout
 from rnn_jax.gradcheck import GradcheckConfig, run_gradcheck
 from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads, tutorial_grads
+from rnn_jax.manual_grads import manual_grads, state_grads, tutorial_grads
+from rnn_jax.unroll import predict, unroll
 
 D, H, O, T = 3, 5, 2, 7
 TRUNCATIONS = [None, 1, 2, T - 1, T, T + 3]
@@ -149,3 +150,20 @@ def test_tutorial_grads_follow_its_recipe():
     assert not jnp.any(g.b) and not jnp.any(g.c)
     with pytest.raises(ValueError, match="target must be 'last'"):
         tutorial_grads(params, xs, jnp.zeros((1, T, O)), target="all")
+
+
+def test_state_grads_equal_autodiff_through_the_suffix():
+    """dL/dh_t is the gradient of the loss of the remaining steps started from h_t."""
+    with jax.enable_x64(True):
+        params, xs, ys = problem(jnp.float64, 1, "last")
+        dhs = state_grads(params, xs, ys, activation="tanh")
+        hs = unroll(params, xs[0], activation="tanh")
+        for t in (0, 3, T - 2):
+
+            def suffix_loss(h, t=t):
+                return 0.5 * jnp.sum((predict(params, xs[0, t + 1 :], activation="tanh", h0=h) - ys[0]) ** 2)
+
+            chex.assert_trees_all_close(dhs[0, t], jax.grad(suffix_loss)(hs[t]), rtol=1e-10)
+        chex.assert_trees_all_close(dhs[0, -1], params.V.T @ (readout(params, hs[-1]) - ys[0]), rtol=1e-10)
+        cut = state_grads(params, xs, ys, activation="tanh", truncation=2)
+        assert not jnp.any(cut[0, : T - 2]) and jnp.allclose(cut[0, T - 2 :], dhs[0, T - 2 :])

@@ -1,0 +1,162 @@
+"""How far is the truncated gradient from the full one, and what does truncation cost in the end?
+
+    uv run experiments/truncation_bias.py [--out results/truncation_bias]
+
+For the sine task (default preset's data, target "last"), sigmoid and tanh:
+  (a) cosine similarity and relative error between the k-step truncated gradient and the full
+      BPTT gradient (whole training set), over many random initialisations and at points along a
+      full-BPTT training run: one vmapped program over (init, k);
+  (b) final validation RMSE after training with truncation k (default preset otherwise), vmapped
+      over (k, seed) in one compiled program.
+Writes truncation_bias.json (raw arrays) and truncation_bias.png.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
+from rnn_jax.data import make_sine_data
+from rnn_jax.io import save_figure, write_json
+from rnn_jax.manual_grads import manual_grads
+from rnn_jax.plots import plot_truncation_bias
+from rnn_jax.train import TrainConfig, check_config, make_hparams, make_train
+
+
+@dataclasses.dataclass(frozen=True)
+class TruncationBiasConfig:
+    truncations: str = "1,2,3,5,8,12,20,30,40,50"
+    activations: str = "sigmoid,tanh"
+    n_inits: int = 32
+    checkpoints: str = "0,5,20,60,150,300"  # epochs along the full-BPTT run where gradients are compared
+    n_seeds: int = 3
+    hidden_dim: int = 32
+    epochs: int = 300
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+
+def _ints(text: str, name: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be a comma-separated list of integers; got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    return values
+
+
+def _flat(tree) -> jax.Array:
+    return jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])
+
+
+def gradient_agreement(params, data, activation: str, ks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Cosine similarity and relative error of the k-truncated gradient to the full one, ``(K,)``."""
+    full = _flat(manual_grads(params, data.x_train, data.y_train, activation=activation))
+
+    def one(k):
+        g = _flat(manual_grads(params, data.x_train, data.y_train, activation=activation, truncation=k))
+        cos = jnp.dot(g, full) / (jnp.linalg.norm(g) * jnp.linalg.norm(full))
+        return cos, jnp.linalg.norm(g - full) / jnp.linalg.norm(full)
+
+    return jax.vmap(one)(ks)
+
+
+def run(cfg: TruncationBiasConfig, out: Path) -> dict:
+    ks = _ints(cfg.truncations, "truncations")
+    checkpoints = _ints(cfg.checkpoints, "checkpoints")
+    activations = [a for a in cfg.activations.split(",") if a]
+    window = 50
+    if min(ks) < 1:
+        raise ValueError(f"truncations must all be >= 1; got {min(ks)}")
+    if sorted(checkpoints) != checkpoints or checkpoints[0] < 0 or checkpoints[-1] > cfg.epochs:
+        raise ValueError(
+            f"checkpoints must be increasing epochs within 0..{cfg.epochs}; got {cfg.checkpoints}"
+        )
+    for name in ("n_inits", "n_seeds"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+    base = dict(
+        hidden_dim=cfg.hidden_dim,
+        init="default",
+        optimizer="adam",
+        clip="norm",
+        schedule="cosine",
+        epochs=cfg.epochs,
+        batch_size=10,
+        shuffle=True,
+    )
+    for activation in activations:
+        check_config(TrainConfig(**base, activation=activation), n_train=100)
+    make_hparams(learning_rate=cfg.learning_rate, seq_len=window)
+
+    start = time.perf_counter()
+    data = make_sine_data(scale=True)
+    k_arr = jnp.asarray(ks, jnp.int32)
+    init_key, run_key, seed_key = jax.random.split(jax.random.key(cfg.seed), 3)
+    result: dict = {"config": dataclasses.asdict(cfg), "truncations": ks, "checkpoints": checkpoints}
+    for activation in activations:
+        config = TrainConfig(**base, activation=activation)
+        fns = make_train(config)
+        full_hp = make_hparams(learning_rate=cfg.learning_rate, clip_threshold=1.0, seq_len=window)
+        agree = jax.jit(jax.vmap(lambda p, a=activation: gradient_agreement(p, data, a, k_arr)))
+
+        # (a) over random initialisations
+        init_states = jax.vmap(lambda k, h=full_hp: fns.init(k, h, data))(
+            jax.random.split(init_key, cfg.n_inits)
+        )
+        cos_init, rel_init = agree(init_states.params)
+
+        # (a) along one full-BPTT training run: advance between checkpoints, compare at each
+        run_fn = jax.jit(fns.run, static_argnames="n_epochs")
+        state, along = fns.init(run_key, full_hp, data), []
+        for prev, epoch in zip([0, *checkpoints], checkpoints, strict=False):
+            if epoch > prev:
+                state, _ = run_fn(state, full_hp, data, n_epochs=epoch - prev)
+            along.append(state.params)
+        cos_run, rel_run = agree(jax.tree.map(lambda *xs: jnp.stack(xs), *along))
+
+        # (b) final validation RMSE when training with truncation k, over (k, seed)
+        def final_rmse(k, key, fns=fns):
+            hp = full_hp._replace(truncation=k)
+            return fns.train(key, hp, data)[1]["val_rmse"][-1]
+
+        seeds = jax.random.split(seed_key, cfg.n_seeds)
+        rmse = jax.jit(jax.vmap(jax.vmap(final_rmse, (None, 0)), (0, None)))(k_arr, seeds)
+        result[activation] = {
+            "cos_init": cos_init.tolist(),
+            "rel_err_init": rel_init.tolist(),
+            "cos_run": cos_run.tolist(),
+            "rel_err_run": rel_run.tolist(),
+            "val_rmse": rmse.tolist(),
+        }
+        print(
+            f"{activation}: median cos(k) over inits "
+            + " ".join(f"{k}:{c:.3f}" for k, c in zip(ks, jnp.median(cos_init, axis=0).tolist(), strict=True))
+        )
+        print(
+            f"{activation}: median val RMSE(k) "
+            + " ".join(f"{k}:{r:.2g}" for k, r in zip(ks, jnp.median(rmse, axis=1).tolist(), strict=True))
+        )
+    result["wall_seconds"] = time.perf_counter() - start
+    write_json(out / "truncation_bias.json", result)
+    save_figure(plot_truncation_bias(result, activations), out / "truncation_bias.png")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("results/truncation_bias"), help="output folder")
+    add_config_arguments(parser, TruncationBiasConfig())
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return exit_on_user_error(lambda: run(config_from_args(TruncationBiasConfig, args), args.out) and None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
