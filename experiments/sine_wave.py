@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 from tqdm.auto import tqdm
 
 from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
@@ -125,6 +126,14 @@ def train_config(cfg: SineWaveConfig) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
+def predict_in_original_units(params, data, activation: str) -> dict[str, jax.Array]:
+    """Truth and prediction for every window, train then validation, in the series' units."""
+    xs = jnp.concatenate([data.x_train, data.x_val])
+    ys = jnp.concatenate([data.y_train, data.y_val])[:, 0]
+    pred = batch_predict(params, xs, activation=activation)[:, 0]
+    return {"truth": data.scaler.inverse(ys), "prediction": data.scaler.inverse(pred)}
+
+
 def run(cfg: SineWaveConfig, out: Path) -> dict:
     """Validate, train, save config/metrics/predictions and both figures; return the metrics."""
     check_sine_args(
@@ -175,14 +184,19 @@ def run(cfg: SineWaveConfig, out: Path) -> dict:
     write_json(out / "config.json", dataclasses.asdict(cfg))
     write_json(out / "metrics.json", metrics)
 
-    splits = {}
-    for name, xs, ys, first in (
-        ("train", data.x_train, data.y_train, 0),
-        ("validation", data.x_val, data.y_val, data.x_train.shape[0]),
-    ):
-        pred = data.scaler.inverse(batch_predict(result.params, xs, activation=cfg.activation))[:, 0]
-        t = list(range(first + cfg.window, first + cfg.window + xs.shape[0]))
-        splits[name] = (t, data.scaler.inverse(ys)[:, 0].tolist(), pred.tolist())
+    preds = jax.device_get(
+        jax.jit(predict_in_original_units, static_argnums=2)(result.params, data, cfg.activation)
+    )
+    n_train = data.x_train.shape[0]
+    t = list(range(cfg.window, cfg.window + n_train + data.x_val.shape[0]))
+    splits = {
+        "train": (t[:n_train], preds["truth"][:n_train].tolist(), preds["prediction"][:n_train].tolist()),
+        "validation": (
+            t[n_train:],
+            preds["truth"][n_train:].tolist(),
+            preds["prediction"][n_train:].tolist(),
+        ),
+    }
     write_json(
         out / "predictions.json",
         {k: dict(zip(("t", "truth", "prediction"), v, strict=True)) for k, v in splits.items()},

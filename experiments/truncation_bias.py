@@ -68,6 +68,43 @@ def gradient_agreement(params, data, activation: str, ks: jax.Array) -> tuple[ja
     return jax.vmap(one)(ks)
 
 
+def study(
+    config: TrainConfig, cfg: TruncationBiasConfig, data, ks: jax.Array, checkpoints: list[int]
+) -> dict:
+    """Parts (a) and (b) for one activation."""
+    fns = make_train(config)
+    full_hp = make_hparams(learning_rate=cfg.learning_rate, clip_threshold=1.0, seq_len=data.x_train.shape[1])
+    agree = jax.jit(jax.vmap(lambda p: gradient_agreement(p, data, config.activation, ks)))
+    init_key, run_key, seed_key = jax.random.split(jax.random.key(cfg.seed), 3)
+
+    # (a) over random initialisations
+    inits = jax.vmap(lambda k: fns.init(k, full_hp, data))(jax.random.split(init_key, cfg.n_inits))
+    cos_init, rel_init = agree(inits.params)
+
+    # (a) along one full-BPTT training run: advance between checkpoints, compare at each
+    run_fn = jax.jit(fns.run, static_argnames="n_epochs")
+    state, along = fns.init(run_key, full_hp, data), []
+    for prev, epoch in zip([0, *checkpoints], checkpoints, strict=False):
+        if epoch > prev:
+            state, _ = run_fn(state, full_hp, data, n_epochs=epoch - prev)
+        along.append(state.params)
+    cos_run, rel_run = agree(jax.tree.map(lambda *xs: jnp.stack(xs), *along))
+
+    # (b) final validation RMSE when training with truncation k, over (k, seed): one program
+    def final_rmse(k, key):
+        return fns.train(key, full_hp._replace(truncation=k), data)[1]["val_rmse"][-1]
+
+    seeds = jax.random.split(seed_key, cfg.n_seeds)
+    rmse = jax.jit(jax.vmap(jax.vmap(final_rmse, (None, 0)), (0, None)))(ks, seeds)
+    return {
+        "cos_init": cos_init.tolist(),
+        "rel_err_init": rel_init.tolist(),
+        "cos_run": cos_run.tolist(),
+        "rel_err_run": rel_run.tolist(),
+        "val_rmse": rmse.tolist(),
+    }
+
+
 def run(cfg: TruncationBiasConfig, out: Path) -> dict:
     ks = _ints(cfg.truncations, "truncations")
     checkpoints = _ints(cfg.checkpoints, "checkpoints")
@@ -99,43 +136,13 @@ def run(cfg: TruncationBiasConfig, out: Path) -> dict:
     start = time.perf_counter()
     data = make_sine_data(scale=True)
     k_arr = jnp.asarray(ks, jnp.int32)
-    init_key, run_key, seed_key = jax.random.split(jax.random.key(cfg.seed), 3)
     result: dict = {"config": dataclasses.asdict(cfg), "truncations": ks, "checkpoints": checkpoints}
     for activation in activations:
-        config = TrainConfig(**base, activation=activation)
-        fns = make_train(config)
-        full_hp = make_hparams(learning_rate=cfg.learning_rate, clip_threshold=1.0, seq_len=window)
-        agree = jax.jit(jax.vmap(lambda p, a=activation: gradient_agreement(p, data, a, k_arr)))
-
-        # (a) over random initialisations
-        init_states = jax.vmap(lambda k, h=full_hp: fns.init(k, h, data))(
-            jax.random.split(init_key, cfg.n_inits)
+        result[activation] = study(TrainConfig(**base, activation=activation), cfg, data, k_arr, checkpoints)
+        cos_init, rmse = (
+            jnp.asarray(result[activation]["cos_init"]),
+            jnp.asarray(result[activation]["val_rmse"]),
         )
-        cos_init, rel_init = agree(init_states.params)
-
-        # (a) along one full-BPTT training run: advance between checkpoints, compare at each
-        run_fn = jax.jit(fns.run, static_argnames="n_epochs")
-        state, along = fns.init(run_key, full_hp, data), []
-        for prev, epoch in zip([0, *checkpoints], checkpoints, strict=False):
-            if epoch > prev:
-                state, _ = run_fn(state, full_hp, data, n_epochs=epoch - prev)
-            along.append(state.params)
-        cos_run, rel_run = agree(jax.tree.map(lambda *xs: jnp.stack(xs), *along))
-
-        # (b) final validation RMSE when training with truncation k, over (k, seed)
-        def final_rmse(k, key, fns=fns):
-            hp = full_hp._replace(truncation=k)
-            return fns.train(key, hp, data)[1]["val_rmse"][-1]
-
-        seeds = jax.random.split(seed_key, cfg.n_seeds)
-        rmse = jax.jit(jax.vmap(jax.vmap(final_rmse, (None, 0)), (0, None)))(k_arr, seeds)
-        result[activation] = {
-            "cos_init": cos_init.tolist(),
-            "rel_err_init": rel_init.tolist(),
-            "cos_run": cos_run.tolist(),
-            "rel_err_run": rel_run.tolist(),
-            "val_rmse": rmse.tolist(),
-        }
         print(
             f"{activation}: median cos(k) over inits "
             + " ".join(f"{k}:{c:.3f}" for k, c in zip(ks, jnp.median(cos_init, axis=0).tolist(), strict=True))

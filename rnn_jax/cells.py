@@ -11,6 +11,7 @@ with ``D`` the input size, ``H`` the hidden size and ``O`` the output size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -85,8 +86,12 @@ def init_elman(
     u_key, w_key, v_key = jax.random.split(key, 3)
     shapes = {"U": (hidden_dim, input_dim), "W": (hidden_dim, hidden_dim), "V": (output_dim, hidden_dim)}
     if init == "tutorial":
+        # One draw split three ways: each random-number call costs compile time on CPU.
+        sizes = [math.prod(shapes[n]) for n in "UWV"]
+        flat = jax.random.uniform(u_key, (sum(sizes),), dtype)
         U, W, V = (
-            jax.random.uniform(k, shapes[n], dtype) for k, n in zip((u_key, w_key, v_key), "UWV", strict=True)
+            part.reshape(shapes[n])
+            for part, n in zip(jnp.split(flat, [sizes[0], sizes[0] + sizes[1]]), "UWV", strict=True)
         )
     elif init == "default":
         glorot = jax.nn.initializers.glorot_uniform()
