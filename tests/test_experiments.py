@@ -1,0 +1,97 @@
+"""The issue-3 experiments, run small, as users run them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_truncation_bias_small(tmp_path):
+    out = run(
+        "experiments/truncation_bias.py",
+        "--n-inits",
+        "2",
+        "--n-seeds",
+        "1",
+        "--epochs",
+        "4",
+        "--checkpoints",
+        "0,4",
+        "--truncations",
+        "1,5,50",
+        "--activations",
+        "tanh",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "truncation_bias.json").read_text())
+    cos = result["tanh"]["cos_init"]
+    assert len(cos) == 2 and len(cos[0]) == 3
+    assert all(abs(row[-1] - 1.0) < 1e-5 for row in cos)  # k = T is the full gradient
+    assert all(row[0] < 0.99 for row in cos)  # k = 1 is not, for tanh
+    assert (tmp_path / "truncation_bias.png").exists()
+
+
+def test_gradient_flow_small(tmp_path):
+    out = run(
+        "experiments/gradient_flow.py",
+        "--radii",
+        "0.5,4",
+        "--n-inits",
+        "2",
+        "--hidden-dim",
+        "16",
+        "--activations",
+        "tanh",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "gradient_flow.json").read_text())
+    small, large = result["norms"]["tanh"]
+    assert small[-1] < small[0]  # radius 0.5: the gradient vanishes with the lag
+    assert large[-1] > small[-1]
+    clip = result["clip_fraction"]
+    assert len(clip["autodiff"]) == 25 and min(clip["tutorial"]) > max(clip["autodiff"])
+
+
+def test_benchmark_grads_small(tmp_path):
+    out = run(
+        "experiments/benchmark_grads.py",
+        "--repeats",
+        "1",
+        "--calls",
+        "2",
+        "--hidden-dim",
+        "8",
+        "--seq-len",
+        "6",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "benchmark_grads.json").read_text())
+    assert len(result["gradient"]) == 4 and all(r["manual_over_autodiff"] > 0 for r in result["gradient"])
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "message"),
+    [
+        ("truncation_bias.py", ["--truncations", "0,5"], "truncations must all be >= 1"),
+        ("truncation_bias.py", ["--truncations", "a,b"], "comma-separated list of integers"),
+        ("gradient_flow.py", ["--radii", "-1"], "radii must be positive numbers"),
+        ("gradient_flow.py", ["--activations", "elu"], "activations must be from"),
+    ],
+)
+def test_experiments_reject_bad_arguments(tmp_path, script, args, message):
+    out = run(f"experiments/{script}", *args, "--out", str(tmp_path))
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
