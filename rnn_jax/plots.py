@@ -146,3 +146,80 @@ def plot_gradient_flow(result: dict) -> Figure:
         ax.legend(fontsize=8)
         fig.tight_layout()
     return fig
+
+
+def _truncation_label(k) -> str:
+    return "full" if k is None else str(k)
+
+
+def plot_sweep_heatmap(median_rmse, learning_rates: Sequence[float], truncations: Sequence) -> Figure:
+    """Median final validation RMSE over seeds, ``median_rmse (n_lr, n_k)``, log colour scale."""
+    from matplotlib.colors import LogNorm
+
+    values = jnp.asarray(median_rmse)
+    with style():
+        fig, ax = plt.subplots(figsize=(1.1 * len(learning_rates) + 2, 0.8 * len(truncations) + 1.8))
+        image = ax.imshow(values.T, norm=LogNorm(), cmap="viridis_r", aspect="auto", origin="lower")
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                ax.text(i, j, f"{float(values[i, j]):.1e}", ha="center", va="center", fontsize=7, color="w")
+        ax.set_xticks(range(len(learning_rates)), [f"{lr:g}" for lr in learning_rates])
+        ax.set_yticks(range(len(truncations)), [_truncation_label(k) for k in truncations])
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("truncation k")
+        ax.grid(False)
+        fig.colorbar(image, ax=ax, label="median final validation RMSE")
+        fig.tight_layout()
+    return fig
+
+
+def plot_sweep_curves(curves, truncations: Sequence, title: str = "") -> Figure:
+    """Validation RMSE per epoch, ``curves (n_k, n_seeds, epochs)``: median and min-max band."""
+    values = jnp.asarray(curves)
+    epochs = range(1, values.shape[-1] + 1)
+    with style():
+        fig, ax = plt.subplots()
+        cmap = plt.get_cmap("plasma")
+        for j, k in enumerate(truncations):
+            color = cmap(j / max(len(truncations), 1))
+            ax.plot(epochs, jnp.median(values[j], axis=0), color=color, label=f"k={_truncation_label(k)}")
+            ax.fill_between(
+                epochs, jnp.min(values[j], axis=0), jnp.max(values[j], axis=0), color=color, alpha=0.2
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("validation RMSE (median, min-max over seeds)")
+        ax.set_title(title)
+        ax.legend()
+        fig.tight_layout()
+    return fig
+
+
+def plot_ensemble(t: Sequence[int], truth, predictions, title: str = "") -> Figure:
+    """Truth and the ensemble's median prediction with its min-max band, ``predictions (S, N)``."""
+    preds = jnp.asarray(predictions)
+    with style():
+        fig, (ax, ax_err) = plt.subplots(2, 1, figsize=(8, 5), sharex=True, height_ratios=(2, 1))
+        ax.plot(t, truth, "k-", lw=1.2, label="truth")
+        ax.plot(t, jnp.median(preds, axis=0), "o", ms=3, color="tab:orange", label="median prediction")
+        ax.fill_between(
+            t,
+            jnp.min(preds, axis=0),
+            jnp.max(preds, axis=0),
+            color="tab:orange",
+            alpha=0.3,
+            label="min-max over seeds",
+        )
+        ax.set_ylabel("value")
+        ax.legend(ncol=3, fontsize=8)
+        ax.set_title(title)
+        errors = preds - jnp.asarray(truth)[None, :]
+        ax_err.fill_between(
+            t, jnp.min(errors, axis=0), jnp.max(errors, axis=0), color="tab:orange", alpha=0.3
+        )
+        ax_err.plot(t, jnp.median(errors, axis=0), color="tab:orange")
+        ax_err.axhline(0.0, color="k", lw=0.8)
+        ax_err.set_ylabel("prediction - truth")
+        ax_err.set_xlabel("index of the predicted value in the series")
+        fig.tight_layout()
+    return fig

@@ -1,0 +1,243 @@
+"""Seeds x learning rates x truncation lengths of the sine task, trained as one compiled program.
+
+    uv run experiments/sweep.py                 # 8 seeds x 8 learning rates x 4 truncations
+    uv run experiments/sweep.py --benchmark     # vmapped members against the same runs one by one
+
+Sweep: writes sweep.json (per member: hyperparameters and final metrics; wall_seconds,
+compile_seconds, members), curves.json (per-epoch validation RMSE of every member), and
+heatmap.png, curves.png, ensemble.png. Benchmark: writes benchmark_sweep.json.
+The network, data and optimiser are the sine-wave default preset's unless overridden.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
+from rnn_jax.data import make_sine_data
+from rnn_jax.io import save_figure, write_json
+from rnn_jax.losses import batch_predict
+from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
+from rnn_jax.sweep import grid, run_sweep
+from rnn_jax.train import TrainConfig, check_config, make_train
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    n_seeds: int = 8
+    learning_rates: str = "3e-4,6e-4,1e-3,2e-3,3e-3,6e-3,1e-2,2e-2"
+    truncations: str = "2,5,10,none"
+    hidden_dim: int = 32
+    activation: str = "tanh"
+    optimizer: str = "adam"
+    clip: str = "norm"
+    clip_threshold: float = 1.0
+    schedule: str = "cosine"
+    epochs: int = 300
+    batch_size: int = 10
+    seed: int = 0
+    benchmark: bool = False
+    bench_members: int = 32
+    bench_batch_sizes: str = "1,10,100"
+    bench_repeats: int = 3
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"{name} must be a comma-separated list of numbers; got {text!r}") from None
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    return values
+
+
+def _truncations(text: str) -> list[int | None]:
+    values = []
+    for v in text.split(","):
+        v = v.strip().lower()
+        if v == "none":
+            values.append(None)
+            continue
+        try:
+            values.append(int(v))
+        except ValueError:
+            raise ValueError(f"truncations must be integers or 'none'; got {v!r}") from None
+    return values
+
+
+def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
+    return TrainConfig(
+        **{
+            "hidden_dim": cfg.hidden_dim,
+            "activation": cfg.activation,
+            "optimizer": cfg.optimizer,
+            "clip": cfg.clip,
+            "schedule": cfg.schedule,
+            "epochs": cfg.epochs,
+            "batch_size": cfg.batch_size,
+            "shuffle": True,
+            "init": "default",
+            **overrides,
+        }
+    )
+
+
+def sweep(cfg: SweepConfig, out: Path) -> dict:
+    lrs, ks = _floats(cfg.learning_rates, "learning_rates"), _truncations(cfg.truncations)
+    data = make_sine_data(scale=True)
+    config = train_config(cfg)
+    check_config(config, data.x_train.shape[0])
+    members = grid(
+        key=jax.random.key(cfg.seed),
+        n_seeds=cfg.n_seeds,
+        seq_len=data.x_train.shape[1],
+        learning_rate=lrs,
+        truncation=ks,
+        clip_threshold=[cfg.clip_threshold],
+    )
+    n = len(members.table)
+    print(
+        f"{n} members ({cfg.n_seeds} seeds x {len(lrs)} learning rates x {len(ks)} truncations), "
+        f"{cfg.epochs} epochs each, {len(jax.devices())} device(s)"
+    )
+    result = run_sweep(config, members, data)
+    val_rmse = result.metrics["val_rmse"]  # (M, epochs)
+    rows = [
+        {
+            **m,
+            "final_val_rmse": float(val_rmse[i, -1]),
+            "final_train_rmse": float(result.metrics["train_rmse"][i, -1]),
+        }
+        for i, m in enumerate(members.table)
+    ]
+    summary = {
+        "config": dataclasses.asdict(cfg),
+        "members": n,
+        "devices": len(jax.devices()),
+        "wall_seconds": result.wall_seconds,
+        "compile_seconds": result.compile_seconds,
+        "per_member": rows,
+    }
+    write_json(out / "sweep.json", summary)
+    write_json(out / "curves.json", {"val_rmse": val_rmse.tolist()})
+
+    # (lr, k) grid of medians over seeds; members are ordered (lr, k, seed) with seed fastest
+    grid_rmse = jnp.asarray(val_rmse[:, -1]).reshape(len(lrs), len(ks), cfg.n_seeds)
+    median = jnp.median(grid_rmse, axis=-1)
+    best_lr, best_k = (int(i) for i in jnp.unravel_index(jnp.argmin(median), median.shape))
+    print(
+        f"best median val RMSE {float(median[best_lr, best_k]):.3g} at learning_rate={lrs[best_lr]}, "
+        f"truncation={ks[best_k]}; {result.wall_seconds:.1f} s wall "
+        f"incl. {result.compile_seconds:.1f} s compile"
+    )
+    save_figure(plot_sweep_heatmap(median, lrs, ks), out / "heatmap.png")
+    curves = jnp.asarray(val_rmse).reshape(len(lrs), len(ks), cfg.n_seeds, -1)[best_lr]
+    save_figure(plot_sweep_curves(curves, ks, title=f"learning rate {lrs[best_lr]}"), out / "curves.png")
+
+    first = (best_lr * len(ks) + best_k) * cfg.n_seeds
+    ensemble = jax.tree.map(lambda x: jnp.asarray(x[first : first + cfg.n_seeds]), result.params)
+    preds = jax.jit(jax.vmap(lambda p: batch_predict(p, data.x_val, activation=cfg.activation)[:, 0]))(
+        ensemble
+    )
+    t = list(
+        range(
+            data.x_train.shape[0] + data.x_train.shape[1],
+            data.x_train.shape[0] + data.x_train.shape[1] + data.x_val.shape[0],
+        )
+    )
+    save_figure(
+        plot_ensemble(
+            t,
+            data.scaler.inverse(data.y_val[:, 0]),
+            data.scaler.inverse(preds),
+            title=f"{cfg.n_seeds} seeds, learning rate {lrs[best_lr]}, truncation {ks[best_k]}",
+        ),
+        out / "ensemble.png",
+    )
+    return summary
+
+
+def _median_time(fn, repeats: int) -> dict[str, float]:
+    jax.block_until_ready(fn())  # warm-up
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        samples.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
+
+
+def time_batch_size(cfg: SweepConfig, data, batch_size: int) -> dict:
+    """Seconds for ``bench_members`` members vmapped, and for the same runs one by one."""
+    # about the same number of optimiser steps whatever the batch size
+    epochs = max(2, min(cfg.epochs, batch_size * 3))
+    config = train_config(cfg, batch_size=batch_size, epochs=epochs)
+    check_config(config, data.x_train.shape[0])
+    lrs = [1e-3 * (1 + i / cfg.bench_members) for i in range(cfg.bench_members)]
+    members = grid(
+        key=jax.random.key(cfg.seed),
+        n_seeds=1,
+        seq_len=data.x_train.shape[1],
+        learning_rate=lrs,
+        clip_threshold=[cfg.clip_threshold],
+    )
+    train = make_train(config).train
+    vmapped = (
+        jax.jit(jax.vmap(train, in_axes=(0, 0, None))).lower(members.keys, members.hparams, data).compile()
+    )
+    single = (
+        jax.jit(train).lower(members.keys[0], jax.tree.map(lambda x: x[0], members.hparams), data).compile()
+    )
+    each = [(members.keys[i], jax.tree.map(lambda x, i=i: x[i], members.hparams)) for i in range(len(lrs))]
+    times = {
+        "vmapped": _median_time(lambda: vmapped(members.keys, members.hparams, data), cfg.bench_repeats),
+        "separate": _median_time(lambda: [single(k, h, data) for k, h in each], cfg.bench_repeats),
+    }
+    ratio = times["vmapped"]["median_s"] / times["separate"]["median_s"]
+    return {
+        "batch_size": batch_size,
+        "epochs": epochs,
+        "members": len(lrs),
+        **times,
+        "vmapped_over_separate": ratio,
+    }
+
+
+def benchmark(cfg: SweepConfig, out: Path) -> dict:
+    """N vmapped members against the same N runs one by one, per batch size, in this process."""
+    if cfg.bench_members < 1 or cfg.bench_repeats < 1:
+        raise ValueError("bench_members and bench_repeats must be positive integers")
+    data = make_sine_data(scale=True)
+    rows = []
+    for batch_size in (int(b) for b in _floats(cfg.bench_batch_sizes, "bench_batch_sizes")):
+        row = time_batch_size(cfg, data, batch_size)
+        rows.append(row)
+        print(
+            f"batch {batch_size:3d}, {row['members']} members x {row['epochs']} epochs: "
+            f"vmapped {row['vmapped']['median_s']:.2f} s, one by one {row['separate']['median_s']:.2f} s, "
+            f"ratio {row['vmapped_over_separate']:.2f}"
+        )
+    result = {"config": dataclasses.asdict(cfg), "device": str(jax.devices()[0]), "rows": rows}
+    write_json(out / "benchmark_sweep.json", result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = OneLineParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("results/sweep"), help="output folder")
+    add_config_arguments(parser, SweepConfig())
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    cfg = config_from_args(SweepConfig, args)
+    return exit_on_user_error(lambda: (benchmark if cfg.benchmark else sweep)(cfg, args.out) and None)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

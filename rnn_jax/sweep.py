@@ -1,0 +1,156 @@
+"""Many independent training runs as one compiled program: ``jit(vmap(train))`` over members.
+
+A member is one (seed, hyperparameters) pair. ``grid`` builds the members of a full grid;
+``run_sweep`` trains them all at once, sharded over the available devices, in equal chunks of
+epochs with a progress bar between chunks (bit-identical to one unchunked program).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, PRNGKeyArray
+from tqdm.auto import tqdm
+
+from rnn_jax.cells import ElmanParams
+from rnn_jax.data import WindowData
+from rnn_jax.runner import PROGRESS_AFTER, chunk_length
+from rnn_jax.sharding import (
+    member_mesh,
+    member_sharding,
+    pad_members,
+    padded_size,
+    replicate,
+    replicated_sharding,
+    shard_members,
+)
+from rnn_jax.train import Hyperparams, TrainConfig, make_hparams, make_train
+
+HPARAM_NAMES = Hyperparams._fields
+
+
+class Members(NamedTuple):
+    """The members of a sweep: ``keys (M,)``, ``hparams`` with ``(M,)`` leaves, and a table."""
+
+    keys: PRNGKeyArray
+    hparams: Hyperparams
+    table: list[dict]  # per member: seed and every hyperparameter value (None = full BPTT)
+
+
+def grid(
+    *,
+    key: PRNGKeyArray,
+    n_seeds: int,
+    seq_len: int,
+    learning_rate: Sequence[float],
+    truncation: Sequence[int | None] = (None,),
+    clip_threshold: Sequence[float] = (10.0,),
+    init_scale: Sequence[float] = (1.0,),
+) -> Members:
+    """Every combination of the given values, each with ``n_seeds`` seeds (seed varies fastest).
+
+    Every value is validated first; an error names the member and the value. Seed ``s`` uses
+    the same key in every grid cell, so cells differ only by their hyperparameters.
+    """
+    if n_seeds < 1:
+        raise ValueError(f"n_seeds must be a positive integer; got {n_seeds}")
+    axes = {
+        "learning_rate": learning_rate,
+        "truncation": truncation,
+        "clip_threshold": clip_threshold,
+        "init_scale": init_scale,
+    }
+    for name, values in axes.items():
+        if len(values) == 0:
+            raise ValueError(f"{name} must list at least one value")
+    table, hps = [], []
+    for i, (values, seed) in enumerate(itertools.product(itertools.product(*axes.values()), range(n_seeds))):
+        member = dict(zip(axes, values, strict=True))
+        try:
+            hps.append(make_hparams(seq_len=seq_len, **member))
+        except ValueError as err:
+            raise ValueError(f"member {i} (seed {seed}, {_describe(member)}): {err}") from None
+        table.append({"seed": seed, **member})
+    seed_keys = jax.random.split(key, n_seeds)
+    keys = seed_keys[jnp.asarray([m["seed"] for m in table])]
+    return Members(keys=keys, hparams=jax.tree.map(lambda *xs: jnp.stack(xs), *hps), table=table)
+
+
+def _describe(member: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in member.items())
+
+
+class SweepResult(NamedTuple):
+    params: ElmanParams  # leaves (M, ...), on the host
+    metrics: dict[str, Array]  # each (M, epochs), on the host
+    compile_seconds: float
+    wall_seconds: float  # compilation included
+
+
+def run_sweep(
+    config: TrainConfig,
+    members: Members,
+    data: WindowData,
+    *,
+    devices: Sequence[jax.Device] | None = None,
+    max_chunks: int = 20,
+    progress: bool = True,
+) -> SweepResult:
+    """Train every member at once: ``jit(vmap(train))``, members sharded over ``devices``.
+
+    The member axis is padded to a multiple of the device count (the padding repeats the last
+    member and is dropped from the result).
+    """
+    start = time.perf_counter()
+    fns = make_train(config)
+    mesh = member_mesh(devices)
+    n = len(members.table)
+    n_pad = padded_size(n, mesh)
+    keys = shard_members(pad_members(members.keys, n_pad), mesh)
+    hparams = shard_members(pad_members(members.hparams, n_pad), mesh)
+    data = replicate(data, mesh)
+
+    n_epochs = chunk_length(config.epochs, max_chunks)
+    by_member, everywhere = member_sharding(mesh), replicated_sharding(mesh)
+    init = jax.jit(
+        jax.vmap(fns.init, in_axes=(0, 0, None)),
+        in_shardings=(by_member, by_member, everywhere),
+        out_shardings=by_member,
+    )
+    run = jax.jit(
+        jax.vmap(lambda s, h, d: fns.run(s, h, d, n_epochs), in_axes=(0, 0, None)),
+        in_shardings=(by_member, by_member, everywhere),
+        out_shardings=by_member,
+    )
+    state = init(keys, hparams, data)
+    run = run.lower(state, hparams, data).compile()
+    compile_seconds = time.perf_counter() - start
+
+    chunks, bar = [], None
+    for i in range(config.epochs // n_epochs):
+        state, metrics = run(state, hparams, data)
+        chunks.append(metrics)
+        if bar is None and progress and time.perf_counter() - start > PROGRESS_AFTER:
+            bar = tqdm(
+                total=config.epochs,
+                initial=i * n_epochs,
+                unit="epoch",
+                leave=False,
+                disable=None,
+                desc=f"{n} members",
+            )
+        if bar is not None:
+            jax.block_until_ready(metrics)  # only to advance the bar honestly; between chunks
+            bar.update(n_epochs)
+    if bar is not None:
+        bar.close()
+    # Gathered to the host (NumPy arrays), padding dropped.
+    metrics = jax.device_get({k: jnp.concatenate([c[k] for c in chunks], axis=1) for k in chunks[0]})
+    metrics = {k: v[:n] for k, v in metrics.items()}
+    params = jax.tree.map(lambda x: x[:n], jax.device_get(state.params))
+    return SweepResult(params, metrics, compile_seconds, time.perf_counter() - start)
