@@ -1,0 +1,121 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import chex
+import jax
+import jax.numpy as jnp
+import pytest
+
+from rnn_jax.data import make_sine_data
+from rnn_jax.sweep import grid, run_sweep
+from rnn_jax.train import TrainConfig, make_train
+
+CONFIG = TrainConfig(
+    hidden_dim=8,
+    activation="tanh",
+    init="default",
+    optimizer="adam",
+    clip="norm",
+    epochs=4,
+    batch_size=5,
+    shuffle=True,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_sine_data(length=70, window=10, scale=True)
+
+
+@pytest.fixture(scope="module")
+def members():
+    return grid(
+        key=jax.random.key(0),
+        n_seeds=2,
+        seq_len=10,
+        learning_rate=[1e-3, 1e-2],
+        truncation=[2, None],
+        init_scale=[0.9],
+    )
+
+
+def test_grid_orders_members_with_seed_fastest(members):
+    assert len(members.table) == 8 and members.keys.shape == (8,)
+    assert [m["seed"] for m in members.table] == [0, 1] * 4
+    assert [m["truncation"] for m in members.table[:4]] == [2, 2, None, None]
+    assert members.hparams.truncation.tolist() == [2, 2, 10, 10] * 2  # None -> full BPTT (T)
+    assert jnp.array_equal(jax.random.key_data(members.keys[0]), jax.random.key_data(members.keys[2]))
+
+
+def test_each_member_equals_training_it_alone(data, members):
+    result = run_sweep(CONFIG, members, data, progress=False)
+    train = jax.jit(make_train(CONFIG).train)
+    for i in (0, 3, 6):
+        params, metrics = train(members.keys[i], jax.tree.map(lambda x, i=i: x[i], members.hparams), data)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda x, i=i: x[i], result.params), params, rtol=1e-4, atol=1e-6
+        )
+        chex.assert_trees_all_close(result.metrics["val_loss"][i], metrics["val_loss"], rtol=1e-4, atol=1e-7)
+    assert result.metrics["val_loss"].shape == (8, 4)
+
+
+def test_chunked_sweep_is_bit_identical_to_one_chunk(data, members):
+    whole = run_sweep(CONFIG, members, data, max_chunks=1, progress=False)
+    chunked = run_sweep(CONFIG, members, data, max_chunks=4, progress=False)  # 4 chunks of 1 epoch
+    chex.assert_trees_all_equal(chunked.params, whole.params)
+    chex.assert_trees_all_equal(chunked.metrics, whole.metrics)
+
+
+def test_repeated_sweeps_do_not_retrace(data, members):
+    train = chex.assert_max_traces(make_train(CONFIG).train, n=1)
+    sweep = jax.jit(jax.vmap(train, in_axes=(0, 0, None)))
+    for scale in (1.0, 2.0, 3.0):  # new values, same shapes: no new trace
+        hp = members.hparams._replace(learning_rate=members.hparams.learning_rate * scale)
+        jax.block_until_ready(sweep(members.keys, hp, data))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"learning_rate": [1e-3, -0.1]},
+            r"member 2 \(seed 0, learning_rate=-0.1, truncation=None.*learning_rate must be",
+        ),
+        (
+            {"learning_rate": [1e-3], "truncation": [5, 0]},
+            r"member 2 \(seed 0, learning_rate=0.001, truncation=0.*truncation",
+        ),
+        ({"learning_rate": []}, "learning_rate must list at least one value"),
+    ],
+)
+def test_bad_member_values_are_named_before_compiling(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        grid(key=jax.random.key(0), n_seeds=2, seq_len=10, **kwargs)
+
+
+def test_sharded_over_four_cpu_devices_equals_one_device(tmp_path):
+    script = textwrap.dedent("""
+        import jax, jax.numpy as jnp
+        from rnn_jax.data import make_sine_data
+        from rnn_jax.sweep import grid, run_sweep
+        from rnn_jax.train import TrainConfig
+        assert len(jax.devices()) == 4, jax.devices()
+        data = make_sine_data(length=70, window=10, scale=True)
+        config = TrainConfig(hidden_dim=8, activation="tanh", init="default", optimizer="adam", epochs=3,
+                             batch_size=5, shuffle=True)
+        # 6 members: padded to 8 for 4 devices
+        members = grid(key=jax.random.key(0), n_seeds=3, seq_len=10, learning_rate=[1e-3, 1e-2])
+        many = run_sweep(config, members, data, progress=False)
+        one = run_sweep(config, members, data, devices=jax.devices()[:1], progress=False)
+        assert many.params.W.shape == (6, 8, 8)
+        pairs = zip(jax.tree.leaves((many.params, many.metrics)), jax.tree.leaves((one.params, one.metrics)))
+        diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in pairs)
+        print("max diff", diff)
+        assert diff < 1e-5
+    """)
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "max diff" in out.stdout
