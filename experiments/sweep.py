@@ -158,7 +158,7 @@ def sweep(cfg: SweepConfig, out: Path) -> dict:
             t,
             data.scaler.inverse(data.y_val[:, 0]),
             data.scaler.inverse(preds),
-            title=f"{cfg.n_seeds} seeds, learning rate {lrs[best_lr]}, truncation {ks[best_k]}",
+            title=f"{cfg.n_seeds} seeds, learning rate {lrs[best_lr]}, truncation {ks[best_k] or 'full'}",
         ),
         out / "ensemble.png",
     )

@@ -211,8 +211,8 @@ def plot_ensemble(t: Sequence[int], truth, predictions, title: str = "") -> Figu
             label="min-max over seeds",
         )
         ax.set_ylabel("value")
-        ax.legend(ncol=3, fontsize=8)
-        ax.set_title(title)
+        ax.legend(ncol=3, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+        fig.suptitle(title)
         errors = preds - jnp.asarray(truth)[None, :]
         ax_err.fill_between(
             t, jnp.min(errors, axis=0), jnp.max(errors, axis=0), color="tab:orange", alpha=0.3

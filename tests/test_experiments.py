@@ -95,3 +95,64 @@ def test_benchmark_grads_small(tmp_path):
 def test_experiments_reject_bad_arguments(tmp_path, script, args, message):
     out = run(f"experiments/{script}", *args, "--out", str(tmp_path))
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_sweep_small(tmp_path):
+    out = run(
+        "experiments/sweep.py",
+        "--n-seeds",
+        "2",
+        "--learning-rates",
+        "1e-3,1e-2",
+        "--truncations",
+        "3,none",
+        "--epochs",
+        "4",
+        "--hidden-dim",
+        "8",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    assert summary["members"] == 8 and len(summary["per_member"]) == 8
+    assert summary["wall_seconds"] >= summary["compile_seconds"] > 0
+    assert {m["truncation"] for m in summary["per_member"]} == {3, None}
+    assert all(m["final_val_rmse"] > 0 for m in summary["per_member"])
+    for png in ("heatmap.png", "curves.png", "ensemble.png"):
+        assert (tmp_path / png).exists()
+
+
+def test_sweep_benchmark_small(tmp_path):
+    out = run(
+        "experiments/sweep.py",
+        "--benchmark",
+        "--bench-members",
+        "2",
+        "--bench-batch-sizes",
+        "1,10",
+        "--bench-repeats",
+        "1",
+        "--hidden-dim",
+        "4",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    rows = json.loads((tmp_path / "benchmark_sweep.json").read_text())["rows"]
+    assert [r["batch_size"] for r in rows] == [1, 10] and all(r["vmapped_over_separate"] > 0 for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--learning-rates", "1e-3,-1"], "member 32 (seed 0, learning_rate=-1.0"),
+        (["--truncations", "0"], "truncation must be None or an integer >= 1; got 0"),
+        (["--truncations", "x"], "truncations must be integers or 'none'"),
+        (["--batch-size", "0"], "batch_size must be a positive integer"),
+    ],
+)
+def test_sweep_rejects_bad_values_naming_the_member(tmp_path, args, message):
+    out = run("experiments/sweep.py", *args, "--out", str(tmp_path))
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "sweep.json").exists()
