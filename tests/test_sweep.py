@@ -68,6 +68,16 @@ def test_chunked_sweep_is_bit_identical_to_one_chunk(data, members):
     chex.assert_trees_all_equal(chunked.metrics, whole.metrics)
 
 
+@pytest.mark.parametrize("width", [1, 3])
+def test_vmap_width_changes_layout_not_results(data, members, width):
+    default = run_sweep(CONFIG, members, data, progress=False)
+    grouped = run_sweep(CONFIG, members, data, vmap_width=width, progress=False)
+    chex.assert_trees_all_close(grouped.params, default.params, rtol=1e-4, atol=1e-6)
+    chex.assert_trees_all_close(grouped.metrics, default.metrics, rtol=1e-4, atol=1e-7)
+    again = run_sweep(CONFIG, members, data, vmap_width=width, max_chunks=4, progress=False)
+    chex.assert_trees_all_equal(again.params, grouped.params)  # chunking stays bit-identical
+
+
 def test_repeated_sweeps_do_not_retrace(data, members):
     train = chex.assert_max_traces(make_train(CONFIG).train, n=1)
     sweep = jax.jit(jax.vmap(train, in_axes=(0, 0, None)))
