@@ -1,6 +1,7 @@
 """Many independent training runs as one compiled program: ``jit(vmap(train))`` over members.
 
-A member is one (seed, hyperparameters) pair. ``grid`` builds the members of a full grid;
+A member is one (seed, hyperparameters) pair. ``grid`` builds the members of a full grid,
+``random_search`` draws them at random;
 ``run_sweep`` trains them all at once, sharded over the available devices, in equal chunks of
 epochs with a progress bar between chunks (bit-identical to one unchunked program).
 """
@@ -79,6 +80,53 @@ def grid(
     seed_keys = jax.random.split(key, n_seeds)
     keys = seed_keys[jnp.asarray([m["seed"] for m in table])]
     return Members(keys=keys, hparams=jax.tree.map(lambda *xs: jnp.stack(xs), *hps), table=table)
+
+
+def random_search(
+    *,
+    key: PRNGKeyArray,
+    n_members: int,
+    seq_len: int,
+    learning_rate: tuple[float, float],
+    truncation: tuple[int, int] | None = None,
+    clip_threshold: tuple[float, float] = (10.0, 10.0),
+    init_scale: tuple[float, float] = (1.0, 1.0),
+) -> Members:
+    """``n_members`` independent draws: learning rate, clipping threshold and initial scale
+    log-uniform in their ``(low, high)`` ranges, truncation uniform over the integers
+    ``low..high`` (``None``: full BPTT for all). Each member has its own seed."""
+    ranges = {"learning_rate": learning_rate, "clip_threshold": clip_threshold, "init_scale": init_scale}
+    for name, (low, high) in ranges.items():
+        if not 0 < low <= high:
+            raise ValueError(f"{name} range must satisfy 0 < low <= high; got ({low}, {high})")
+    if truncation is not None and not 1 <= truncation[0] <= truncation[1]:
+        raise ValueError(f"truncation range must satisfy 1 <= low <= high; got {truncation}")
+    if n_members < 1:
+        raise ValueError(f"n_members must be a positive integer; got {n_members}")
+    seed_key, *draw_keys = jax.random.split(key, 5)
+    draws = {
+        name: jnp.exp(jax.random.uniform(k, (n_members,), minval=jnp.log(low), maxval=jnp.log(high))).tolist()
+        for k, (name, (low, high)) in zip(draw_keys, ranges.items(), strict=False)
+    }
+    ks = [None] * n_members
+    if truncation is not None:
+        ks = jax.random.randint(draw_keys[3], (n_members,), truncation[0], truncation[1] + 1).tolist()
+    table = [
+        {
+            "seed": i,
+            "learning_rate": draws["learning_rate"][i],
+            "truncation": ks[i],
+            "clip_threshold": draws["clip_threshold"][i],
+            "init_scale": draws["init_scale"][i],
+        }
+        for i in range(n_members)
+    ]
+    hps = [make_hparams(seq_len=seq_len, **{k: v for k, v in m.items() if k != "seed"}) for m in table]
+    return Members(
+        keys=jax.random.split(seed_key, n_members),
+        hparams=jax.tree.map(lambda *xs: jnp.stack(xs), *hps),
+        table=table,
+    )
 
 
 def _describe(member: dict) -> str:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 from rnn_jax.data import make_sine_data
-from rnn_jax.sweep import grid, run_sweep
+from rnn_jax.sweep import grid, random_search, run_sweep
 from rnn_jax.train import TrainConfig, make_train
 
 CONFIG = TrainConfig(
@@ -109,7 +109,7 @@ def test_sharded_over_four_cpu_devices_equals_one_device(tmp_path):
     script = textwrap.dedent("""
         import jax, jax.numpy as jnp
         from rnn_jax.data import make_sine_data
-        from rnn_jax.sweep import grid, run_sweep
+        from rnn_jax.sweep import grid, random_search, run_sweep
         from rnn_jax.train import TrainConfig
         assert len(jax.devices()) == 4, jax.devices()
         data = make_sine_data(length=70, window=10, scale=True)
@@ -129,3 +129,19 @@ def test_sharded_over_four_cpu_devices_equals_one_device(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "max diff" in out.stdout
+
+
+def test_random_search_draws_within_ranges_and_trains(data):
+    members = random_search(
+        key=jax.random.key(3), n_members=6, seq_len=10, learning_rate=(1e-4, 1e-2), truncation=(2, 5)
+    )
+    lrs = [m["learning_rate"] for m in members.table]
+    assert all(1e-4 <= lr <= 1e-2 for lr in lrs) and len(set(lrs)) == 6
+    assert all(2 <= m["truncation"] <= 5 for m in members.table)
+    assert members.hparams.truncation.tolist() == [m["truncation"] for m in members.table]
+    result = run_sweep(CONFIG, members, data, progress=False)
+    assert result.metrics["val_rmse"].shape == (6, 4)
+    with pytest.raises(
+        ValueError, match=r"learning_rate range must satisfy 0 < low <= high; got \(0.1, 0.01\)"
+    ):
+        random_search(key=jax.random.key(0), n_members=2, seq_len=10, learning_rate=(0.1, 0.01))
