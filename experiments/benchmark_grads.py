@@ -18,7 +18,7 @@ from pathlib import Path
 import jax
 
 from rnn_jax.cells import init_elman
-from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
+from rnn_jax.cli import experiment_main
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import write_json
 from rnn_jax.losses import loss
@@ -94,11 +94,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("results/benchmark_grads"), help="output folder")
-    add_config_arguments(parser, BenchmarkConfig())
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    return exit_on_user_error(lambda: run(config_from_args(BenchmarkConfig, args), args.out) and None)
+    return experiment_main(__doc__, BenchmarkConfig(), run, "results/benchmark_grads", argv)
 
 
 if __name__ == "__main__":

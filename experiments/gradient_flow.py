@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells import init_elman
-from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
+from rnn_jax.cli import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.manual_grads import state_grads
@@ -56,11 +56,8 @@ def clip_fractions(data) -> dict[str, list[float]]:
 
 
 def run(cfg: GradientFlowConfig, out: Path) -> dict:
-    try:
-        radii = [float(r) for r in cfg.radii.split(",") if r.strip()]
-    except ValueError:
-        raise ValueError(f"radii must be a comma-separated list of numbers; got {cfg.radii!r}") from None
-    if not radii or min(radii) <= 0:
+    radii = parse_list(cfg.radii, "radii")
+    if min(radii) <= 0:
         raise ValueError(f"radii must be positive numbers; got {cfg.radii!r}")
     if cfg.n_inits < 1 or cfg.hidden_dim < 1:
         raise ValueError("n_inits and hidden_dim must be positive integers")
@@ -102,11 +99,7 @@ def run(cfg: GradientFlowConfig, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("results/gradient_flow"), help="output folder")
-    add_config_arguments(parser, GradientFlowConfig())
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    return exit_on_user_error(lambda: run(config_from_args(GradientFlowConfig, args), args.out) and None)
+    return experiment_main(__doc__, GradientFlowConfig(), run, "results/gradient_flow", argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
+from rnn_jax.cli import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
@@ -49,30 +49,6 @@ class SweepConfig:
     bench_repeats: int = 3
 
 
-def _floats(text: str, name: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be a comma-separated list of numbers; got {text!r}") from None
-    if not values:
-        raise ValueError(f"{name} must not be empty")
-    return values
-
-
-def _truncations(text: str) -> list[int | None]:
-    values = []
-    for v in text.split(","):
-        v = v.strip().lower()
-        if v == "none":
-            values.append(None)
-            continue
-        try:
-            values.append(int(v))
-        except ValueError:
-            raise ValueError(f"truncations must be integers or 'none'; got {v!r}") from None
-    return values
-
-
 def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
     return TrainConfig(
         **{
@@ -91,7 +67,10 @@ def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
 
 
 def sweep(cfg: SweepConfig, out: Path) -> dict:
-    lrs, ks = _floats(cfg.learning_rates, "learning_rates"), _truncations(cfg.truncations)
+    lrs, ks = (
+        parse_list(cfg.learning_rates, "learning_rates"),
+        parse_list(cfg.truncations, "truncations", int, allow_none=True),
+    )
     data = make_sine_data(scale=True)
     config = train_config(cfg)
     check_config(config, data.x_train.shape[0])
@@ -218,7 +197,7 @@ def benchmark(cfg: SweepConfig, out: Path) -> dict:
         raise ValueError("bench_members and bench_repeats must be positive integers")
     data = make_sine_data(scale=True)
     rows = []
-    for batch_size in (int(b) for b in _floats(cfg.bench_batch_sizes, "bench_batch_sizes")):
+    for batch_size in parse_list(cfg.bench_batch_sizes, "bench_batch_sizes", int):
         row = time_batch_size(cfg, data, batch_size)
         rows.append(row)
         print(
@@ -232,12 +211,13 @@ def benchmark(cfg: SweepConfig, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("results/sweep"), help="output folder")
-    add_config_arguments(parser, SweepConfig())
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    cfg = config_from_args(SweepConfig, args)
-    return exit_on_user_error(lambda: (benchmark if cfg.benchmark else sweep)(cfg, args.out) and None)
+    return experiment_main(
+        __doc__,
+        SweepConfig(),
+        lambda cfg, out: (benchmark if cfg.benchmark else sweep)(cfg, out),
+        "results/sweep",
+        argv,
+    )
 
 
 if __name__ == "__main__":

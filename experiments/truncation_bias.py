@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
+from rnn_jax.cli import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.manual_grads import manual_grads
@@ -40,16 +40,6 @@ class TruncationBiasConfig:
     epochs: int = 300
     learning_rate: float = 3e-3
     seed: int = 0
-
-
-def _ints(text: str, name: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ValueError(f"{name} must be a comma-separated list of integers; got {text!r}") from None
-    if not values:
-        raise ValueError(f"{name} must not be empty")
-    return values
 
 
 def _flat(tree) -> jax.Array:
@@ -106,8 +96,8 @@ def study(
 
 
 def run(cfg: TruncationBiasConfig, out: Path) -> dict:
-    ks = _ints(cfg.truncations, "truncations")
-    checkpoints = _ints(cfg.checkpoints, "checkpoints")
+    ks = parse_list(cfg.truncations, "truncations", int)
+    checkpoints = parse_list(cfg.checkpoints, "checkpoints", int)
     activations = [a for a in cfg.activations.split(",") if a]
     window = 50
     if min(ks) < 1:
@@ -158,11 +148,7 @@ def run(cfg: TruncationBiasConfig, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("results/truncation_bias"), help="output folder")
-    add_config_arguments(parser, TruncationBiasConfig())
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    return exit_on_user_error(lambda: run(config_from_args(TruncationBiasConfig, args), args.out) and None)
+    return experiment_main(__doc__, TruncationBiasConfig(), run, "results/truncation_bias", argv)
 
 
 if __name__ == "__main__":

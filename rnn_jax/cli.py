@@ -13,6 +13,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 
@@ -70,6 +71,37 @@ def exit_on_user_error(fn: Callable[[], int | None]) -> int:
     except (ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def parse_list(text: str, name: str, kind: Callable[[str], Any] = float, allow_none: bool = False) -> list:
+    """``"1,2,none"`` -> ``[1, 2, None]`` (``kind=int, allow_none=True``); errors name the option."""
+    values = []
+    for item in (v.strip() for v in text.split(",")):
+        if allow_none and item.lower() == "none":
+            values.append(None)
+            continue
+        try:
+            values.append(kind(item))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be a comma-separated list of {kind.__name__} values; got {text!r}"
+            ) from None
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    return values
+
+
+def experiment_main(
+    doc: str, defaults: Any, run: Callable[[Any, Path], object], out: str, argv: Sequence[str] | None = None
+) -> int:
+    """The command line of an experiment script: ``--out`` plus one option per config field;
+    user errors become one line and exit code 2."""
+    parser = OneLineParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path(out), help="output folder (default: %(default)s)")
+    add_config_arguments(parser, defaults)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    config = config_from_args(type(defaults), args)
+    return exit_on_user_error(lambda: run(config, args.out) and None)
 
 
 def _gradcheck(argv: Sequence[str]) -> int:

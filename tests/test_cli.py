@@ -90,3 +90,14 @@ def test_sine_wave_bad_arguments(tmp_path, args, message):
     assert out.returncode == 2
     assert message in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_parse_list():
+    from rnn_jax.cli import parse_list
+
+    assert parse_list("1e-3, 2e-2") == [1e-3, 2e-2]
+    assert parse_list("2,none", "truncations", int, allow_none=True) == [2, None]
+    with pytest.raises(ValueError, match="radii must be a comma-separated list of float values"):
+        parse_list("1,x", "radii")
+    with pytest.raises(ValueError, match="k must be a comma-separated list of int values"):
+        parse_list("none", "k", int)

@@ -87,7 +87,16 @@ def test_benchmark_grads_small(tmp_path):
     ("script", "args", "message"),
     [
         ("truncation_bias.py", ["--truncations", "0,5"], "truncations must all be >= 1"),
-        ("truncation_bias.py", ["--truncations", "a,b"], "comma-separated list of integers"),
+        (
+            "truncation_bias.py",
+            ["--truncations", "a,b"],
+            "truncations must be a comma-separated list of int values",
+        ),
+        (
+            "truncation_bias.py",
+            ["--truncations", "none"],
+            "truncations must be a comma-separated list of int values",
+        ),
         ("gradient_flow.py", ["--radii", "-1"], "radii must be positive numbers"),
         ("gradient_flow.py", ["--activations", "elu"], "activations must be from"),
     ],
@@ -148,7 +157,8 @@ def test_sweep_benchmark_small(tmp_path):
     [
         (["--learning-rates", "1e-3,-1"], "member 32 (seed 0, learning_rate=-1.0"),
         (["--truncations", "0"], "truncation must be None or an integer >= 1; got 0"),
-        (["--truncations", "x"], "truncations must be integers or 'none'"),
+        (["--truncations", "x"], "truncations must be a comma-separated list of int values"),
+        (["--learning-rates", "none"], "learning_rates must be a comma-separated list of float values"),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
     ],
 )
