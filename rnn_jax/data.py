@@ -39,6 +39,23 @@ class WindowData(eqx.Module):
     scaler: Scaler
 
 
+def check_window_data(data: WindowData) -> None:
+    """Shapes that agree and finite values, checked on the host before anything compiles."""
+    for split in ("train", "val"):
+        xs, ys = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if xs.ndim != 3 or ys.ndim != 2 or xs.shape[0] != ys.shape[0] or xs.shape[0] < 1:
+            raise ValueError(
+                f"x_{split} must be (N, T, D) and y_{split} (N, O) with the same N >= 1; "
+                f"got {tuple(xs.shape)} and {tuple(ys.shape)}"
+            )
+        for name, values in ((f"x_{split}", xs), (f"y_{split}", ys)):
+            bad = int(jnp.sum(~jnp.isfinite(values)))
+            if bad:
+                raise ValueError(f"{name} holds {bad} NaN or infinite values; clean the data first")
+    if data.x_train.shape[1:] != data.x_val.shape[1:] or data.y_train.shape[1] != data.y_val.shape[1]:
+        raise ValueError("train and validation windows must have the same length and sizes")
+
+
 def sine_series(
     *,
     length: int = 200,

@@ -16,7 +16,7 @@ from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
 from rnn_jax.cells import ElmanParams
-from rnn_jax.data import WindowData
+from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.train import Hyperparams, TrainConfig, make_train
 
 PROGRESS_AFTER = 3.0  # seconds
@@ -48,6 +48,7 @@ def fit(
     A progress bar (on a terminal) appears once the run has lasted ``PROGRESS_AFTER`` seconds;
     print per-epoch lines with ``tqdm.write`` so that they do not break it.
     """
+    check_window_data(data)
     start = time.perf_counter()
     fns = make_train(config)
     n_epochs = chunk_length(config.epochs)

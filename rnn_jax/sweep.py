@@ -19,7 +19,7 @@ from jaxtyping import Array, PRNGKeyArray
 from tqdm.auto import tqdm
 
 from rnn_jax.cells import ElmanParams
-from rnn_jax.data import WindowData
+from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.runner import PROGRESS_AFTER, chunk_length
 from rnn_jax.sharding import (
     member_mesh,
@@ -169,6 +169,7 @@ def run_sweep(
     multiple of the device count (the padding repeats the last member and is dropped). Results
     do not depend on the layout beyond float32 rounding.
     """
+    check_window_data(data)
     start = time.perf_counter()
     fns = make_train(config)
     mesh = member_mesh(devices)

@@ -1,3 +1,4 @@
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -58,3 +59,29 @@ def test_scaler_is_fitted_on_training_values_only_and_round_trips():
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_sine_data(**kwargs)
+
+
+def test_non_finite_or_mismatched_data_is_refused_before_training(key):
+    from rnn_jax.data import check_window_data
+    from rnn_jax.runner import fit
+    from rnn_jax.train import TrainConfig, make_hparams
+
+    data = make_sine_data(length=60, window=10)
+    bad = data.__class__(
+        x_train=data.x_train.at[3, 2, 0].set(jnp.nan),
+        y_train=data.y_train,
+        x_val=data.x_val,
+        y_val=data.y_val,
+        scaler=data.scaler,
+    )
+    with pytest.raises(ValueError, match="x_train holds 1 NaN or infinite values"):
+        fit(TrainConfig(hidden_dim=4, epochs=1), make_hparams(learning_rate=0.1, seq_len=10), bad, key=key)
+    short = data.__class__(
+        x_train=data.x_train,
+        y_train=data.y_train[:-1],
+        x_val=data.x_val,
+        y_val=data.y_val,
+        scaler=data.scaler,
+    )
+    with pytest.raises(ValueError, match="x_train must be"):
+        check_window_data(short)
