@@ -1,3 +1,5 @@
+import types
+
 import jax
 import jax.numpy as jnp
 import pytest
