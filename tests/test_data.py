@@ -1,5 +1,3 @@
-import types
-
 import jax
 import jax.numpy as jnp
 import pytest
@@ -77,10 +75,11 @@ def test_non_finite_or_mismatched_data_is_refused_before_training(key):
     )
     with pytest.raises(ValueError, match="x_train holds 1 NaN or infinite values"):
         fit(TrainConfig(hidden_dim=4, epochs=1), make_hparams(learning_rate=0.1, seq_len=10), bad, key=key)
-    # WindowData's annotations already refuse this under the test-time shape checks;
-    # check_window_data is what users get, so call it on a plain namespace.
-    short = types.SimpleNamespace(
-        x_train=data.x_train, y_train=data.y_train[:-1], x_val=data.x_val, y_val=data.y_val
-    )
+    # Test-time shape checks refuse to build this WindowData; users get no such check, so build
+    # it around them to reach check_window_data, the check every user goes through.
+    short = object.__new__(type(data))
+    fields = {"x_train": data.x_train, "y_train": data.y_train[:-1], "x_val": data.x_val, "y_val": data.y_val}
+    for name, value in {**fields, "scaler": data.scaler}.items():
+        object.__setattr__(short, name, value)
     with pytest.raises(ValueError, match="x_train must be"):
         check_window_data(short)
