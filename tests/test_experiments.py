@@ -149,7 +149,9 @@ def test_sweep_benchmark_small(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     rows = json.loads((tmp_path / "benchmark_sweep.json").read_text())["rows"]
-    assert [r["batch_size"] for r in rows] == [1, 10] and all(r["vmapped_over_separate"] > 0 for r in rows)
+    assert [r["batch_size"] for r in rows] == [1, 10] and all(
+        r["vmapped_over_separate"] > 0 and r["sweep_layout_over_separate"] > 0 for r in rows
+    )
 
 
 @pytest.mark.parametrize(

@@ -145,3 +145,11 @@ def test_random_search_draws_within_ranges_and_trains(data):
         ValueError, match=r"learning_rate range must satisfy 0 < low <= high; got \(0.1, 0.01\)"
     ):
         random_search(key=jax.random.key(0), n_members=2, seq_len=10, learning_rate=(0.1, 0.01))
+
+
+def test_default_vmap_width_by_batch_size():
+    from rnn_jax.sweep import default_vmap_width
+
+    assert default_vmap_width(TrainConfig(batch_size=1), 32) == 32
+    assert default_vmap_width(TrainConfig(batch_size=10), 32) == 32
+    assert default_vmap_width(TrainConfig(batch_size=100), 32) == 1
