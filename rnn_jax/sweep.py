@@ -146,8 +146,8 @@ def default_vmap_width(config: TrainConfig, members_per_device: int) -> int:
     Small batches: all of them, which amortises the per-operation cost of tiny matmuls (at
     batch 1, 32 vmapped members take 0.44-0.49 of the time of the same runs one by one). From
     batch 50 up each member's step is a real matrix product and batched products are no cheaper
-    per member (naive vmap: 0.9-1.14 at batch 100); one member at a time (``lax.map``) runs the
-    same kernels as separate runs without their dispatch (0.84-0.97). Measured on a 2-core CPU.
+    per member (plain vmap: 1.06-1.17 of one-by-one at batch 100); one member at a time
+    (``lax.map``) runs the same kernels as separate runs (0.84-1.05). Measured on a 2-core CPU.
     """
     return 1 if config.batch_size >= 50 else members_per_device
 
