@@ -159,16 +159,32 @@ class TrainFns(NamedTuple):
     train: Callable[[PRNGKeyArray, Hyperparams, WindowData], tuple[ElmanParams, dict[str, Array]]]
 
 
+def clip_fraction_fn(config: TrainConfig) -> Callable[[ElmanParams, Array], Array]:
+    """How much the clipping touches one gradient: for ``"value"`` (and ``"none"``, as a
+    diagnostic) the share of entries with ``|g| > threshold``; for ``"norm"``, 1 if the global
+    norm exceeds the threshold, else 0."""
+    if config.clip == "norm":
+        return lambda grads, threshold: (optax.tree.norm(grads) > threshold).astype(jnp.float32)
+
+    def entries(grads, threshold):
+        leaves = jax.tree.leaves(grads)
+        over = sum(jnp.sum(jnp.abs(g) > threshold) for g in leaves)
+        return over / sum(g.size for g in leaves)
+
+    return entries
+
+
 def make_train(config: TrainConfig) -> TrainFns:
     """Build pure training functions for ``config``.
 
     ``train(key, hparams, data) -> (params, metrics)`` runs ``config.epochs`` epochs in one
     ``lax.scan``; ``metrics`` maps ``train_loss, val_loss, train_rmse, val_rmse,
-    clip_fraction`` to arrays of shape ``(epochs,)``. ``init`` and ``run(state, hparams, data,
-    n_epochs)`` split the same computation into chunks (for progress reporting) and give
-    bit-identical results.
+    clip_fraction`` (see ``clip_fraction_fn``) to arrays of shape ``(epochs,)``. ``init`` and
+    ``run(state, hparams, data, n_epochs)`` split the same computation into chunks (for
+    progress reporting) and give bit-identical results.
     """
     grad_fn = make_grad_fn(config)
+    clip_share = clip_fraction_fn(config)
 
     def init(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData) -> TrainState:
         init_key, shuffle_key = jax.random.split(key)
@@ -196,13 +212,13 @@ def make_train(config: TrainConfig) -> TrainFns:
             params, opt_state = carry
             grads = grad_fn(params, data.x_train[idx], data.y_train[idx], hparams.truncation)
             updates, opt_state = optimizer.update(grads, opt_state, params)
-            clipped = sum(jnp.sum(jnp.abs(g) > hparams.clip_threshold) for g in jax.tree.leaves(grads))
-            return (optax.apply_updates(params, updates), opt_state), clipped
+            return (optax.apply_updates(params, updates), opt_state), clip_share(
+                grads, hparams.clip_threshold
+            )
 
         (params, opt_state), clipped = jax.lax.scan(step, (state.params, state.opt_state), batches)
-        n_weights = sum(p.size for p in jax.tree.leaves(state.params))
         metrics = evaluate(params, data, config.activation)
-        metrics["clip_fraction"] = jnp.sum(clipped) / (steps * n_weights)
+        metrics["clip_fraction"] = jnp.mean(clipped)
         return TrainState(params=params, opt_state=opt_state, key=key, epoch=state.epoch + 1), metrics
 
     def run(state: TrainState, hparams: Hyperparams, data: WindowData, n_epochs: int):

@@ -99,3 +99,10 @@ def test_bad_hyperparameters_are_named(kwargs, message):
 def test_bad_config_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         check_config(TrainConfig(**kwargs), n_train=100)
+
+
+def test_norm_clip_fraction_counts_clipped_steps(data, key):
+    config = TrainConfig(**SMALL, clip="norm", batch_size=5)
+    _, tiny = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1e-6), data)
+    _, huge = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1e6), data)
+    assert jnp.all(tiny["clip_fraction"] == 1.0) and jnp.all(huge["clip_fraction"] == 0.0)
