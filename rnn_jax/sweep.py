@@ -1,9 +1,9 @@
 """Many independent training runs as one compiled program: ``jit(vmap(train))`` over members.
 
-A member is one (seed, hyperparameters) pair. ``grid`` builds the members of a full grid,
-``random_search`` draws them at random;
-``run_sweep`` trains them all at once, sharded over the available devices, in equal chunks of
-epochs with a progress bar between chunks (bit-identical to one unchunked program).
+A member is one (seed, hyperparameters) pair. ``grid`` builds the members of a full grid and
+``random_search`` draws them at random; ``run_sweep`` trains them all at once, sharded over the
+available devices, in equal chunks of epochs with a progress bar between chunks (bit-identical
+to one unchunked program).
 """
 
 from __future__ import annotations
@@ -31,8 +31,6 @@ from rnn_jax.sharding import (
     shard_members,
 )
 from rnn_jax.train import Hyperparams, TrainConfig, make_hparams, make_train
-
-HPARAM_NAMES = Hyperparams._fields
 
 
 class Members(NamedTuple):
