@@ -61,11 +61,9 @@ def fit(
     )
     compile_seconds = time.perf_counter() - start
 
-    state = init(key, hparams, data)
     history: dict[str, list[float]] = {}
-    bar = None  # created only once the run has lasted PROGRESS_AFTER seconds
-    for _ in range(config.epochs // n_epochs):
-        state, chunk = run(state, hparams, data)
+
+    def record(_, chunk):
         chunk = jax.device_get(chunk)  # one host sync per chunk, never inside the compiled loop
         first = len(next(iter(history.values()), []))
         for name, values in chunk.items():
@@ -73,11 +71,55 @@ def fit(
         if on_epoch is not None:
             for i in range(n_epochs):
                 on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
-        if bar is None and progress and time.perf_counter() - start > PROGRESS_AFTER:
-            bar = tqdm(total=config.epochs, initial=first, unit="epoch", leave=False, disable=None)
-        if bar is not None:
-            bar.update(n_epochs)
-    if bar is not None:
-        bar.close()
+
+    state, _ = run_chunks(
+        run,
+        init(key, hparams, data),
+        (hparams, data),
+        n_chunks=config.epochs // n_epochs,
+        chunk_epochs=n_epochs,
+        start=start,
+        progress=progress,
+        on_chunk=record,
+    )
     params = jax.block_until_ready(state.params)
     return FitResult(params, history, compile_seconds, time.perf_counter() - start)
+
+
+def run_chunks(
+    run,
+    state,
+    args: tuple,
+    *,
+    n_chunks: int,
+    chunk_epochs: int,
+    start: float,
+    progress: bool,
+    desc: str | None = None,
+    on_chunk: Callable | None = None,
+):
+    """``state, metrics = run(state, *args)`` ``n_chunks`` times; returns the last state and the
+    list of per-chunk metrics. ``on_chunk(i, metrics)`` runs on the host after each chunk. A
+    progress bar (on a terminal) appears once ``PROGRESS_AFTER`` seconds have passed since
+    ``start``."""
+    bar, outputs = None, []
+    for i in range(n_chunks):
+        state, metrics = run(state, *args)
+        outputs.append(metrics)
+        if on_chunk is not None:
+            on_chunk(i, metrics)
+        if bar is None and progress and time.perf_counter() - start > PROGRESS_AFTER:
+            bar = tqdm(
+                total=n_chunks * chunk_epochs,
+                initial=i * chunk_epochs,
+                unit="epoch",
+                leave=False,
+                disable=None,
+                desc=desc,
+            )
+        if bar is not None:
+            jax.block_until_ready(metrics)  # advance the bar honestly; only between chunks
+            bar.update(chunk_epochs)
+    if bar is not None:
+        bar.close()
+    return state, outputs

@@ -16,11 +16,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
-from tqdm.auto import tqdm
 
 from rnn_jax.cells import ElmanParams
 from rnn_jax.data import WindowData, check_window_data
-from rnn_jax.runner import PROGRESS_AFTER, chunk_length
+from rnn_jax.runner import chunk_length, run_chunks
 from rnn_jax.sharding import (
     member_mesh,
     member_sharding,
@@ -208,24 +207,16 @@ def run_sweep(
     run = run.lower(state, hparams, data).compile()
     compile_seconds = time.perf_counter() - start
 
-    chunks, bar = [], None
-    for i in range(config.epochs // n_epochs):
-        state, metrics = run(state, hparams, data)
-        chunks.append(metrics)
-        if bar is None and progress and time.perf_counter() - start > PROGRESS_AFTER:
-            bar = tqdm(
-                total=config.epochs,
-                initial=i * n_epochs,
-                unit="epoch",
-                leave=False,
-                disable=None,
-                desc=f"{n} members",
-            )
-        if bar is not None:
-            jax.block_until_ready(metrics)  # only to advance the bar honestly; between chunks
-            bar.update(n_epochs)
-    if bar is not None:
-        bar.close()
+    state, chunks = run_chunks(
+        run,
+        state,
+        (hparams, data),
+        n_chunks=config.epochs // n_epochs,
+        chunk_epochs=n_epochs,
+        start=start,
+        progress=progress,
+        desc=f"{n} members",
+    )
     # Gathered to the host (NumPy arrays), back to one member axis, padding dropped.
     metrics = jax.device_get({k: jnp.concatenate([c[k] for c in chunks], axis=2) for k in chunks[0]})
     metrics = {k: v.reshape(n_pad, -1)[:n] for k, v in metrics.items()}
