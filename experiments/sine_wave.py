@@ -176,6 +176,7 @@ def run(cfg: SineWaveConfig, out: Path) -> dict:
         "train_rmse": result.metrics["train_rmse"][-1],
         "val_rmse": result.metrics["val_rmse"][-1],
         "epochs": cfg.epochs,
+        "diverged_at_epoch": result.diverged_at_epoch,
         "wall_seconds": result.wall_seconds,
         "compile_seconds": result.compile_seconds,
         "per_epoch": {k: result.metrics[k] for k in ("train_rmse", "val_rmse", "clip_fraction")},
@@ -218,12 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     preset, cfg, out = parse_config(sys.argv[1:] if argv is None else argv)
     out = out or Path("results") / "sine_wave" / preset
 
-    def go() -> None:
+    def go() -> int:
         m = run(cfg, out)
+        if m["diverged_at_epoch"] is not None:
+            print(
+                f"error: training diverged: the training loss is NaN or infinite from epoch "
+                f"{m['diverged_at_epoch']}; try a smaller learning_rate, clipping, or init default "
+                f"(metrics written to {out})",
+                file=sys.stderr,
+            )
+            return 1
         print(
             f"val RMSE {m['val_rmse']:.3g} (train {m['train_rmse']:.3g}), "
             f"{m['wall_seconds']:.2f} s wall incl. {m['compile_seconds']:.2f} s compile -> {out}"
         )
+        return 0
 
     return exit_on_user_error(go)
 

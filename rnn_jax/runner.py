@@ -7,6 +7,7 @@ single-``scan`` ``train`` function.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -27,6 +28,16 @@ class FitResult(NamedTuple):
     metrics: dict[str, list[float]]  # one value per epoch
     compile_seconds: float
     wall_seconds: float  # compilation included
+
+    @property
+    def diverged_at_epoch(self) -> int | None:
+        """The first epoch (1-based) whose training loss is NaN or infinite, else ``None``."""
+        return first_non_finite(self.metrics["train_loss"])
+
+
+def first_non_finite(values) -> int | None:
+    """1-based index of the first NaN/inf in a sequence of numbers, else ``None``."""
+    return next((i + 1 for i, v in enumerate(values) if not math.isfinite(v)), None)
 
 
 def chunk_length(epochs: int, max_chunks: int = 20) -> int:

@@ -101,3 +101,24 @@ def test_parse_list():
         parse_list("1,x", "radii")
     with pytest.raises(ValueError, match="k must be a comma-separated list of int values"):
         parse_list("none", "k", int)
+
+
+def test_sine_wave_divergence_is_reported_and_results_kept(tmp_path):
+    # relu with the tutorial's uniform [0, 1) weights blows up at once
+    out = run(
+        "experiments/sine_wave.py",
+        "--preset",
+        "seed",
+        "--activation",
+        "relu",
+        "--epochs",
+        "2",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 1
+    assert (
+        "training diverged" in out.stderr and "from epoch 1" in out.stderr and "Traceback" not in out.stderr
+    )
+    metrics = json.loads((tmp_path / "metrics.json").read_text())  # strict JSON: NaN written as null
+    assert metrics["diverged_at_epoch"] == 1 and metrics["train_loss"][0] is None

@@ -106,3 +106,10 @@ def test_norm_clip_fraction_counts_clipped_steps(data, key):
     _, tiny = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1e-6), data)
     _, huge = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1e6), data)
     assert jnp.all(tiny["clip_fraction"] == 1.0) and jnp.all(huge["clip_fraction"] == 0.0)
+
+
+def test_first_non_finite():
+    from rnn_jax.runner import first_non_finite
+
+    assert first_non_finite([1.0, 2.0]) is None
+    assert first_non_finite([1.0, float("inf"), float("nan")]) == 2
