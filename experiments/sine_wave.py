@@ -136,13 +136,8 @@ def predict_in_original_units(params, data, activation: str) -> dict[str, jax.Ar
 
 def run(cfg: SineWaveConfig, out: Path) -> dict:
     """Validate, train, save config/metrics/predictions and both figures; return the metrics."""
-    check_sine_args(
-        length=cfg.length,
-        window=cfg.window,
-        train_fraction=cfg.train_fraction,
-        step=cfg.step,
-        noise=cfg.noise,
-    )
+    shape = {"length": cfg.length, "window": cfg.window, "train_fraction": cfg.train_fraction}
+    check_sine_args(**shape, step=cfg.step, noise=cfg.noise)
     hparams = make_hparams(
         learning_rate=cfg.learning_rate,
         clip_threshold=cfg.clip_threshold,
@@ -156,14 +151,7 @@ def run(cfg: SineWaveConfig, out: Path) -> dict:
 
     data_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     data = make_sine_data(
-        length=cfg.length,
-        step=cfg.step,
-        frequency=cfg.frequency,
-        noise=cfg.noise,
-        window=cfg.window,
-        train_fraction=cfg.train_fraction,
-        scale=cfg.scale,
-        key=data_key,
+        **shape, step=cfg.step, frequency=cfg.frequency, noise=cfg.noise, scale=cfg.scale, key=data_key
     )
 
     def log(epoch: int, m: dict[str, float]) -> None:

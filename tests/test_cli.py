@@ -1,19 +1,11 @@
 """The rnn-jax command and the sine-wave experiment, run as users run them."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from scripts import assert_user_error, run
 
 from rnn_jax.cli import main
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
 
 
 @pytest.mark.parametrize(
@@ -87,8 +79,7 @@ def test_sine_wave_experiment_writes_results(tmp_path):
 )
 def test_sine_wave_bad_arguments(tmp_path, args, message):
     out = run("experiments/sine_wave.py", *args, "--out", str(tmp_path))
-    assert out.returncode == 2
-    assert message in out.stderr and out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+    assert_user_error(out, message)
     assert not (tmp_path / "metrics.json").exists()
 
 

@@ -1,17 +1,9 @@
-"""The issue-3 experiments, run small, as users run them."""
+"""Every experiment script, run small, as users run them."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(*args):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+from scripts import assert_user_error, run
 
 
 def test_truncation_bias_small(tmp_path):
@@ -103,7 +95,7 @@ def test_benchmark_grads_small(tmp_path):
 )
 def test_experiments_reject_bad_arguments(tmp_path, script, args, message):
     out = run(f"experiments/{script}", *args, "--out", str(tmp_path))
-    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert_user_error(out, message)
 
 
 def test_sweep_small(tmp_path):
@@ -166,5 +158,5 @@ def test_sweep_benchmark_small(tmp_path):
 )
 def test_sweep_rejects_bad_values_naming_the_member(tmp_path, args, message):
     out = run("experiments/sweep.py", *args, "--out", str(tmp_path))
-    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert_user_error(out, message)
     assert not (tmp_path / "sweep.json").exists()
