@@ -4,8 +4,10 @@
     uv run experiments/sine_wave.py --preset seed    # the tutorial's hyperparameters
     uv run experiments/sine_wave.py --help           # every option with its default
 
-Writes config.json, metrics.json, predictions.json, predictions.png and loss.png to --out
-(default results/sine_wave/<preset>/).
+Writes config.json, metrics.json, timing.json, predictions.json, predictions.png, loss.png
+and checkpoint.eqx to --out (default results/sine_wave/<preset>/). Interrupted (Ctrl-C, SIGTERM,
+or killed) runs continue from their last checkpoint: run the same command again with
+``--resume DIR``.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from tqdm.auto import tqdm
 
+from rnn_jax.checkpoint import FILENAME, CheckpointError, read_checkpoint
 from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
 from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_losses, plot_predictions
-from rnn_jax.runner import fit
+from rnn_jax.runner import Checkpointing, Interrupted, fit
 from rnn_jax.train import TrainConfig, check_config, make_hparams
 
 
@@ -100,7 +104,16 @@ HELP = {
 }
 
 
-def parse_config(argv: list[str]) -> tuple[str, SineWaveConfig, Path | None]:
+class RunOptions(NamedTuple):
+    """How a run is carried out; none of it changes its results."""
+
+    out: Path
+    resume: bool = False
+    checkpoint_every: int | None = None
+    overwrite: bool = False
+
+
+def parse_config(argv: list[str]) -> tuple[SineWaveConfig, RunOptions]:
     """``--preset`` picks the defaults; every other option overrides one field."""
     pre = OneLineParser(add_help=False)
     pre.add_argument("--preset", default="default")
@@ -117,9 +130,30 @@ def parse_config(argv: list[str]) -> tuple[str, SineWaveConfig, Path | None]:
     parser.add_argument(
         "--out", type=Path, default=None, help="output folder (default: results/sine_wave/<preset>)"
     )
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue the run whose checkpoint is in DIR (same options as that run; DIR is the output folder)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="save a checkpoint every EPOCHS epochs (default: at each of at most 20 chunks)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start again even if --out holds an unfinished run"
+    )
     add_config_arguments(parser, PRESETS[known.preset], HELP)
     args = parser.parse_args(argv)
-    return args.preset, config_from_args(SineWaveConfig, args), args.out
+    if args.resume is not None and args.out is not None and args.out != args.resume:
+        parser.error("--resume DIR continues the run in DIR; leave out --out or give the same folder")
+    out = args.resume or args.out or Path("results") / "sine_wave" / args.preset
+    options = RunOptions(out, args.resume is not None, args.checkpoint_every, args.overwrite)
+    return config_from_args(SineWaveConfig, args), options
 
 
 def train_config(cfg: SineWaveConfig) -> TrainConfig:
@@ -134,8 +168,26 @@ def predict_in_original_units(params, data, activation: str) -> dict[str, jax.Ar
     return {"truth": data.scaler.inverse(ys), "prediction": data.scaler.inverse(pred)}
 
 
-def run(cfg: SineWaveConfig, out: Path) -> dict:
-    """Validate, train, save config/metrics/predictions and both figures; return the metrics."""
+def check_no_unfinished_run(path: Path) -> None:
+    """Refuse to start afresh over a checkpoint whose run has not finished (or cannot be read)."""
+    if not path.exists():
+        return
+    try:
+        header = read_checkpoint(path)[0]
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; pass --overwrite to start again over it") from None
+    epoch, epochs = header["epoch"], header["run"].get("epochs")
+    if epoch < epochs and not header["metrics"].get("diverged_at_step", [0])[-1]:
+        raise CheckpointError(
+            f"{path.parent} holds an unfinished run (epoch {epoch} of {epochs}); continue it with "
+            f"--resume {path.parent}, or pass --overwrite to start again"
+        )
+
+
+def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
+    """Validate, train (checkpointing to ``options.out``), save config/metrics/timing/predictions
+    and both figures; return the metrics."""
+    out = options.out
     shape = {"length": cfg.length, "window": cfg.window, "train_fraction": cfg.train_fraction}
     check_sine_args(**shape, step=cfg.step, noise=cfg.noise)
     hparams = make_hparams(
@@ -149,6 +201,10 @@ def run(cfg: SineWaveConfig, out: Path) -> dict:
     n_train = n_train_windows(cfg.length - cfg.window, cfg.train_fraction)
     check_config(tcfg, n_train)
 
+    checkpointing = Checkpointing(out / FILENAME, dataclasses.asdict(cfg), options.checkpoint_every)
+    if not (options.resume or options.overwrite):
+        check_no_unfinished_run(checkpointing.path)
+
     data_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     data = make_sine_data(
         **shape, step=cfg.step, frequency=cfg.frequency, noise=cfg.noise, scale=cfg.scale, key=data_key
@@ -157,21 +213,26 @@ def run(cfg: SineWaveConfig, out: Path) -> dict:
     def log(epoch: int, m: dict[str, float]) -> None:
         tqdm.write(f"epoch {epoch:4d}  train_loss {m['train_loss']:.6g}  val_loss {m['val_loss']:.6g}")
 
-    result = fit(tcfg, hparams, data, key=train_key, on_epoch=log)
+    result = fit(
+        tcfg, hparams, data, key=train_key, on_epoch=log, checkpointing=checkpointing, resume=options.resume
+    )
     metrics = {
         "train_loss": result.metrics["train_loss"],
         "val_loss": result.metrics["val_loss"],
         "train_rmse": result.metrics["train_rmse"][-1],
         "val_rmse": result.metrics["val_rmse"][-1],
         "epochs": cfg.epochs,
+        "epochs_run": len(result.metrics["train_loss"]),
         "diverged_at_epoch": result.diverged_at_epoch,
-        "wall_seconds": result.wall_seconds,
-        "compile_seconds": result.compile_seconds,
+        "diverged_at_step": result.diverged_at_step,
         "per_epoch": {k: result.metrics[k] for k in ("train_rmse", "val_rmse", "clip_fraction")},
         "units": "loss: 0.5 * mean squared error in model units; rmse: original units of the series",
     }
     write_json(out / "config.json", dataclasses.asdict(cfg))
     write_json(out / "metrics.json", metrics)
+    # Timings live apart so that metrics.json is bit-identical across runs of one command.
+    timing = {"wall_seconds": result.wall_seconds, "compile_seconds": result.compile_seconds}
+    write_json(out / "timing.json", timing | {"resumed": options.resume})
 
     preds = jax.device_get(
         jax.jit(predict_in_original_units, static_argnums=2)(result.params, data, cfg.activation)
@@ -200,20 +261,30 @@ def run(cfg: SineWaveConfig, out: Path) -> dict:
         ),
         out / "loss.png",
     )
-    return metrics
+    return metrics | timing
 
 
 def main(argv: list[str] | None = None) -> int:
-    preset, cfg, out = parse_config(sys.argv[1:] if argv is None else argv)
-    out = out or Path("results") / "sine_wave" / preset
+    cfg, options = parse_config(sys.argv[1:] if argv is None else argv)
+    out = options.out
 
     def go() -> int:
-        m = run(cfg, out)
-        if m["diverged_at_epoch"] is not None:
+        try:
+            m = run(cfg, options)
+        except Interrupted as stop:
             print(
-                f"error: training diverged: the training loss is NaN or infinite from epoch "
-                f"{m['diverged_at_epoch']}; try a smaller learning_rate, clipping, or init default "
-                f"(metrics written to {out})",
+                f"{stop}; checkpoint saved to {stop.checkpoint}; continue with the same command "
+                f"and --resume {out}",
+                file=sys.stderr,
+            )
+            return 128 + stop.signum
+        if m["diverged_at_epoch"] is not None:
+            step = f" (optimiser step {m['diverged_at_step']})" if m["diverged_at_step"] else ""
+            print(
+                f"error: training diverged in epoch {m['diverged_at_epoch']}{step}: a gradient or "
+                f"parameter became NaN or infinite; the last good parameters (finite gradient) are in "
+                f"{out / FILENAME}, metrics in {out}. Try a smaller learning_rate, clipping, or "
+                "init default",
                 file=sys.stderr,
             )
             return 1

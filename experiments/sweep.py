@@ -25,7 +25,7 @@ from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
-from rnn_jax.runner import first_non_finite
+from rnn_jax.runner import diverged_epoch
 from rnn_jax.sweep import default_vmap_width, grid, over_members, run_sweep
 from rnn_jax.train import TrainConfig, check_config, make_train
 
@@ -95,7 +95,8 @@ def sweep(cfg: SweepConfig, out: Path) -> dict:
             **m,
             "final_val_rmse": float(val_rmse[i, -1]),
             "final_train_rmse": float(result.metrics["train_rmse"][i, -1]),
-            "diverged_at_epoch": first_non_finite(result.metrics["train_loss"][i].tolist()),
+            "diverged_at_epoch": diverged_epoch({k: v[i].tolist() for k, v in result.metrics.items()}),
+            "diverged_at_step": int(result.metrics["diverged_at_step"][i, -1]) or None,
         }
         for i, m in enumerate(members.table)
     ]

@@ -1,15 +1,21 @@
-"""Host-side driver: compile once, run the epochs in equal chunks, report progress between them.
+"""Host-side driver: compile once, run the epochs in equal chunks; between chunks report
+progress, save checkpoints, stop on divergence or on SIGINT/SIGTERM.
 
-The maths lives in ``rnn_jax.train``; this module only times, chunks and reports. Chunks all
-have the same length, so the run compiles once, and the result is bit-identical to the
-single-``scan`` ``train`` function.
+The maths lives in ``rnn_jax.train``; this module only times, chunks, saves and reports. Chunks
+all have the same length, so the run compiles once, and the result is bit-identical to the
+single-``scan`` ``train`` function (and to a run resumed from any of its checkpoints).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -17,6 +23,7 @@ from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
 from rnn_jax.cells import ElmanParams
+from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.train import Hyperparams, TrainConfig, make_train
 
@@ -24,15 +31,43 @@ PROGRESS_AFTER = 3.0  # seconds
 
 
 class FitResult(NamedTuple):
-    params: ElmanParams
-    metrics: dict[str, list[float]]  # one value per epoch
+    params: ElmanParams  # the last finite parameters
+    metrics: dict[str, list[float]]  # one value per epoch run (fewer than epochs if stopped early)
     compile_seconds: float
     wall_seconds: float  # compilation included
+    diverged_at_step: int | None  # 1-based optimiser step that went NaN/inf, else None
 
     @property
     def diverged_at_epoch(self) -> int | None:
-        """The first epoch (1-based) whose training loss is NaN or infinite, else ``None``."""
-        return first_non_finite(self.metrics["train_loss"])
+        """The first epoch (1-based) in which training diverged, else ``None``."""
+        return diverged_epoch(self.metrics)
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped a run at a chunk boundary, after its checkpoint was saved."""
+
+    def __init__(self, signum: int, epoch: int, checkpoint: Path):
+        self.signum, self.epoch, self.checkpoint = signum, epoch, checkpoint
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at epoch {epoch}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Checkpointing:
+    """Where and how often ``fit`` saves its state.
+
+    ``run`` describes the run (JSON-able; typically its whole configuration): a resume is
+    refused unless it matches. ``every``: epochs between saves, rounded to whole chunks
+    (``None``: at every chunk boundary, at most ``max_chunks`` per run). A checkpoint is also
+    saved at the end, when training diverges, and on SIGINT/SIGTERM.
+    """
+
+    path: Path
+    run: dict
+    every: int | None = None
+
+    def __post_init__(self):
+        if self.every is not None and self.every < 1:
+            raise ValueError(f"checkpoint_every must be a positive integer; got {self.every}")
 
 
 def first_non_finite(values) -> int | None:
@@ -40,9 +75,36 @@ def first_non_finite(values) -> int | None:
     return next((i + 1 for i, v in enumerate(values) if not math.isfinite(v)), None)
 
 
-def chunk_length(epochs: int, max_chunks: int = 20) -> int:
-    """The smallest divisor of ``epochs`` that gives at most ``max_chunks`` equal chunks."""
-    return next(d for d in range(1, epochs + 1) if epochs % d == 0 and epochs // d <= max_chunks)
+def diverged_epoch(metrics: dict) -> int | None:
+    """The first epoch (1-based) whose ``diverged_at_step`` is set or whose training loss is
+    NaN/inf, from one member's per-epoch metrics; ``None`` if there is none."""
+    flagged = next((i + 1 for i, v in enumerate(metrics.get("diverged_at_step", [])) if v > 0), None)
+    return flagged or first_non_finite(metrics.get("train_loss", []))
+
+
+def chunk_length(epochs: int, max_chunks: int = 20, at_most: int | None = None) -> int:
+    """The smallest divisor of ``epochs`` that gives at most ``max_chunks`` equal chunks, or,
+    with ``at_most``, the largest divisor not above it."""
+    divisors = [d for d in range(1, epochs + 1) if epochs % d == 0]
+    if at_most is not None:
+        return max(d for d in divisors if d <= at_most)
+    return next(d for d in divisors if epochs // d <= max_chunks)
+
+
+@contextlib.contextmanager
+def deferred_signals(signums=(signal.SIGINT, signal.SIGTERM)):
+    """Within the block, SIGINT/SIGTERM are recorded instead of acted on; yields the list they
+    are appended to. Outside the main thread (where handlers cannot be set) nothing changes."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {s: signal.signal(s, lambda signum, _: received.append(signum)) for s in signums}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def fit(
@@ -53,18 +115,39 @@ def fit(
     key: PRNGKeyArray,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
     progress: bool = True,
+    checkpointing: Checkpointing | None = None,
+    resume: bool = False,
 ) -> FitResult:
     """Train one model; ``on_epoch(epoch, metrics)`` is called on the host after each chunk.
+
+    The run stops at the end of the chunk in which training diverged (NaN/inf gradient or
+    parameters; detected inside the compiled loop), keeping the last finite parameters. With
+    ``checkpointing`` the state is saved as described there; SIGINT/SIGTERM then save it at the
+    next chunk boundary and raise ``Interrupted``. ``resume=True`` continues from the saved
+    checkpoint (refused if it belongs to another run) and ends bit-identical to an
+    uninterrupted run.
 
     A progress bar (on a terminal) appears once the run has lasted ``PROGRESS_AFTER`` seconds;
     print per-epoch lines with ``tqdm.write`` so that they do not break it.
     """
     check_window_data(data)
+    if resume and checkpointing is None:
+        raise ValueError("resume=True needs checkpointing (where to resume from)")
     start = time.perf_counter()
     fns = make_train(config)
-    n_epochs = chunk_length(config.epochs)
-    init = jax.jit(fns.init).lower(key, hparams, data).compile()
     state_shape = jax.eval_shape(fns.init, key, hparams, data)
+    history: dict[str, list[float]] = {}
+    if resume:
+        state, history = load_checkpoint(checkpointing.path, state_shape, run=checkpointing.run)
+        history = {k: list(v) for k, v in history.items()}
+    else:
+        state = jax.jit(fns.init)(key, hparams, data)
+    remaining = config.epochs - int(state.epoch)
+    if remaining <= 0 or int(state.diverged_at_step) > 0:
+        return _result(state, history, 0.0, start)
+
+    every = None if checkpointing is None else checkpointing.every
+    n_epochs = chunk_length(remaining, at_most=every) if every else chunk_length(remaining)
     run = (
         jax.jit(fns.run, static_argnames="n_epochs")
         .lower(state_shape, hparams, data, n_epochs=n_epochs)
@@ -72,9 +155,11 @@ def fit(
     )
     compile_seconds = time.perf_counter() - start
 
-    history: dict[str, list[float]] = {}
+    def save(state) -> None:
+        if checkpointing is not None:
+            save_checkpoint(checkpointing.path, state, run=checkpointing.run, metrics=history)
 
-    def record(_, chunk):
+    def after_chunk(_, state, chunk) -> bool:
         chunk = jax.device_get(chunk)  # one host sync per chunk, never inside the compiled loop
         first = len(next(iter(history.values()), []))
         for name, values in chunk.items():
@@ -82,19 +167,34 @@ def fit(
         if on_epoch is not None:
             for i in range(n_epochs):
                 on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
+        diverged = chunk["diverged_at_step"][-1] > 0
+        if diverged or received or int(state.epoch) == config.epochs:
+            save(state)
+        elif every is None or (int(state.epoch) % every) < n_epochs:
+            save(state)  # the first chunk boundary at or after each multiple of `every`
+        if received:
+            raise Interrupted(received[0], int(state.epoch), checkpointing.path)
+        return diverged
 
-    state, _ = run_chunks(
-        run,
-        init(key, hparams, data),
-        (hparams, data),
-        n_chunks=config.epochs // n_epochs,
-        chunk_epochs=n_epochs,
-        start=start,
-        progress=progress,
-        on_chunk=record,
-    )
+    context = deferred_signals() if checkpointing is not None else contextlib.nullcontext([])
+    with context as received:
+        state, _ = run_chunks(
+            run,
+            state,
+            (hparams, data),
+            n_chunks=remaining // n_epochs,
+            chunk_epochs=n_epochs,
+            start=start,
+            progress=progress,
+            on_chunk=after_chunk,
+        )
+    return _result(state, history, compile_seconds, start)
+
+
+def _result(state, history, compile_seconds: float, start: float) -> FitResult:
     params = jax.block_until_ready(state.params)
-    return FitResult(params, history, compile_seconds, time.perf_counter() - start)
+    step = int(state.diverged_at_step)
+    return FitResult(params, history, compile_seconds, time.perf_counter() - start, step or None)
 
 
 def run_chunks(
@@ -109,16 +209,16 @@ def run_chunks(
     desc: str | None = None,
     on_chunk: Callable | None = None,
 ):
-    """``state, metrics = run(state, *args)`` ``n_chunks`` times; returns the last state and the
-    list of per-chunk metrics. ``on_chunk(i, metrics)`` runs on the host after each chunk. A
-    progress bar (on a terminal) appears once ``PROGRESS_AFTER`` seconds have passed since
-    ``start``."""
+    """``state, metrics = run(state, *args)`` up to ``n_chunks`` times; returns the last state and
+    the list of per-chunk metrics. ``on_chunk(i, state, metrics)`` runs on the host after each
+    chunk; a true result stops the loop. A progress bar (on a terminal) appears once
+    ``PROGRESS_AFTER`` seconds have passed since ``start``."""
     bar, outputs = None, []
     for i in range(n_chunks):
         state, metrics = run(state, *args)
         outputs.append(metrics)
-        if on_chunk is not None:
-            on_chunk(i, metrics)
+        if on_chunk is not None and on_chunk(i, state, metrics):
+            break
         if bar is None and progress and time.perf_counter() - start > PROGRESS_AFTER:
             bar = tqdm(
                 total=n_chunks * chunk_epochs,

@@ -63,6 +63,9 @@ class TrainState(eqx.Module):
     opt_state: optax.OptState
     key: PRNGKeyArray
     epoch: Int[Array, ""]
+    # 1-based optimiser step whose gradient or update was NaN/inf, or 0. The parameters and
+    # optimiser state are then those of the last step with a finite gradient, and stay frozen.
+    diverged_at_step: Int[Array, ""]
 
 
 def make_hparams(
@@ -174,14 +177,25 @@ def clip_fraction_fn(config: TrainConfig) -> Callable[[ElmanParams, Array], Arra
     return entries
 
 
+def all_finite(tree) -> Array:
+    """``True`` when no leaf of ``tree`` holds a NaN or an infinity (a scalar bool array)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def select_tree(pred: Array, on_true, on_false):
+    """Leafwise ``jnp.where(pred, on_true, on_false)`` for two trees of the same structure."""
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
 def make_train(config: TrainConfig) -> TrainFns:
     """Build pure training functions for ``config``.
 
     ``train(key, hparams, data) -> (params, metrics)`` runs ``config.epochs`` epochs in one
     ``lax.scan``; ``metrics`` maps ``train_loss, val_loss, train_rmse, val_rmse,
-    clip_fraction`` (see ``clip_fraction_fn``) to arrays of shape ``(epochs,)``. ``init`` and
+    clip_fraction`` (see ``clip_fraction_fn``) and ``diverged_at_step`` (see
+    ``TrainState``; 0 while finite) to arrays of shape ``(epochs,)``. ``init`` and
     ``run(state, hparams, data, n_epochs)`` split the same computation into chunks (for
-    progress reporting) and give bit-identical results.
+    progress reporting, checkpoints and resuming) and give bit-identical results.
     """
     grad_fn = make_grad_fn(config)
     clip_share = clip_fraction_fn(config)
@@ -198,7 +212,10 @@ def make_train(config: TrainConfig) -> TrainFns:
             dtype=data.x_train.dtype,
         )
         opt_state = make_optimizer(config, hparams, data.x_train.shape[0]).init(params)
-        return TrainState(params=params, opt_state=opt_state, key=shuffle_key, epoch=jnp.zeros((), jnp.int32))
+        zero = jnp.zeros((), jnp.int32)
+        return TrainState(
+            params=params, opt_state=opt_state, key=shuffle_key, epoch=zero, diverged_at_step=zero
+        )
 
     def one_epoch(state: TrainState, hparams: Hyperparams, data: WindowData):
         n_train = data.x_train.shape[0]
@@ -208,18 +225,39 @@ def make_train(config: TrainConfig) -> TrainFns:
         order = jax.random.permutation(perm_key, n_train) if config.shuffle else jnp.arange(n_train)
         batches = order[: steps * config.batch_size].reshape(steps, config.batch_size)
 
-        def step(carry, idx):
-            params, opt_state = carry
+        def step(carry, step_idx):
+            (params, opt_state), previous, diverged_at = carry
+            i, idx = step_idx
             grads = grad_fn(params, data.x_train[idx], data.y_train[idx], hparams.truncation)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state), clip_share(
-                grads, hparams.clip_threshold
+            updates, new_opt_state = optimizer.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            # Checked inside the compiled loop (no host sync). A non-finite gradient condemns the
+            # current parameters too (their loss overflowed), so they are rolled back to the
+            # previous step's; a non-finite update is not applied. A diverged member stays frozen.
+            alive, grads_ok = diverged_at == 0, all_finite(grads)
+            advance = alive & grads_ok & all_finite(new_params)
+            current = (params, opt_state)
+            kept = select_tree(
+                advance, (new_params, new_opt_state), select_tree(alive & ~grads_ok, previous, current)
             )
+            carry = (
+                kept,
+                select_tree(advance, current, previous),
+                jnp.where(alive & ~advance, state.epoch * steps + i + 1, diverged_at),
+            )
+            return carry, clip_share(grads, hparams.clip_threshold)
 
-        (params, opt_state), clipped = jax.lax.scan(step, (state.params, state.opt_state), batches)
+        current = (state.params, state.opt_state)
+        ((params, opt_state), _, diverged_at), clipped = jax.lax.scan(
+            step, (current, current, state.diverged_at_step), (jnp.arange(steps), batches)
+        )
         metrics = evaluate(params, data, config.activation)
         metrics["clip_fraction"] = jnp.mean(clipped)
-        return TrainState(params=params, opt_state=opt_state, key=key, epoch=state.epoch + 1), metrics
+        metrics["diverged_at_step"] = diverged_at
+        new_state = TrainState(
+            params=params, opt_state=opt_state, key=key, epoch=state.epoch + 1, diverged_at_step=diverged_at
+        )
+        return new_state, metrics
 
     def run(state: TrainState, hparams: Hyperparams, data: WindowData, n_epochs: int):
         return jax.lax.scan(lambda s, _: one_epoch(s, hparams, data), state, length=n_epochs)

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import subprocess
 import sys
@@ -153,3 +154,16 @@ def test_default_vmap_width_by_batch_size():
     assert default_vmap_width(TrainConfig(batch_size=1), 32) == 32
     assert default_vmap_width(TrainConfig(batch_size=10), 32) == 32
     assert default_vmap_width(TrainConfig(batch_size=100), 32) == 1
+
+
+def test_a_diverging_member_is_marked_and_the_others_are_unaffected(data):
+    members = grid(key=jax.random.key(0), n_seeds=2, seq_len=10, learning_rate=[1e-2, 1e30])
+    config = dataclasses.replace(CONFIG, optimizer="sgd", clip="none")
+    result = run_sweep(config, members, data, progress=False)
+    assert result.metrics["diverged_at_step"][:, -1].tolist() == [0, 0, 2, 2]
+    assert all(jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(result.params))
+    healthy = grid(key=jax.random.key(0), n_seeds=2, seq_len=10, learning_rate=[1e-2])
+    alone = run_sweep(config, healthy, data, progress=False)
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda x: x[:2], result.params), alone.params, rtol=1e-5, atol=1e-7
+    )

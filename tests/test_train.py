@@ -113,3 +113,30 @@ def test_first_non_finite():
 
     assert first_non_finite([1.0, 2.0]) is None
     assert first_non_finite([1.0, float("inf"), float("nan")]) == 2
+
+
+def test_divergence_is_caught_in_the_loop_and_the_last_good_parameters_kept(data, key):
+    # Plain SGD at an absurd learning rate: step 1 lands on huge (finite) weights whose loss
+    # overflows, so step 2's gradient is non-finite and the run rolls back to the initial weights.
+    config = TrainConfig(**SMALL, optimizer="sgd", clip="none", activation="tanh")
+    fns = make_train(config)
+    hp = hparams(learning_rate=1e30)
+    params, metrics = jax.jit(fns.train)(key, hp, data)
+    initial = fns.init(key, hp, data).params
+    assert metrics["diverged_at_step"].tolist() == [2] * 6
+    chex.assert_trees_all_equal(params, initial)
+    assert jnp.all(jnp.isfinite(metrics["train_loss"]))
+
+
+def test_fit_stops_at_the_chunk_where_training_diverged(data, key):
+    config = TrainConfig(**{**SMALL, "epochs": 12}, optimizer="sgd", clip="none", activation="tanh")
+    result = fit(config, hparams(learning_rate=1e30), data, key=key, progress=False)
+    assert result.diverged_at_step == 2 and result.diverged_at_epoch == 1
+    assert len(result.metrics["train_loss"]) == chunk_length(12) < 12
+    assert all(jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(result.params))
+
+
+def test_a_healthy_run_reports_no_divergence(data, key):
+    result = fit(TrainConfig(**SMALL), hparams(), data, key=key, progress=False)
+    assert result.diverged_at_step is None and result.diverged_at_epoch is None
+    assert result.metrics["diverged_at_step"] == [0.0] * 6

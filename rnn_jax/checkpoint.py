@@ -1,0 +1,119 @@
+"""Checkpoints: a run's whole state on disk, so an interrupted run resumes bit for bit.
+
+A checkpoint is one file: a line of JSON (the header), then the state's leaves as written by
+``equinox.tree_serialise_leaves`` (NumPy's ``.npy`` format; never pickle). The header holds the
+format name, the run's description (its configuration), the epoch reached, the metrics so far,
+and the payload's length and SHA-256, so that a truncated or corrupted file is refused before
+any of it is used. Files are written atomically: a crash mid-write leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+
+from rnn_jax.io import write_atomic
+from rnn_jax.train import TrainState
+
+FORMAT = "rnn_jax-checkpoint-1"
+FILENAME = "checkpoint.eqx"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, damaged, or belongs to another run."""
+
+
+def _storable(state: TrainState) -> TrainState:
+    # Typed PRNG keys have no .npy form; their raw uint32 data does.
+    return eqx.tree_at(lambda s: s.key, state, jax.random.key_data(state.key))
+
+
+def _restored(state: TrainState) -> TrainState:
+    return eqx.tree_at(lambda s: s.key, state, jax.random.wrap_key_data(state.key))
+
+
+def save_checkpoint(
+    path: str | Path, state: TrainState, *, run: dict[str, Any], metrics: dict[str, list[float]]
+) -> Path:
+    """Write ``state`` with the JSON-able description ``run`` and the per-epoch ``metrics``."""
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, _storable(jax.device_get(state)))
+    payload = buffer.getvalue()
+    header = {
+        "format": FORMAT,
+        "epoch": int(state.epoch),
+        "run": run,
+        "metrics": metrics,
+        "payload_bytes": len(payload),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    # NaN stays NaN in the header (Python's json reads it back) so metrics round-trip exactly.
+    line = json.dumps(header, allow_nan=True).encode() + b"\n"
+    return write_atomic(path, lambda f: f.write(line + payload))
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], bytes]:
+    """The header and the payload of the checkpoint at ``path``, after checking its integrity."""
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror}") from None
+    line, newline, payload = blob.partition(b"\n")
+    try:
+        header = json.loads(line) if newline else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an rnn_jax checkpoint (expected a {FORMAT} header)")
+    if len(payload) != header.get("payload_bytes"):
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or damaged: {len(payload)} bytes of state, "
+            f"expected {header.get('payload_bytes')}"
+        )
+    if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+        raise CheckpointError(f"checkpoint {path} is corrupted: its SHA-256 does not match its header")
+    return header, payload
+
+
+def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str:
+    """``"a: 1 in the checkpoint, 2 now; ..."`` for every key whose value differs."""
+    keys = sorted(set(saved) | set(current))
+    diffs = [
+        f"{k}: {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now"
+        for k in keys
+        if saved.get(k) != current.get(k)
+    ]
+    return "; ".join(diffs)
+
+
+def load_checkpoint(
+    path: str | Path, like: TrainState, *, run: dict[str, Any]
+) -> tuple[TrainState, dict[str, list[float]]]:
+    """The state and metrics saved at ``path``, refused unless saved for the same ``run``.
+
+    ``like`` gives the expected structure, shapes and dtypes (arrays or ``jax.ShapeDtypeStruct``,
+    for example from ``jax.eval_shape`` of the run's ``init``).
+    """
+    header, payload = read_checkpoint(path)
+    # JSON turns tuples into lists; compare what the file would hold.
+    current = json.loads(json.dumps(run, allow_nan=True))
+    if header["run"] != current:
+        raise CheckpointError(
+            f"checkpoint {path} belongs to a different run ({describe_mismatch(header['run'], current)}); "
+            "refusing to resume from it"
+        )
+    try:
+        stored = eqx.tree_deserialise_leaves(io.BytesIO(payload), jax.eval_shape(_storable, like))
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {path} does not fit this run's state: {err}") from None
+    return _restored(stored), header["metrics"]

@@ -1,0 +1,88 @@
+"""Interrupting the sine-wave experiment (kill -9, SIGINT, SIGTERM) and resuming it."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from scripts import ROOT, assert_user_error, run
+
+from rnn_jax.checkpoint import CheckpointError, read_checkpoint
+
+# Long enough to be interrupted part-way (several seconds), with a checkpoint every 25 epochs.
+ARGS = ["experiments/sine_wave.py", "--hidden-dim", "16", "--epochs", "800", "--checkpoint-every", "25"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """An uninterrupted run's output folder."""
+    out = tmp_path_factory.mktemp("reference")
+    done = run(*ARGS, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def saved_epoch(path) -> int:
+    try:
+        return read_checkpoint(path)[0]["epoch"]
+    except CheckpointError:
+        return 0  # not written yet
+
+
+def start_and_stop(out, how: signal.Signals) -> tuple[int, str]:
+    """Start the run, send ``how`` once a checkpoint part-way through exists; the exit code and
+    stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, *ARGS, "--out", str(out)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 240
+    while saved_epoch(out / "checkpoint.eqx") < 50 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(how)
+    return proc.wait(timeout=120), proc.stderr.read()
+
+
+def resume_and_compare(out, reference) -> None:
+    done = run(*ARGS, "--resume", str(out))
+    assert done.returncode == 0, done.stderr
+    for name in ("metrics.json", "predictions.json", "config.json"):
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+
+
+def test_same_command_gives_bit_identical_metrics(tmp_path, reference):
+    done = run(*ARGS, "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
+
+
+def test_kill_9_between_checkpoints_then_resume_is_bit_identical(tmp_path, reference):
+    code, _ = start_and_stop(tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    epoch = saved_epoch(tmp_path / "checkpoint.eqx")
+    assert 0 < epoch < 800 and epoch % 25 == 0
+    assert_user_error(run(*ARGS, "--out", str(tmp_path)), f"holds an unfinished run (epoch {epoch} of 800)")
+    resume_and_compare(tmp_path, reference)
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_save_a_checkpoint_and_exit_cleanly(tmp_path, reference, how):
+    code, stderr = start_and_stop(tmp_path, how)
+    assert code == 128 + how, stderr
+    assert f"interrupted by {how.name}" in stderr and "--resume" in stderr and "Traceback" not in stderr
+    assert 0 < saved_epoch(tmp_path / "checkpoint.eqx") < 800
+    resume_and_compare(tmp_path, reference)
+
+
+def test_resume_with_other_options_is_refused_and_the_checkpoint_kept(tmp_path):
+    done = run(*ARGS[:-2], "--out", str(tmp_path), "--epochs", "20")
+    assert done.returncode == 0, done.stderr
+    before = (tmp_path / "checkpoint.eqx").read_bytes()
+    out = run(*ARGS[:-2], "--resume", str(tmp_path), "--epochs", "20", "--hidden-dim", "8")
+    assert_user_error(out, "belongs to a different run (hidden_dim: 16 in the checkpoint, 8 now)")
+    assert (tmp_path / "checkpoint.eqx").read_bytes() == before
+    assert_user_error(run(*ARGS, "--resume", str(tmp_path / "none")), "no checkpoint at")
