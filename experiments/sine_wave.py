@@ -135,7 +135,7 @@ def parse_config(argv: list[str]) -> tuple[SineWaveConfig, RunOptions]:
         type=Path,
         default=None,
         metavar="DIR",
-        help="continue the run whose checkpoint is in DIR (same options as that run; DIR is the output folder)",
+        help="continue the run saved in the output folder DIR (give the options of that run)",
     )
     parser.add_argument(
         "--checkpoint-every",
