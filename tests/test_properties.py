@@ -1,0 +1,68 @@
+"""Property-based tests: random sizes, truncation lengths and batch sizes."""
+
+import chex
+import jax
+import jax.numpy as jnp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnn_jax.cells import init_elman
+from rnn_jax.data import make_sine_data
+from rnn_jax.losses import batch_predict, loss
+from rnn_jax.manual_grads import manual_grads
+from rnn_jax.train import TrainConfig, make_hparams, make_train
+
+SETTINGS = settings(max_examples=15, deadline=None)
+
+
+@st.composite
+def problems(draw):
+    """Random sizes for one batch, with a truncation length that may exceed T, and a seed."""
+    d, h, o = (draw(st.integers(1, 4)) for _ in range(3))
+    n, t = draw(st.integers(1, 4)), draw(st.integers(1, 8))
+    target = draw(st.sampled_from(["last", "all"]))
+    truncation = draw(st.one_of(st.none(), st.integers(1, t + 2)))
+    return (d, h, o, n, t), target, truncation, draw(st.integers(0, 2**16))
+
+
+def arrays(sizes, target, seed):
+    """float64 parameters, inputs and targets (call with x64 enabled)."""
+    d, h, o, n, t = sizes
+    k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
+    params = init_elman(key=k_params, input_dim=d, hidden_dim=h, output_dim=o, dtype=jnp.float64)
+    xs = jax.random.normal(k_x, (n, t, d), jnp.float64)
+    ys = jax.random.normal(k_y, (n, o) if target == "last" else (n, t, o), jnp.float64)
+    return params, xs, ys
+
+
+@SETTINGS
+@given(problem=problems(), activation=st.sampled_from(["sigmoid", "tanh", "relu"]))
+def test_truncation_changes_gradients_never_forward_values(problem, activation):
+    sizes, target, k, seed = problem
+    with jax.enable_x64(True):
+        params, xs, ys = arrays(sizes, target, seed)
+        kw = {"activation": activation, "target": target}
+        assert float(loss(params, xs, ys, truncation=k, **kw)) == float(loss(params, xs, ys, **kw))
+        grads = manual_grads(params, xs, ys, truncation=k, **kw)
+        chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
+        reference = jax.grad(loss)(params, xs, ys, truncation=k, **kw)
+        chex.assert_trees_all_close(grads, reference, rtol=1e-9, atol=1e-12)
+        assert batch_predict(params, xs, **kw).shape == ys.shape
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    batch_size=st.integers(1, 9),
+    truncation=st.one_of(st.none(), st.integers(1, 12)),
+    hidden_dim=st.integers(1, 6),
+    epochs=st.integers(1, 3),
+)
+def test_training_metrics_have_one_finite_value_per_epoch(batch_size, truncation, hidden_dim, epochs):
+    data = make_sine_data(length=30, window=6, scale=True)
+    config = TrainConfig(hidden_dim=hidden_dim, init="default", epochs=epochs, batch_size=batch_size)
+    hparams = make_hparams(learning_rate=1e-2, truncation=truncation, seq_len=6)
+    params, metrics = jax.jit(make_train(config).train)(jax.random.key(0), hparams, data)
+    assert params.W.shape == (hidden_dim, hidden_dim)
+    for name, values in metrics.items():
+        assert values.shape == (epochs,), name
+        assert jnp.all(jnp.isfinite(values)), name
