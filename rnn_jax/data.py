@@ -40,7 +40,18 @@ class WindowData(eqx.Module):
 
 
 def check_window_data(data: WindowData) -> None:
-    """Shapes that agree and finite values, checked on the host before anything compiles."""
+    """Type, floating dtype, shapes that agree and finite values, checked on the host before
+    anything compiles. Raises ``TypeError`` or ``ValueError`` naming the offending array."""
+    if not isinstance(data, WindowData):
+        raise TypeError(f"data must be a WindowData; got {type(data).__name__}")
+    dtype = jnp.result_type(data.x_train)
+    for name in ("x_train", "y_train", "x_val", "y_val"):
+        values = getattr(data, name)
+        kind = getattr(values, "dtype", type(values).__name__)
+        if not hasattr(values, "dtype") or not jnp.issubdtype(values.dtype, jnp.floating):
+            raise TypeError(f"{name} must be a floating-point array; got {kind}")
+        if values.dtype != dtype:
+            raise TypeError(f"{name} is {values.dtype} but x_train is {dtype}; use one dtype throughout")
     for split in ("train", "val"):
         xs, ys = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         if xs.ndim != 3 or ys.ndim != 2 or xs.shape[0] != ys.shape[0] or xs.shape[0] < 1:

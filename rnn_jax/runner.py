@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from rnn_jax.cells import ElmanParams
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
-from rnn_jax.train import Hyperparams, TrainConfig, make_train
+from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_train
 
 PROGRESS_AFTER = 3.0  # seconds
 
@@ -131,6 +131,8 @@ def fit(
     print per-epoch lines with ``tqdm.write`` so that they do not break it.
     """
     check_window_data(data)
+    check_config(config, data.x_train.shape[0])
+    check_hparams(hparams)
     if resume and checkpointing is None:
         raise ValueError("resume=True needs checkpointing (where to resume from)")
     start = time.perf_counter()

@@ -29,7 +29,7 @@ from rnn_jax.sharding import (
     replicated_sharding,
     shard_members,
 )
-from rnn_jax.train import Hyperparams, TrainConfig, make_hparams, make_train
+from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_hparams, make_train
 
 
 class Members(NamedTuple):
@@ -179,6 +179,8 @@ def run_sweep(
     do not depend on the layout beyond float32 rounding.
     """
     check_window_data(data)
+    check_config(config, data.x_train.shape[0])
+    check_hparams(members.hparams)
     start = time.perf_counter()
     fns = make_train(config)
     mesh = member_mesh(devices)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
@@ -77,13 +79,22 @@ def make_hparams(
     init_scale: float = 1.0,
 ) -> Hyperparams:
     """Validated ``Hyperparams``; ``truncation=None`` (full BPTT) becomes ``seq_len``."""
+    for name, value in (
+        ("learning_rate", learning_rate),
+        ("clip_threshold", clip_threshold),
+        ("init_scale", init_scale),
+        ("truncation", 1 if truncation is None else truncation),
+        ("seq_len", seq_len),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
     checks = {
-        "learning_rate": (learning_rate, learning_rate > 0, "a positive number"),
-        "clip_threshold": (clip_threshold, clip_threshold > 0, "a positive number"),
-        "init_scale": (init_scale, init_scale > 0, "a positive number"),
+        "learning_rate": (learning_rate, lambda: learning_rate > 0, "a positive number"),
+        "clip_threshold": (clip_threshold, lambda: clip_threshold > 0, "a positive number"),
+        "init_scale": (init_scale, lambda: init_scale > 0, "a positive number"),
     }
     for name, (value, ok, expected) in checks.items():
-        if not (math.isfinite(value) and ok):
+        if not (math.isfinite(value) and ok()):
             raise ValueError(f"{name} must be {expected}; got {value}")
     if truncation is not None and (int(truncation) != truncation or truncation < 1):
         raise ValueError(f"truncation must be None or an integer >= 1; got {truncation}")
@@ -95,8 +106,29 @@ def make_hparams(
     )
 
 
+def check_hparams(hparams: Hyperparams) -> None:
+    """Check concrete ``Hyperparams`` (one run's scalars, or a sweep's stacked ``(M,)`` arrays) on
+    the host: numeric, finite, positive, truncation >= 1. The error names the first bad member."""
+    if not isinstance(hparams, Hyperparams):
+        raise TypeError(f"hparams must be a Hyperparams (see make_hparams); got {type(hparams).__name__}")
+    for name, value in hparams._asdict().items():
+        values = np.asarray(value)
+        if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)):
+            raise TypeError(f"hparams.{name} must be numeric; got dtype {values.dtype}")
+        low = 1 if name == "truncation" else 0
+        bad = ~np.isfinite(values) | (values < low) | ((values == 0) & (low == 0))
+        if np.any(bad):
+            where = f" (member {int(np.argmax(bad.ravel()))})" if values.ndim else ""
+            expected = "an integer >= 1" if name == "truncation" else "a positive number"
+            raise ValueError(
+                f"hparams.{name}{where} must be {expected}; got {values.ravel()[np.argmax(bad.ravel())]}"
+            )
+
+
 def check_config(config: TrainConfig, n_train: int) -> None:
     """Reject unknown names and impossible sizes before anything is compiled."""
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
     choices = {
         "activation": ACTIVATIONS,
         "optimizer": OPTIMIZERS,
@@ -110,7 +142,10 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         if value not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     for name in ("hidden_dim", "epochs", "batch_size"):
-        if getattr(config, name) < 1:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+        if value < 1:
             raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
     if config.batch_size > n_train:
         raise ValueError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")

@@ -83,3 +83,20 @@ def test_non_finite_or_mismatched_data_is_refused_before_training(key):
         object.__setattr__(short, name, value)
     with pytest.raises(ValueError, match="x_train must be"):
         check_window_data(short)
+
+
+def test_data_of_the_wrong_type_or_dtype_is_named():
+    from rnn_jax.data import check_window_data
+
+    data = make_sine_data(length=60, window=10)
+
+    def built(**arrays):  # around the test-time annotation checks, as for a user's own data
+        out = object.__new__(type(data))
+        for name in ("x_train", "y_train", "x_val", "y_val", "scaler"):
+            object.__setattr__(out, name, arrays.get(name, getattr(data, name)))
+        return out
+
+    with pytest.raises(TypeError, match="y_val must be a floating-point array; got int32"):
+        check_window_data(built(y_val=data.y_val.astype(jnp.int32)))
+    with pytest.raises(TypeError, match="x_val is float16 but x_train is float32"):
+        check_window_data(built(x_val=data.x_val.astype(jnp.float16)))

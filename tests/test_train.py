@@ -5,7 +5,7 @@ import pytest
 
 from rnn_jax.data import make_sine_data
 from rnn_jax.runner import chunk_length, fit
-from rnn_jax.train import TrainConfig, check_config, make_hparams, make_train
+from rnn_jax.train import TrainConfig, check_config, check_hparams, make_hparams, make_train
 
 SMALL = {"hidden_dim": 8, "init": "default", "epochs": 6}
 
@@ -140,3 +140,18 @@ def test_a_healthy_run_reports_no_divergence(data, key):
     result = fit(TrainConfig(**SMALL), hparams(), data, key=key, progress=False)
     assert result.diverged_at_step is None and result.diverged_at_epoch is None
     assert result.metrics["diverged_at_step"] == [0.0] * 6
+
+
+def test_hand_built_hyperparameters_are_checked_before_compiling(data, key):
+    good = hparams()
+    with pytest.raises(ValueError, match="hparams.learning_rate must be a positive number; got -1.0"):
+        fit(TrainConfig(**SMALL), good._replace(learning_rate=jnp.float32(-1.0)), data, key=key)
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x, x]), good)
+    stacked = stacked._replace(truncation=jnp.array([3, 0, 2]))
+    with pytest.raises(ValueError, match=r"hparams.truncation \(member 1\) must be an integer >= 1; got 0"):
+        check_hparams(stacked)
+
+
+def test_fit_checks_the_config_against_the_data(data, key):
+    with pytest.raises(ValueError, match=r"batch_size \(500\) must not exceed"):
+        fit(TrainConfig(**SMALL, batch_size=500), hparams(), data, key=key)

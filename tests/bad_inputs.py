@@ -1,0 +1,135 @@
+"""Replays the README's table of bad inputs and prints, as JSON, the message each one gets.
+
+Run as a script (``python tests/bad_inputs.py``) in a fresh process, so that the package is
+used exactly as users use it, without the test suite's run-time annotation checks. Each row's
+``Try`` column is either a command (``uv run experiments/sine_wave.py ...``,
+``uv run rnn-jax ...``), run in-process with its stderr captured, or a Python call evaluated
+with the names defined in ``namespace()``. Files the rows mention are created in a temporary
+working directory first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+HEADING = "### Every bad input we try, and the message it gets"
+
+FILES = {
+    "gaps.csv": "time,temp\n0,20.5\n1,\n2,21.0\n",
+    "words.csv": "time,temp\n0,20.5\n1,warm\n",
+    "ragged.csv": "time,temp,humidity\n0,20.5,0.6\n1,21.0\n",
+    "blank.csv": "",
+    "broken/checkpoint.eqx": "not a checkpoint\n",
+}
+
+
+def table_rows(text: str) -> list[tuple[str, str, str]]:
+    """``(what, try, message)`` for each row of the README's bad-input table."""
+    section = text.split(HEADING, 1)[1]
+    rows = []
+    for line in section.splitlines()[1:]:
+        if not line.startswith("|"):
+            if rows:
+                break
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+        if len(cells) == 3 and cells[1].startswith("`"):
+            rows.append((cells[0], cells[1].strip("`"), cells[2].strip("`").replace("\\|", "|")))
+    return rows
+
+
+def namespace() -> dict:
+    """Names the Python rows may use: small, valid objects next to their broken twins."""
+    import equinox as eqx
+    import jax
+    import jax.numpy as jnp
+
+    import rnn_jax
+    from rnn_jax.checkpoint import load_checkpoint
+    from rnn_jax.csv_data import check_enough_rows, read_csv_columns
+    from rnn_jax.data import check_window_data
+    from rnn_jax.runner import fit
+    from rnn_jax.sweep import grid
+    from rnn_jax.train import TrainConfig, check_hparams, make_train
+
+    key = jax.random.key(0)
+    data = rnn_jax.make_sine_data()
+    hp = rnn_jax.make_hparams(learning_rate=0.1, seq_len=50)
+    return {
+        **{name: getattr(rnn_jax, name) for name in rnn_jax.__all__},
+        "TrainConfig": TrainConfig,
+        "fit": fit,
+        "grid": grid,
+        "check_hparams": check_hparams,
+        "check_window_data": check_window_data,
+        "read_csv_columns": read_csv_columns,
+        "check_enough_rows": check_enough_rows,
+        "load_checkpoint": load_checkpoint,
+        "jnp": jnp,
+        "key": key,
+        "data": data,
+        "hp": hp,
+        "params": rnn_jax.init_elman(key=key, input_dim=1, hidden_dim=8, output_dim=1),
+        "nan_data": eqx.tree_at(lambda d: d.x_train, data, data.x_train.at[7, 3, 0].set(jnp.nan)),
+        "int_data": eqx.tree_at(lambda d: d.y_val, data, data.y_val.astype(jnp.int32)),
+        "state": jax.eval_shape(make_train(TrainConfig()).init, key, hp, data),
+    }
+
+
+def message_of(attempt: str, names: dict) -> str:
+    """What the user sees: stderr's first line for a command (exit code 2 expected), else
+    ``ExceptionType: message``."""
+    if attempt.startswith("uv run "):
+        argv = shlex.split(attempt)[2:]
+        if argv[0].endswith(".py"):
+            sys.path.insert(0, str(ROOT / Path(argv[0]).parent))
+            main = __import__(Path(argv[0]).stem).main
+        else:
+            from rnn_jax.cli import main
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            try:
+                code = main(argv[1:])
+            except SystemExit as exit_:
+                code = exit_.code
+        lines = err.getvalue().splitlines()
+        return f"[exit {code}] " + (lines[0] if len(lines) == 1 else repr(lines))
+    try:
+        eval(attempt, names)  # noqa: S307 - rows of our own README
+    except (ValueError, TypeError) as err:
+        kind = "TypeError" if isinstance(err, TypeError) else "ValueError"
+        return f"{kind}: {err}"
+    return "no error"
+
+
+def expected_form(attempt: str, message: str) -> str:
+    """The README's message column as ``message_of`` reports it."""
+    return f"[exit 2] {message}" if attempt.startswith("uv run ") else message
+
+
+def main() -> None:
+    rows = table_rows(README.read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)
+        for name, text in FILES.items():
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+            Path(name).write_text(text)
+        names = namespace()
+        results = [
+            {"what": what, "try": attempt, "expected": message, "got": message_of(attempt, names)}
+            for what, attempt, message in rows
+        ]
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The README's table of bad inputs is exactly what users get."""
+
+import json
+
+from bad_inputs import README, expected_form, table_rows
+from scripts import run
+
+
+def test_every_bad_input_in_the_readme_gets_its_message():
+    rows = table_rows(README.read_text())
+    assert len(rows) >= 40
+    out = run("tests/bad_inputs.py")
+    assert out.returncode == 0, out.stderr
+    results = json.loads(out.stdout)
+    assert [r["try"] for r in results] == [attempt for _, attempt, _ in rows]
+    for r in results:
+        assert r["got"] == expected_form(r["try"], r["expected"]), r["what"]
