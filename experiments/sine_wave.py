@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from tqdm.auto import tqdm
 
-from rnn_jax.checkpoint import FILENAME, CheckpointError, read_checkpoint
+from rnn_jax.checkpoint import FILENAME, refuse_unfinished
 from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
 from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
 from rnn_jax.io import save_figure, write_json
@@ -168,22 +168,6 @@ def predict_in_original_units(params, data, activation: str) -> dict[str, jax.Ar
     return {"truth": data.scaler.inverse(ys), "prediction": data.scaler.inverse(pred)}
 
 
-def check_no_unfinished_run(path: Path) -> None:
-    """Refuse to start afresh over a checkpoint whose run has not finished (or cannot be read)."""
-    if not path.exists():
-        return
-    try:
-        header = read_checkpoint(path)[0]
-    except CheckpointError as err:
-        raise CheckpointError(f"{err}; pass --overwrite to start again over it") from None
-    epoch, epochs = header["epoch"], header["run"].get("epochs")
-    if epoch < epochs and not header["metrics"].get("diverged_at_step", [0])[-1]:
-        raise CheckpointError(
-            f"{path.parent} holds an unfinished run (epoch {epoch} of {epochs}); continue it with "
-            f"--resume {path.parent}, or pass --overwrite to start again"
-        )
-
-
 def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
     """Validate, train (checkpointing to ``options.out``), save config/metrics/timing/predictions
     and both figures; return the metrics."""
@@ -203,7 +187,7 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
 
     checkpointing = Checkpointing(out / FILENAME, dataclasses.asdict(cfg), options.checkpoint_every)
     if not (options.resume or options.overwrite):
-        check_no_unfinished_run(checkpointing.path)
+        refuse_unfinished(checkpointing.path)
 
     data_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     data = make_sine_data(

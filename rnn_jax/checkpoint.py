@@ -1,11 +1,11 @@
 """Checkpoints: a run's whole state on disk, so an interrupted run resumes bit for bit.
 
-A checkpoint is one file: a line of JSON (the header), then the state's leaves as written by
-``equinox.tree_serialise_leaves`` (NumPy's ``.npy`` format; never pickle). The header holds the
-format name, the run's description (its configuration), the epoch reached, the metrics so far,
-and the payload's length and SHA-256, so that a truncated or corrupted file is refused before
-any of it is used. Files are written atomically: a crash mid-write leaves the previous
-checkpoint intact.
+A checkpoint is one file: a line of JSON (the header), then the state's leaves and the metrics
+so far as written by ``equinox.tree_serialise_leaves`` (NumPy's ``.npy`` format; never
+pickle). The header holds the format name, the run's description (its configuration), the
+epoch reached, the metrics' shapes, and the payload's length and SHA-256, so that a truncated
+or corrupted file is refused before any of it is used. Files are written atomically: a crash
+mid-write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import numpy as np
+from jaxtyping import ArrayLike
 
 from rnn_jax.io import write_atomic
 from rnn_jax.train import TrainState
@@ -40,22 +42,33 @@ def _restored(state: TrainState) -> TrainState:
 
 
 def save_checkpoint(
-    path: str | Path, state: TrainState, *, run: dict[str, Any], metrics: dict[str, list[float]]
+    path: str | Path,
+    state: TrainState,
+    *,
+    run: dict[str, Any],
+    metrics: dict[str, ArrayLike],
+    finished: bool = False,
 ) -> Path:
-    """Write ``state`` with the JSON-able description ``run`` and the per-epoch ``metrics``."""
+    """Write ``state`` with the JSON-able description ``run`` and the ``metrics`` so far (arrays
+    of any shape, for example ``(epochs,)`` for one run or ``(members, epochs)`` for a sweep).
+
+    ``state`` may carry leading member axes; its ``epoch`` must then be the same for all.
+    ``finished``: the run has nothing left to do (all epochs run, or stopped by divergence)."""
+    # The dtypes JAX would give (float32 unless x64 is on): what tree_serialise_leaves writes.
+    metrics = {name: np.asarray(jax.numpy.asarray(values)) for name, values in metrics.items()}
     buffer = io.BytesIO()
-    eqx.tree_serialise_leaves(buffer, _storable(jax.device_get(state)))
+    eqx.tree_serialise_leaves(buffer, {"state": _storable(jax.device_get(state)), "metrics": metrics})
     payload = buffer.getvalue()
     header = {
         "format": FORMAT,
-        "epoch": int(state.epoch),
+        "epoch": int(np.max(state.epoch)),
         "run": run,
-        "metrics": metrics,
+        "finished": finished,
+        "metrics": {name: {"shape": list(v.shape), "dtype": str(v.dtype)} for name, v in metrics.items()},
         "payload_bytes": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
-    # NaN stays NaN in the header (Python's json reads it back) so metrics round-trip exactly.
-    line = json.dumps(header, allow_nan=True).encode() + b"\n"
+    line = json.dumps(header).encode() + b"\n"
     return write_atomic(path, lambda f: f.write(line + payload))
 
 
@@ -98,7 +111,7 @@ def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str:
 
 def load_checkpoint(
     path: str | Path, like: TrainState, *, run: dict[str, Any]
-) -> tuple[TrainState, dict[str, list[float]]]:
+) -> tuple[TrainState, dict[str, np.ndarray]]:
     """The state and metrics saved at ``path``, refused unless saved for the same ``run``.
 
     ``like`` gives the expected structure, shapes and dtypes (arrays or ``jax.ShapeDtypeStruct``,
@@ -113,7 +126,30 @@ def load_checkpoint(
             "refusing to resume from it"
         )
     try:
-        stored = eqx.tree_deserialise_leaves(io.BytesIO(payload), jax.eval_shape(_storable, like))
-    except (RuntimeError, ValueError, TypeError) as err:
+        metrics_like = {
+            name: jax.ShapeDtypeStruct(tuple(m["shape"]), np.dtype(m["dtype"]))
+            for name, m in header["metrics"].items()
+        }
+        like = {"state": jax.eval_shape(_storable, like), "metrics": metrics_like}
+        stored = eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
+    except (RuntimeError, ValueError, TypeError, KeyError) as err:
         raise CheckpointError(f"checkpoint {path} does not fit this run's state: {err}") from None
-    return _restored(stored), header["metrics"]
+    metrics = {name: np.asarray(values) for name, values in stored["metrics"].items()}
+    return _restored(stored["state"]), metrics
+
+
+def refuse_unfinished(path: Path) -> None:
+    """Refuse to start a run afresh over a checkpoint whose run has not finished (or that cannot
+    be read); a finished or diverged run may be replaced."""
+    if not path.exists():
+        return
+    try:
+        header = read_checkpoint(path)[0]
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; pass --overwrite to start again over it") from None
+    if not header.get("finished"):
+        raise CheckpointError(
+            f"{path.parent} holds an unfinished run (epoch {header['epoch']} of "
+            f"{header['run'].get('epochs')}); continue it with "
+            f"--resume {path.parent}, or pass --overwrite to start again"
+        )

@@ -107,6 +107,36 @@ def deferred_signals(signums=(signal.SIGINT, signal.SIGTERM)):
             signal.signal(s, handler)
 
 
+def plan_chunks(remaining: int, checkpointing: Checkpointing | None, max_chunks: int = 20) -> int:
+    """Epochs per chunk: at most ``max_chunks`` chunks, or whole chunks of at most ``every``
+    epochs when checkpoints are asked for that often."""
+    every = None if checkpointing is None else checkpointing.every
+    return chunk_length(remaining, at_most=every) if every else chunk_length(remaining, max_chunks)
+
+
+@dataclasses.dataclass
+class ChunkSaver:
+    """Decides, after each chunk, whether to save a checkpoint, and turns a deferred signal into
+    ``Interrupted`` once the state is saved."""
+
+    checkpointing: Checkpointing | None
+    total_epochs: int
+    chunk_epochs: int
+    received: list[int]
+
+    def after_chunk(self, epoch: int, save: Callable[[bool], None], stopping: bool = False) -> None:
+        """``save(finished)`` writes the checkpoint; it is called at each multiple of ``every``
+        (or every chunk), at the end, when the run is ``stopping``, and on a signal."""
+        if self.checkpointing is None:
+            return
+        finished = stopping or epoch >= self.total_epochs
+        every = self.checkpointing.every
+        if finished or self.received or every is None or epoch % every < self.chunk_epochs:
+            save(finished)
+        if self.received:
+            raise Interrupted(self.received[0], epoch, self.checkpointing.path)
+
+
 def fit(
     config: TrainConfig,
     hparams: Hyperparams,
@@ -121,7 +151,7 @@ def fit(
     """Train one model; ``on_epoch(epoch, metrics)`` is called on the host after each chunk.
 
     The run stops at the end of the chunk in which training diverged (NaN/inf gradient or
-    parameters; detected inside the compiled loop), keeping the last finite parameters. With
+    parameters; detected inside the compiled loop), keeping the last good parameters. With
     ``checkpointing`` the state is saved as described there; SIGINT/SIGTERM then save it at the
     next chunk boundary and raise ``Interrupted``. ``resume=True`` continues from the saved
     checkpoint (refused if it belongs to another run) and ends bit-identical to an
@@ -140,26 +170,21 @@ def fit(
     state_shape = jax.eval_shape(fns.init, key, hparams, data)
     history: dict[str, list[float]] = {}
     if resume:
-        state, history = load_checkpoint(checkpointing.path, state_shape, run=checkpointing.run)
-        history = {k: list(v) for k, v in history.items()}
+        state, saved = load_checkpoint(checkpointing.path, state_shape, run=checkpointing.run)
+        history = {name: values.tolist() for name, values in saved.items()}
     else:
         state = jax.jit(fns.init)(key, hparams, data)
     remaining = config.epochs - int(state.epoch)
     if remaining <= 0 or int(state.diverged_at_step) > 0:
         return _result(state, history, 0.0, start)
 
-    every = None if checkpointing is None else checkpointing.every
-    n_epochs = chunk_length(remaining, at_most=every) if every else chunk_length(remaining)
+    n_epochs = plan_chunks(remaining, checkpointing)
     run = (
         jax.jit(fns.run, static_argnames="n_epochs")
         .lower(state_shape, hparams, data, n_epochs=n_epochs)
         .compile()
     )
     compile_seconds = time.perf_counter() - start
-
-    def save(state) -> None:
-        if checkpointing is not None:
-            save_checkpoint(checkpointing.path, state, run=checkpointing.run, metrics=history)
 
     def after_chunk(_, state, chunk) -> bool:
         chunk = jax.device_get(chunk)  # one host sync per chunk, never inside the compiled loop
@@ -169,17 +194,17 @@ def fit(
         if on_epoch is not None:
             for i in range(n_epochs):
                 on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
-        diverged = chunk["diverged_at_step"][-1] > 0
-        if diverged or received or int(state.epoch) == config.epochs:
-            save(state)
-        elif every is None or (int(state.epoch) % every) < n_epochs:
-            save(state)  # the first chunk boundary at or after each multiple of `every`
-        if received:
-            raise Interrupted(received[0], int(state.epoch), checkpointing.path)
+        diverged = bool(chunk["diverged_at_step"][-1] > 0)
+
+        def save(finished: bool) -> None:
+            path, run = checkpointing.path, checkpointing.run
+            save_checkpoint(path, state, run=run, metrics=history, finished=finished)
+
+        saver.after_chunk(int(state.epoch), save, stopping=diverged)
         return diverged
 
-    context = deferred_signals() if checkpointing is not None else contextlib.nullcontext([])
-    with context as received:
+    with deferred_signals() if checkpointing is not None else contextlib.nullcontext([]) as received:
+        saver = ChunkSaver(checkpointing, config.epochs, n_epochs, received)
         state, _ = run_chunks(
             run,
             state,

@@ -108,4 +108,4 @@ def test_sine_wave_divergence_is_reported_and_a_usable_checkpoint_kept(tmp_path)
     assert metrics["epochs_run"] < 40  # stopped at the end of the chunk
     assert metrics["val_rmse"] is not None  # last good parameters: finite predictions
     header = read_checkpoint(tmp_path / "checkpoint.eqx")[0]
-    assert header["epoch"] == metrics["epochs_run"] and header["metrics"]["diverged_at_step"][-1] == 2
+    assert header["epoch"] == metrics["epochs_run"] and header["finished"]
