@@ -15,19 +15,28 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from tqdm.auto import tqdm
 
-from rnn_jax.checkpoint import FILENAME, refuse_unfinished
-from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args, exit_on_user_error
+from rnn_jax.checkpoint import FILENAME
+from rnn_jax.cli import (
+    OneLineParser,
+    RunOptions,
+    add_config_arguments,
+    add_run_options,
+    config_from_args,
+    exit_on_user_error,
+    exit_when_interrupted,
+    make_checkpointing,
+    run_options,
+)
 from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_losses, plot_predictions
-from rnn_jax.runner import Checkpointing, Interrupted, fit
+from rnn_jax.runner import fit
 from rnn_jax.train import TrainConfig, check_config, make_hparams
 
 
@@ -104,15 +113,6 @@ HELP = {
 }
 
 
-class RunOptions(NamedTuple):
-    """How a run is carried out; none of it changes its results."""
-
-    out: Path
-    resume: bool = False
-    checkpoint_every: int | None = None
-    overwrite: bool = False
-
-
 def parse_config(argv: list[str]) -> tuple[SineWaveConfig, RunOptions]:
     """``--preset`` picks the defaults; every other option overrides one field."""
     pre = OneLineParser(add_help=False)
@@ -130,29 +130,10 @@ def parse_config(argv: list[str]) -> tuple[SineWaveConfig, RunOptions]:
     parser.add_argument(
         "--out", type=Path, default=None, help="output folder (default: results/sine_wave/<preset>)"
     )
-    parser.add_argument(
-        "--resume",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="continue the run saved in the output folder DIR (give the options of that run)",
-    )
-    parser.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=None,
-        metavar="EPOCHS",
-        help="save a checkpoint every EPOCHS epochs (default: at each of at most 20 chunks)",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="start again even if --out holds an unfinished run"
-    )
+    add_run_options(parser)
     add_config_arguments(parser, PRESETS[known.preset], HELP)
     args = parser.parse_args(argv)
-    if args.resume is not None and args.out is not None and args.out != args.resume:
-        parser.error("--resume DIR continues the run in DIR; leave out --out or give the same folder")
-    out = args.resume or args.out or Path("results") / "sine_wave" / args.preset
-    options = RunOptions(out, args.resume is not None, args.checkpoint_every, args.overwrite)
+    options = run_options(parser, args, Path("results") / "sine_wave" / args.preset)
     return config_from_args(SineWaveConfig, args), options
 
 
@@ -185,9 +166,7 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
     n_train = n_train_windows(cfg.length - cfg.window, cfg.train_fraction)
     check_config(tcfg, n_train)
 
-    checkpointing = Checkpointing(out / FILENAME, dataclasses.asdict(cfg), options.checkpoint_every)
-    if not (options.resume or options.overwrite):
-        refuse_unfinished(checkpointing.path)
+    checkpointing = make_checkpointing(options, dataclasses.asdict(cfg))
 
     data_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     data = make_sine_data(
@@ -253,15 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     out = options.out
 
     def go() -> int:
-        try:
-            m = run(cfg, options)
-        except Interrupted as stop:
-            print(
-                f"{stop}; checkpoint saved to {stop.checkpoint}; continue with the same command "
-                f"and --resume {out}",
-                file=sys.stderr,
-            )
-            return 128 + stop.signum
+        m = run(cfg, options)
         if m["diverged_at_epoch"] is not None:
             step = f" (optimiser step {m['diverged_at_step']})" if m["diverged_at_step"] else ""
             print(
@@ -278,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    return exit_on_user_error(go)
+    return exit_on_user_error(lambda: exit_when_interrupted(go, out))
 
 
 if __name__ == "__main__":

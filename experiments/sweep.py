@@ -5,7 +5,10 @@
 
 Sweep: writes sweep.json (per member: hyperparameters and final metrics; wall_seconds,
 compile_seconds, members), curves.json (per-epoch validation RMSE of every member), and
-heatmap.png, curves.png, ensemble.png. Benchmark: writes benchmark_sweep.json.
+heatmap.png, curves.png, ensemble.png; checkpoint.eqx as it goes (continue an interrupted sweep
+with the same command and --resume DIR). A member that diverges freezes at its last good
+parameters while the others train on; the exit code is then 1. Benchmark: writes
+benchmark_sweep.json.
 The network, data and optimiser are the sine-wave default preset's unless overridden.
 """
 
@@ -15,12 +18,11 @@ import dataclasses
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cli import experiment_main, parse_list
+from rnn_jax.cli import RunOptions, experiment_main, make_checkpointing, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
@@ -67,7 +69,9 @@ def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
     )
 
 
-def sweep(cfg: SweepConfig, out: Path) -> dict:
+def sweep(cfg: SweepConfig, options: RunOptions) -> int:
+    """Train the grid, write results and figures; exit code 1 if any member diverged."""
+    out = options.out
     lrs, ks = (
         parse_list(cfg.learning_rates, "learning_rates"),
         parse_list(cfg.truncations, "truncations", int, allow_none=True),
@@ -88,7 +92,8 @@ def sweep(cfg: SweepConfig, out: Path) -> dict:
         f"{n} members ({cfg.n_seeds} seeds x {len(lrs)} learning rates x {len(ks)} truncations), "
         f"{cfg.epochs} epochs each, {len(jax.devices())} device(s)"
     )
-    result = run_sweep(config, members, data)
+    checkpointing = make_checkpointing(options, dataclasses.asdict(cfg))
+    result = run_sweep(config, members, data, checkpointing=checkpointing, resume=options.resume)
     val_rmse = result.metrics["val_rmse"]  # (M, epochs)
     rows = [
         {
@@ -106,6 +111,8 @@ def sweep(cfg: SweepConfig, out: Path) -> dict:
         "devices": len(jax.devices()),
         "wall_seconds": result.wall_seconds,
         "compile_seconds": result.compile_seconds,
+        "resumed": options.resume,
+        "diverged_members": [i for i, r in enumerate(rows) if r["diverged_at_epoch"] is not None],
         "per_member": rows,
     }
     write_json(out / "sweep.json", summary)
@@ -144,7 +151,16 @@ def sweep(cfg: SweepConfig, out: Path) -> dict:
         ),
         out / "ensemble.png",
     )
-    return summary
+    diverged = summary["diverged_members"]
+    if diverged:
+        print(
+            f"error: {len(diverged)} of {n} members diverged (members {', '.join(map(str, diverged[:10]))}"
+            f"{', ...' if len(diverged) > 10 else ''}); each kept its last good parameters and the others "
+            f"trained on; see diverged_at_epoch in {out / 'sweep.json'}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _median_time(fn, repeats: int) -> dict[str, float]:
@@ -202,8 +218,9 @@ def time_batch_size(cfg: SweepConfig, data, batch_size: int) -> dict:
     }
 
 
-def benchmark(cfg: SweepConfig, out: Path) -> dict:
+def benchmark(cfg: SweepConfig, options: RunOptions) -> dict:
     """N vmapped members against the same N runs one by one, per batch size, in this process."""
+    out = options.out
     if cfg.bench_members < 1 or cfg.bench_repeats < 1:
         raise ValueError("bench_members and bench_repeats must be positive integers")
     data = make_sine_data(scale=True)
@@ -229,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda cfg, out: (benchmark if cfg.benchmark else sweep)(cfg, out),
         "results/sweep",
         argv,
+        resumable=True,
     )
 
 

@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -92,16 +92,104 @@ def parse_list(text: str, name: str, kind: Callable[[str], Any] = float, allow_n
 
 
 def experiment_main(
-    doc: str, defaults: Any, run: Callable[[Any, Path], object], out: str, argv: Sequence[str] | None = None
+    doc: str,
+    defaults: Any,
+    run: Callable[[Any, Any], object],
+    out: str,
+    argv: Sequence[str] | None = None,
+    *,
+    resumable: bool = False,
 ) -> int:
     """The command line of an experiment script: ``--out`` plus one option per config field;
-    user errors become one line and exit code 2."""
+    user errors become one line and exit code 2. ``run(config, out)`` may return an ``int``, the
+    exit code (anything else means 0). With ``resumable`` the script also takes ``add_run_options``'s
+    options and ``run`` gets ``RunOptions`` instead of the output folder."""
     parser = OneLineParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path(out), help="output folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: {out})")
+    if resumable:
+        add_run_options(parser)
     add_config_arguments(parser, defaults)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = config_from_args(type(defaults), args)
-    return exit_on_user_error(lambda: run(config, args.out) and None)
+
+    def exit_code(result: object) -> int:
+        return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+    if not resumable:
+        return exit_on_user_error(lambda: exit_code(run(config, args.out or Path(out))))
+    options = run_options(parser, args, Path(out))
+    return exit_on_user_error(
+        lambda: exit_when_interrupted(lambda: exit_code(run(config, options)), options.out)
+    )
+
+
+class RunOptions(NamedTuple):
+    """How a run is carried out (where it writes, how it checkpoints); none of it changes its
+    results."""
+
+    out: Path
+    resume: bool = False
+    checkpoint_every: int | None = None
+    overwrite: bool = False
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--resume DIR``, ``--checkpoint-every EPOCHS`` and ``--overwrite``."""
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="continue the run saved in the output folder DIR (give the options of that run)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="save a checkpoint every EPOCHS epochs (default: at each of at most 20 chunks)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again even if the output folder holds an unfinished run",
+    )
+
+
+def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, default_out: Path) -> RunOptions:
+    """The ``RunOptions`` of parsed arguments; ``--resume DIR`` is also the output folder."""
+    if args.resume is not None and args.out is not None and args.out != args.resume:
+        parser.error("--resume DIR continues the run in DIR; leave out --out or give the same folder")
+    out = args.resume or args.out or default_out
+    return RunOptions(out, args.resume is not None, args.checkpoint_every, args.overwrite)
+
+
+def make_checkpointing(options: RunOptions, run: dict[str, Any]):
+    """Checkpoints of the run described by ``run`` in ``options.out``; a fresh run refuses to
+    replace an unfinished one unless ``options.overwrite``."""
+    from rnn_jax.checkpoint import FILENAME, refuse_unfinished
+    from rnn_jax.runner import Checkpointing
+
+    checkpointing = Checkpointing(options.out / FILENAME, run, options.checkpoint_every)
+    if not (options.resume or options.overwrite):
+        refuse_unfinished(checkpointing.path)
+    return checkpointing
+
+
+def exit_when_interrupted(fn: Callable[[], int], out: Path) -> int:
+    """Run ``fn``; a SIGINT/SIGTERM that stopped it after saving a checkpoint becomes a message
+    on how to resume and the exit code ``128 + signal``."""
+    from rnn_jax.runner import Interrupted
+
+    try:
+        return fn()
+    except Interrupted as stop:
+        print(
+            f"{stop}; checkpoint saved to {stop.checkpoint}; "
+            f"continue with the same command and --resume {out}",
+            file=sys.stderr,
+        )
+        return 128 + stop.signum
 
 
 def _gradcheck(argv: Sequence[str]) -> int:

@@ -8,6 +8,7 @@ to one unchunked program).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Sequence
@@ -15,11 +16,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
 from rnn_jax.cells import ElmanParams
+from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
-from rnn_jax.runner import chunk_length, run_chunks
+from rnn_jax.runner import Checkpointing, ChunkSaver, deferred_signals, plan_chunks, run_chunks
 from rnn_jax.sharding import (
     member_mesh,
     member_sharding,
@@ -169,6 +172,8 @@ def run_sweep(
     vmap_width: int | None = None,
     max_chunks: int = 20,
     progress: bool = True,
+    checkpointing: Checkpointing | None = None,
+    resume: bool = False,
 ) -> SweepResult:
     """Train every member in one compiled program, members sharded over ``devices``.
 
@@ -177,10 +182,17 @@ def run_sweep(
     memory of the vmapped activations). The member axis is padded to a
     multiple of the device count (the padding repeats the last member and is dropped). Results
     do not depend on the layout beyond float32 rounding.
+
+    A member whose training diverges freezes at its last good parameters (its
+    ``diverged_at_step`` metric says where); the others train on. ``checkpointing`` and
+    ``resume`` work as in ``rnn_jax.runner.fit``; checkpoints hold one member axis, so a sweep
+    may resume on another number of devices.
     """
     check_window_data(data)
     check_config(config, data.x_train.shape[0])
     check_hparams(members.hparams)
+    if resume and checkpointing is None:
+        raise ValueError("resume=True needs checkpointing (where to resume from)")
     start = time.perf_counter()
     fns = make_train(config)
     mesh = member_mesh(devices)
@@ -196,31 +208,60 @@ def run_sweep(
             lambda x: x.reshape(n_dev, n_pad // n_dev, *x.shape[1:]), pad_members(tree, n_pad)
         )
 
+    def by_member(tree):
+        return jax.tree.map(lambda x: x.reshape(n_pad, *x.shape[2:])[:n], tree)
+
     keys = shard_members(by_device(members.keys), mesh)
     hparams = shard_members(by_device(members.hparams), mesh)
     data = replicate(data, mesh)
 
-    n_epochs = chunk_length(config.epochs, max_chunks)
-    by_member, everywhere = member_sharding(mesh), replicated_sharding(mesh)
-    shardings = {"in_shardings": (by_member, by_member, everywhere), "out_shardings": by_member}
+    by_member_sharding, everywhere = member_sharding(mesh), replicated_sharding(mesh)
+    shardings = {"in_shardings": (by_member_sharding, by_member_sharding, everywhere)}
+    shardings["out_shardings"] = by_member_sharding
     init = jax.jit(over_members(fns.init, width), **shardings)
+    history: list[dict[str, np.ndarray]] = []  # per chunk, each (M, epochs in the chunk)
+    if resume:
+        like = jax.eval_shape(jax.vmap(fns.init, in_axes=(0, 0, None)), members.keys, members.hparams, data)
+        saved_state, saved_metrics = load_checkpoint(checkpointing.path, like, run=checkpointing.run)
+        state = shard_members(by_device(saved_state), mesh)
+        history.append(saved_metrics)
+    else:
+        state = init(keys, hparams, data)
+    remaining = config.epochs - int(np.max(jax.device_get(state.epoch)))
+
+    n_epochs = plan_chunks(max(remaining, 1), checkpointing, max_chunks)
     run = jax.jit(over_members(lambda s, h, d: fns.run(s, h, d, n_epochs), width), **shardings)
-    state = init(keys, hparams, data)
     run = run.lower(state, hparams, data).compile()
     compile_seconds = time.perf_counter() - start
 
-    state, chunks = run_chunks(
-        run,
-        state,
-        (hparams, data),
-        n_chunks=config.epochs // n_epochs,
-        chunk_epochs=n_epochs,
-        start=start,
-        progress=progress,
-        desc=f"{n} members",
-    )
-    # Gathered to the host (NumPy arrays), back to one member axis, padding dropped.
-    metrics = jax.device_get({k: jnp.concatenate([c[k] for c in chunks], axis=2) for k in chunks[0]})
-    metrics = {k: v.reshape(n_pad, -1)[:n] for k, v in metrics.items()}
-    params = jax.tree.map(lambda x: x.reshape(n_pad, *x.shape[2:])[:n], jax.device_get(state.params))
-    return SweepResult(params, metrics, compile_seconds, time.perf_counter() - start)
+    def metrics_so_far() -> dict[str, np.ndarray]:
+        return {k: np.concatenate([c[k] for c in history], axis=1) for k in history[0]}
+
+    def after_chunk(_, state, chunk) -> bool:
+        # One host sync per chunk: back to one member axis, padding dropped.
+        history.append({k: v.reshape(n_pad, -1)[:n] for k, v in jax.device_get(chunk).items()})
+
+        def save(finished: bool) -> None:
+            path, run = checkpointing.path, checkpointing.run
+            flat = by_member(jax.device_get(state))
+            save_checkpoint(path, flat, run=run, metrics=metrics_so_far(), finished=finished)
+
+        epoch = int(np.max(jax.device_get(state.epoch)))
+        saver.after_chunk(epoch, save)
+        return False
+
+    with deferred_signals() if checkpointing is not None else contextlib.nullcontext([]) as received:
+        saver = ChunkSaver(checkpointing, config.epochs, n_epochs, received)
+        state, _ = run_chunks(
+            run,
+            state,
+            (hparams, data),
+            n_chunks=remaining // n_epochs,
+            chunk_epochs=n_epochs,
+            start=start,
+            progress=progress,
+            desc=f"{n} members",
+            on_chunk=after_chunk,
+        )
+    params = by_member(jax.device_get(state.params))
+    return SweepResult(params, metrics_so_far(), compile_seconds, time.perf_counter() - start)

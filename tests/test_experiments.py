@@ -160,3 +160,19 @@ def test_sweep_rejects_bad_values_naming_the_member(tmp_path, args, message):
     out = run("experiments/sweep.py", *args, "--out", str(tmp_path))
     assert_user_error(out, message)
     assert not (tmp_path / "sweep.json").exists()
+
+
+def test_sweep_with_a_diverging_member_exits_1_and_resumes_to_the_same_results(tmp_path):
+    args = ["--n-seeds", "2", "--learning-rates", "1e-2,1e30", "--truncations", "none", "--epochs", "4"]
+    args += ["--hidden-dim", "8", "--optimizer", "sgd", "--clip", "none"]
+    out = run("experiments/sweep.py", *args, "--out", str(tmp_path))
+    assert out.returncode == 1 and "2 of 4 members diverged (members 2, 3)" in out.stderr
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    assert summary["diverged_members"] == [2, 3]
+    assert [m["diverged_at_step"] for m in summary["per_member"]] == [None, None, 2, 2]
+    assert all(m["final_val_rmse"] is not None for m in summary["per_member"])  # last good parameters
+    # The finished sweep's checkpoint resumes to the same per-member results without training.
+    again = run("experiments/sweep.py", *args, "--resume", str(tmp_path))
+    assert again.returncode == 1
+    resumed = json.loads((tmp_path / "sweep.json").read_text())
+    assert resumed["per_member"] == summary["per_member"] and resumed["resumed"] is True

@@ -167,3 +167,35 @@ def test_a_diverging_member_is_marked_and_the_others_are_unaffected(data):
     chex.assert_trees_all_close(
         jax.tree.map(lambda x: x[:2], result.params), alone.params, rtol=1e-5, atol=1e-7
     )
+
+
+def test_resumed_sweep_is_bit_identical_and_layout_independent(data, members, tmp_path, monkeypatch):
+    import shutil
+
+    import rnn_jax.sweep
+    from rnn_jax.runner import Checkpointing
+
+    config = dataclasses.replace(CONFIG, epochs=6)
+    path = tmp_path / "c.eqx"
+    save = rnn_jax.sweep.save_checkpoint
+
+    def keep_every_version(path, state, **kw):  # as if the run had been killed after each save
+        save(path, state, **kw)
+        shutil.copy(path, path.with_name(f"epoch{int(state.epoch.max())}.eqx"))
+
+    monkeypatch.setattr(rnn_jax.sweep, "save_checkpoint", keep_every_version)
+    run = {"test": "sweep"}
+    whole = run_sweep(config, members, data, progress=False, checkpointing=Checkpointing(path, run, every=2))
+    monkeypatch.undo()
+    shutil.copy(tmp_path / "epoch2.eqx", path)
+    resumed = run_sweep(
+        config, members, data, progress=False, checkpointing=Checkpointing(path, run), resume=True
+    )
+    chex.assert_trees_all_equal(resumed.params, whole.params)
+    chex.assert_trees_all_equal(resumed.metrics, whole.metrics)
+    # Another layout (vmap width) resumes too: the checkpoint holds one flat member axis.
+    shutil.copy(tmp_path / "epoch4.eqx", path)
+    other = Checkpointing(path, run)
+    relaid = run_sweep(config, members, data, progress=False, vmap_width=3, checkpointing=other, resume=True)
+    chex.assert_trees_all_close(relaid.params, whole.params, rtol=1e-5, atol=1e-7)
+    assert relaid.metrics["val_loss"].shape == (8, 6)
