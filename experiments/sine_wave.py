@@ -237,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             step = f" (optimiser step {m['diverged_at_step']})" if m["diverged_at_step"] else ""
             print(
                 f"error: training diverged in epoch {m['diverged_at_epoch']}{step}: a gradient or "
-                f"parameter became NaN or infinite; the last good parameters (finite gradient) are in "
+                f"parameter became NaN or infinite; the last good parameters (from the start of "
+                f"that epoch) are in "
                 f"{out / FILENAME}, metrics in {out}. Try a smaller learning_rate, clipping, or "
                 "init default",
                 file=sys.stderr,

@@ -147,7 +147,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="EPOCHS",
-        help="save a checkpoint every EPOCHS epochs (default: at each of at most 20 chunks)",
+        help="save a checkpoint every EPOCHS epochs (default: every 30 s, at chunk boundaries)",
     )
     parser.add_argument(
         "--overwrite",

@@ -28,6 +28,9 @@ from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_train
 
 PROGRESS_AFTER = 3.0  # seconds
+# Default checkpoint interval: at most this much work is lost to a crash, and short runs pay
+# for one save only (each costs a few milliseconds, mostly fsync).
+SAVE_EVERY_SECONDS = 30.0
 
 
 class FitResult(NamedTuple):
@@ -57,8 +60,8 @@ class Checkpointing:
 
     ``run`` describes the run (JSON-able; typically its whole configuration): a resume is
     refused unless it matches. ``every``: epochs between saves, rounded to whole chunks
-    (``None``: at every chunk boundary, at most ``max_chunks`` per run). A checkpoint is also
-    saved at the end, when training diverges, and on SIGINT/SIGTERM.
+    (``None``: at the first chunk boundary ``SAVE_EVERY_SECONDS`` after the last save). A
+    checkpoint is also saved at the end, when training diverges, and on SIGINT/SIGTERM.
     """
 
     path: Path
@@ -123,16 +126,24 @@ class ChunkSaver:
     total_epochs: int
     chunk_epochs: int
     received: list[int]
+    last_save: float = dataclasses.field(default_factory=time.perf_counter)
 
     def after_chunk(self, epoch: int, save: Callable[[bool], None], stopping: bool = False) -> None:
         """``save(finished)`` writes the checkpoint; it is called at each multiple of ``every``
-        (or every chunk), at the end, when the run is ``stopping``, and on a signal."""
+        (or every ``SAVE_EVERY_SECONDS``), at the end, when the run is ``stopping``, and on a
+        signal."""
         if self.checkpointing is None:
             return
         finished = stopping or epoch >= self.total_epochs
         every = self.checkpointing.every
-        if finished or self.received or every is None or epoch % every < self.chunk_epochs:
+        due = (
+            time.perf_counter() - self.last_save >= SAVE_EVERY_SECONDS
+            if every is None
+            else epoch % every < self.chunk_epochs
+        )
+        if finished or self.received or due:
             save(finished)
+            self.last_save = time.perf_counter()
         if self.received:
             raise Interrupted(self.received[0], epoch, self.checkpointing.path)
 

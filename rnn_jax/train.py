@@ -65,8 +65,9 @@ class TrainState(eqx.Module):
     opt_state: optax.OptState
     key: PRNGKeyArray
     epoch: Int[Array, ""]
-    # 1-based optimiser step whose gradient or update was NaN/inf, or 0. The parameters and
-    # optimiser state are then those of the last step with a finite gradient, and stay frozen.
+    # 1-based optimiser step (counted over the whole run) whose gradient or update was NaN/inf,
+    # or 0. The parameters and optimiser state are then those from the start of that epoch, and
+    # stay frozen.
     diverged_at_step: Int[Array, ""]
 
 
@@ -261,31 +262,26 @@ def make_train(config: TrainConfig) -> TrainFns:
         batches = order[: steps * config.batch_size].reshape(steps, config.batch_size)
 
         def step(carry, step_idx):
-            (params, opt_state), previous, diverged_at = carry
+            params, opt_state, first_bad = carry
             i, idx = step_idx
             grads = grad_fn(params, data.x_train[idx], data.y_train[idx], hparams.truncation)
-            updates, new_opt_state = optimizer.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            # Checked inside the compiled loop (no host sync). A non-finite gradient condemns the
-            # current parameters too (their loss overflowed), so they are rolled back to the
-            # previous step's; a non-finite update is not applied. A diverged member stays frozen.
-            alive, grads_ok = diverged_at == 0, all_finite(grads)
-            advance = alive & grads_ok & all_finite(new_params)
-            current = (params, opt_state)
-            kept = select_tree(
-                advance, (new_params, new_opt_state), select_tree(alive & ~grads_ok, previous, current)
-            )
-            carry = (
-                kept,
-                select_tree(advance, current, previous),
-                jnp.where(alive & ~advance, state.epoch * steps + i + 1, diverged_at),
-            )
-            return carry, clip_share(grads, hparams.clip_threshold)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+            # Only a scalar per step: the first step whose gradient or update is not finite.
+            finite = all_finite(grads) & all_finite(params)
+            first_bad = jnp.where((first_bad == 0) & ~finite, i + 1, first_bad)
+            return (params, opt_state, first_bad), clip_share(grads, hparams.clip_threshold)
 
-        current = (state.params, state.opt_state)
-        ((params, opt_state), _, diverged_at), clipped = jax.lax.scan(
-            step, (current, current, state.diverged_at_step), (jnp.arange(steps), batches)
+        (params, opt_state, first_bad), clipped = jax.lax.scan(
+            step, (state.params, state.opt_state, jnp.zeros((), jnp.int32)), (jnp.arange(steps), batches)
         )
+        # Checked inside the compiled loop, once per epoch (no host sync): an epoch in which a
+        # step went non-finite is undone, so the state rolls back to the last good one (the
+        # start of that epoch), and a diverged run stays frozen there.
+        alive = state.diverged_at_step == 0
+        advance = alive & (first_bad == 0)
+        params, opt_state = select_tree(advance, (params, opt_state), (state.params, state.opt_state))
+        diverged_at = jnp.where(alive & ~advance, state.epoch * steps + first_bad, state.diverged_at_step)
         metrics = evaluate(params, data, config.activation)
         metrics["clip_fraction"] = jnp.mean(clipped)
         metrics["diverged_at_step"] = diverged_at
