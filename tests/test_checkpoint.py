@@ -166,3 +166,23 @@ def test_signals_are_deferred_to_the_next_chunk_and_then_saved(tmp_path, data, h
         )
     assert stop.value.checkpoint == path and read_checkpoint(path)[0]["epoch"] == 4
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, state, monkeypatch):
+    import rnn_jax.checkpoint
+
+    path = save_checkpoint(tmp_path / "c.eqx", state, run=RUN, metrics={})
+    before = path.read_bytes()
+
+    def dies_mid_write(path, write):
+        def half(f):
+            f.write(b'{"format": "rnn_jax-checkpoint-1", "epo')
+            raise OSError("disk full")
+
+        return rnn_jax.io.write_atomic(path, half)
+
+    monkeypatch.setattr(rnn_jax.checkpoint, "write_atomic", dies_mid_write)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, state, run=RUN, metrics={"x": [1.0]})
+    assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+    load_checkpoint(path, state, run=RUN)  # still loads

@@ -2,11 +2,16 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
 import pytest
 from scripts import assert_user_error, run
 
-from rnn_jax.checkpoint import read_checkpoint
+from rnn_jax.checkpoint import load_checkpoint, read_checkpoint
 from rnn_jax.cli import main
+from rnn_jax.data import make_sine_data
+from rnn_jax.losses import batch_predict
+from rnn_jax.train import TrainConfig, make_hparams, make_train
 
 
 @pytest.mark.parametrize(
@@ -109,3 +114,13 @@ def test_sine_wave_divergence_is_reported_and_a_usable_checkpoint_kept(tmp_path)
     assert metrics["val_rmse"] is not None  # last good parameters: finite predictions
     header = read_checkpoint(tmp_path / "checkpoint.eqx")[0]
     assert header["epoch"] == metrics["epochs_run"] and header["finished"]
+    # The checkpoint is usable: it loads into the run's state and its parameters predict.
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert header["run"] == config
+    data = make_sine_data(scale=True)
+    fns = make_train(TrainConfig(**{f: config[f] for f in TrainConfig.__dataclass_fields__}))
+    hparams = make_hparams(learning_rate=1e30, seq_len=50)
+    like = jax.eval_shape(fns.init, jax.random.key(0), hparams, data)
+    state, saved = load_checkpoint(tmp_path / "checkpoint.eqx", like, run=config)
+    assert int(state.diverged_at_step) == 2 and saved["diverged_at_step"][-1] == 2
+    assert bool(jnp.all(jnp.isfinite(batch_predict(state.params, data.x_val, activation="tanh"))))
