@@ -128,11 +128,11 @@ def elman_step(
     return recur(params, h_prev, params.U @ x + params.b, activation)
 
 
-def readout(params: ElmanParams, h: Float[Array, " H"]) -> Float[Array, " O"]:
-    """Linear output ``y = V h + c`` for one state."""
+def readout(params: eqx.Module, h: Float[Array, " H"]) -> Float[Array, " O"]:
+    """Linear output ``y = V h + c`` for one state (any cell: all share ``V`` and ``c``)."""
     return params.V @ h + params.c
 
 
-def readout_all(params: ElmanParams, hs: Float[Array, "T H"]) -> Float[Array, "T O"]:
+def readout_all(params: eqx.Module, hs: Float[Array, "T H"]) -> Float[Array, "T O"]:
     """``readout`` at every step: ``hs (T, H) -> (T, O)``."""
     return hs @ params.V.T + params.c[None, :]

@@ -6,18 +6,18 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from rnn_jax.cells import ElmanParams, get_activation
-from rnn_jax.unroll import Truncation, check_target, predict
+from rnn_jax.cells import get_activation, readout, readout_all
+from rnn_jax.unroll import CellParams, Truncation, cell_name, check_params, check_target, dims, predict
 
 
-def check_batch(params: ElmanParams, xs: Array, ys: Array, target: str) -> None:
+def check_batch(params: CellParams, xs: Array, ys: Array, target: str) -> None:
     """Check that a batch agrees with the parameters; errors name the argument and shapes.
 
     Shapes are static, so this costs nothing inside ``jit``.
     """
     check_target(target)
-    hidden, input_dim = params.U.shape
-    output_dim = params.V.shape[0]
+    cell_name(params)
+    input_dim, _, output_dim = dims(params)
     if xs.ndim != 3 or xs.shape[2] != input_dim:
         raise ValueError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
     n, seq_len, _ = xs.shape
@@ -29,12 +29,22 @@ def check_batch(params: ElmanParams, xs: Array, ys: Array, target: str) -> None:
             f"ys must have shape {want} for target={target!r} with xs {tuple(xs.shape)}; "
             f"got {tuple(ys.shape)}"
         )
-    if params.W.shape != (hidden, hidden) or params.b.shape != (hidden,) or params.V.shape[1] != hidden:
-        raise ValueError("params have inconsistent hidden sizes: U, W, b and V must agree on H")
+    check_params(params)
+
+
+def output_errors(
+    params: CellParams, hs: Float[Array, "T H"], ys: Array, target: str, scale: Array
+) -> Float[Array, "T O"]:
+    """``e_t = dL/dy_t`` for one sequence (``docs/bptt.md`` eq. 4), any cell: zero except the
+    last step for ``"last"``. ``scale`` is the loss's averaging factor (``1/N``, or ``1/(N T)``)."""
+    if target == "last":
+        err = (readout(params, hs[-1]) - ys) * scale
+        return jnp.zeros((hs.shape[0], err.shape[0]), hs.dtype).at[-1].set(err)
+    return (readout_all(params, hs) - ys) * scale
 
 
 def example_loss(
-    params: ElmanParams,
+    params: CellParams,
     xs: Float[Array, "T D"],
     ys: Float[Array, " O"] | Float[Array, "T O"],
     *,
@@ -48,7 +58,7 @@ def example_loss(
 
 
 def loss(
-    params: ElmanParams,
+    params: CellParams,
     xs: Float[Array, "N T D"],
     ys: Float[Array, "N O"] | Float[Array, "N T O"],
     *,
@@ -79,7 +89,7 @@ def loss(
 
 
 def batch_predict(
-    params: ElmanParams, xs: Float[Array, "N T D"], *, activation: str = "sigmoid", target: str = "last"
+    params: CellParams, xs: Float[Array, "N T D"], *, activation: str = "sigmoid", target: str = "last"
 ) -> Float[Array, "N O"] | Float[Array, "N T O"]:
     """Predictions for a batch; the forward pass does not depend on truncation."""
     return jax.vmap(lambda x: predict(params, x, activation=activation, target=target))(xs)

@@ -11,19 +11,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from rnn_jax.cells import ElmanParams, get_activation, readout, readout_all
-from rnn_jax.losses import check_batch
-from rnn_jax.unroll import Truncation, check_truncation, unroll, window_starts
-
-
-def _output_errors(
-    params: ElmanParams, hs: Float[Array, "T H"], ys: Array, target: str, scale: Array
-) -> Float[Array, "T O"]:
-    """``e_t = dL/dy_t`` for one sequence (eq. 4): zero except the last step for ``"last"``."""
-    if target == "last":
-        err = (readout(params, hs[-1]) - ys) * scale
-        return jnp.zeros((hs.shape[0], err.shape[0]), hs.dtype).at[-1].set(err)
-    return (readout_all(params, hs) - ys) * scale
+from rnn_jax.cells import ElmanParams, get_activation, readout
+from rnn_jax.gated_grads import gated_manual_grads
+from rnn_jax.losses import check_batch, output_errors
+from rnn_jax.unroll import CellParams, Truncation, check_truncation, unroll, window_starts
 
 
 def _backward_scan(
@@ -64,7 +55,7 @@ def _forward_backward(params, xs, ys, activation, target, truncation):
 
     def per_example(x, y):
         hs = unroll(params, x, activation=activation)
-        es = _output_errors(params, hs, y, target, scale)
+        es = output_errors(params, hs, y, target, scale)
         deltas, dhs = _backward_scan(params, hs, es @ params.V, cuts, activation)
         return hs, es, deltas, dhs
 
@@ -72,7 +63,7 @@ def _forward_backward(params, xs, ys, activation, target, truncation):
 
 
 def manual_grads(
-    params: ElmanParams,
+    params: CellParams,
     xs: Float[Array, "N T D"],
     ys: Float[Array, "N O"] | Float[Array, "N T O"],
     *,
@@ -82,9 +73,18 @@ def manual_grads(
 ) -> ElmanParams:
     """Gradient of ``rnn_jax.loss`` with the same arguments, derived by hand (no autodiff).
 
-    Args and shapes as ``rnn_jax.loss``. Returns an ``ElmanParams`` of gradients.
-    Reference: ``docs/bptt.md``, eqs. 4-8.
+    Args and shapes as ``rnn_jax.loss``; any cell (Elman, GRU, LSTM; ``activation`` is the
+    Elman cell's). Returns parameters of the same type holding the gradients.
+    Reference: ``docs/bptt.md`` eqs. 4-8 (Elman), ``docs/gated.md`` (GRU, LSTM).
     """
+    if not isinstance(params, ElmanParams):
+        check_batch(params, xs, ys, target)
+        check_truncation(truncation)
+        n, seq_len, _ = xs.shape
+        starts = window_starts(seq_len, target, truncation)
+        cuts = jnp.zeros(seq_len, bool) if starts is None else starts
+        scale = jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
+        return gated_manual_grads(params, xs, ys, target=target, cuts=cuts, scale=scale)
     hs, es, deltas, _ = _forward_backward(params, xs, ys, activation, target, truncation)
     h0 = jnp.zeros_like(hs[:, :1])
     hs_prev = jnp.concatenate([h0, hs[:, :-1]], axis=1)  # h_{t-1} for every step

@@ -18,11 +18,72 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from rnn_jax.cells import ElmanParams, input_drive, readout, readout_all, recur
+from rnn_jax.cells import ElmanParams, init_elman, input_drive, readout, readout_all, recur
+from rnn_jax.gated import GRUParams, LSTMParams, gate_drive, gru_recur, init_gated, lstm_recur
 
 TARGETS = ("last", "all")
+CELLS = ("elman", "gru", "lstm")
+CellParams = ElmanParams | GRUParams | LSTMParams
+_CELL_TYPES = {"elman": ElmanParams, "gru": GRUParams, "lstm": LSTMParams}
 
 Truncation = int | Int[Array, ""] | None
+
+
+def check_cell(cell: str) -> None:
+    """Raise ``ValueError`` unless ``cell`` is one of ``CELLS``."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
+
+
+def cell_name(params: CellParams) -> str:
+    """``"elman"``, ``"gru"`` or ``"lstm"``, from the type of ``params``."""
+    for name, kind in _CELL_TYPES.items():
+        if isinstance(params, kind):
+            return name
+    raise TypeError(f"params must be ElmanParams, GRUParams or LSTMParams; got {type(params).__name__}")
+
+
+def init_params(
+    cell: str,
+    *,
+    key,
+    input_dim: int,
+    hidden_dim: int,
+    output_dim: int,
+    init: str = "default",
+    scale: float | Array = 1.0,
+    dtype=jnp.float32,
+) -> CellParams:
+    """Parameters of ``cell``; ``init="tutorial"`` (uniform [0, 1)) exists for the Elman cell only."""
+    check_cell(cell)
+    sizes = {"key": key, "input_dim": input_dim, "hidden_dim": hidden_dim, "output_dim": output_dim}
+    if cell == "elman":
+        return init_elman(**sizes, init=init, scale=scale, dtype=dtype)
+    if init != "default":
+        raise ValueError(
+            f"init must be 'default' for the {cell} cell; got {init!r} (the tutorial's is Elman's)"
+        )
+    return init_gated(_CELL_TYPES[cell], **sizes, scale=scale, dtype=dtype)
+
+
+def dims(params: CellParams) -> tuple[int, int, int]:
+    """``(D, H, O)``: input, hidden and output sizes."""
+    hidden, input_dim = params.U.shape if isinstance(params, ElmanParams) else params.Wx.shape[1:]
+    return input_dim, hidden, params.V.shape[0]
+
+
+def check_params(params: CellParams) -> None:
+    """Shapes that agree with each other; raises ``ValueError`` naming the cell."""
+    _, hidden, output_dim = dims(params)
+    if isinstance(params, ElmanParams):
+        ok = params.W.shape == (hidden, hidden) and params.b.shape == (hidden,)
+    else:
+        gates = params.Wx.shape[0]
+        ok = params.Wh.shape == (gates, hidden, hidden) and params.b.shape == (gates, hidden)
+    if not ok or params.V.shape != (output_dim, hidden) or params.c.shape != (output_dim,):
+        raise ValueError(
+            f"{cell_name(params)} params have inconsistent sizes: every weight must agree on H={hidden}"
+        )
 
 
 def check_target(target: str) -> None:
@@ -57,42 +118,74 @@ def window_starts(seq_len: int, target: str, truncation: Truncation) -> Bool[Arr
     return t % k == 0
 
 
-def unroll(
-    params: ElmanParams,
+def initial_state(params: CellParams):
+    """The zero state: ``h`` ``(H,)``, or ``(h, c)`` for the LSTM."""
+    h = jnp.zeros(dims(params)[1], params.V.dtype)
+    return (h, h) if isinstance(params, LSTMParams) else h
+
+
+def unroll_states(
+    params: CellParams,
     xs: Float[Array, "T D"],
     *,
     activation: str = "sigmoid",
     starts: Bool[Array, " T"] | None = None,
-    h0: Float[Array, " H"] | None = None,
+    h0=None,
+):
+    """Run the cell over one sequence and return every state: ``hs (T, H)``, or
+    ``(hs, cs)`` for the LSTM. ``starts[t]`` marks a window start: the carried state is passed
+    through ``stop_gradient`` before step ``t`` reads it. ``activation`` is the Elman cell's."""
+    if isinstance(params, ElmanParams):
+        drives = input_drive(params, xs)
+
+        def cell(h_prev, drive):
+            return recur(params, h_prev, drive, activation)
+
+    else:
+        drives = gate_drive(params, xs)
+        cell = (
+            (lambda s, d: gru_recur(params, s, d))
+            if isinstance(params, GRUParams)
+            else (lambda s, d: lstm_recur(params, s, d))
+        )
+
+    def step(state, inputs):
+        drive, cut = inputs
+        if cut is not None:
+            state = jax.tree.map(lambda v: jnp.where(cut, jax.lax.stop_gradient(v), v), state)
+        state = cell(state, drive)
+        return state, state
+
+    _, states = jax.lax.scan(step, initial_state(params) if h0 is None else h0, (drives, starts))
+    return states
+
+
+def unroll(
+    params: CellParams,
+    xs: Float[Array, "T D"],
+    *,
+    activation: str = "sigmoid",
+    starts: Bool[Array, " T"] | None = None,
+    h0=None,
 ) -> Float[Array, "T H"]:
     """Run the cell over one sequence and return every hidden state ``h_1 .. h_T``.
 
     ``starts[t]`` marks a window start: the carried state is passed through
-    ``stop_gradient`` before step ``t`` reads it.
+    ``stop_gradient`` before step ``t`` reads it. ``h0``: the initial state (the cell's
+    ``initial_state`` form; zeros by default).
     """
-    if h0 is None:
-        h0 = jnp.zeros(params.W.shape[0], params.W.dtype)
-    drives = input_drive(params, xs)
-
-    def step(h_prev, inputs):
-        drive, cut = inputs
-        if cut is not None:
-            h_prev = jnp.where(cut, jax.lax.stop_gradient(h_prev), h_prev)
-        h = recur(params, h_prev, drive, activation)
-        return h, h
-
-    _, hs = jax.lax.scan(step, h0, (drives, starts))
-    return hs
+    states = unroll_states(params, xs, activation=activation, starts=starts, h0=h0)
+    return states[0] if isinstance(params, LSTMParams) else states
 
 
 def predict(
-    params: ElmanParams,
+    params: CellParams,
     xs: Float[Array, "T D"],
     *,
     activation: str = "sigmoid",
     target: str = "last",
     truncation: Truncation = None,
-    h0: Float[Array, " H"] | None = None,
+    h0=None,
 ) -> Float[Array, " O"] | Float[Array, "T O"]:
     """Predictions for one sequence: ``(O,)`` from ``h_T`` for ``"last"``, ``(T, O)`` for ``"all"``."""
     starts = window_starts(xs.shape[0], target, truncation)
