@@ -53,6 +53,7 @@ class SineWaveConfig:
     train_fraction: float = 2 / 3
     scale: bool = False
     # model and training
+    cell: str = "elman"
     hidden_dim: int = 100
     activation: str = "sigmoid"
     init: str = "tutorial"
@@ -100,7 +101,8 @@ HELP = {
     "window": "input values per example",
     "train_fraction": "share of windows (earliest first) that train",
     "scale": "standardise with training-split statistics",
-    "activation": "sigmoid, tanh or relu",
+    "cell": "elman, gru or lstm",
+    "activation": "the Elman cell's nonlinearity: sigmoid, tanh or relu (GRU/LSTM have their own)",
     "init": "default (Glorot/orthogonal) or tutorial (uniform [0, 1))",
     "init_scale": "multiplies the initial W",
     "optimizer": "sgd or adam",

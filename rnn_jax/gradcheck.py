@@ -13,10 +13,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cells import ElmanParams, get_activation, init_elman
+from rnn_jax.cells import get_activation
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads, tutorial_grads
-from rnn_jax.unroll import check_target, check_truncation
+from rnn_jax.unroll import CellParams, check_cell, check_target, check_truncation, init_params
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 BACKWARDS = {"manual": manual_grads, "tutorial": tutorial_grads}
@@ -26,6 +26,7 @@ BACKWARDS = {"manual": manual_grads, "tutorial": tutorial_grads}
 class GradcheckConfig:
     """One random gradient check; every field is a command-line option."""
 
+    cell: str = "elman"
     activation: str = "sigmoid"
     target: str = "last"
     truncation: int | None = None
@@ -41,6 +42,7 @@ class GradcheckConfig:
 
 def check_gradcheck_config(cfg: GradcheckConfig) -> None:
     """Errors name the option and what it accepts."""
+    check_cell(cfg.cell)
     get_activation(cfg.activation)
     check_target(cfg.target)
     check_truncation(cfg.truncation)
@@ -53,9 +55,11 @@ def check_gradcheck_config(cfg: GradcheckConfig) -> None:
         raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}; got {cfg.backward!r}")
     if cfg.backward == "tutorial" and cfg.target != "last":
         raise ValueError("backward 'tutorial' needs target 'last'; the tutorial has no 'all' form")
+    if cfg.backward == "tutorial" and cfg.cell != "elman":
+        raise ValueError(f"backward 'tutorial' exists for the elman cell only; got cell {cfg.cell!r}")
 
 
-def relative_errors(grads: ElmanParams, reference: ElmanParams) -> dict[str, dict[str, float]]:
+def relative_errors(grads: CellParams, reference: CellParams) -> dict[str, dict[str, float]]:
     """Per parameter: ``max_abs_err`` and ``max_rel_err`` (relative to ``max |reference|``)."""
     out = {}
     for field in dataclasses.fields(reference):
@@ -75,7 +79,8 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
     with jax.enable_x64(cfg.dtype == "float64"):
         dtype = jnp.dtype(cfg.dtype)
         init_key, x_key, y_key, b_key = jax.random.split(jax.random.key(cfg.seed), 4)
-        params = init_elman(
+        params = init_params(
+            cfg.cell,
             key=init_key,
             input_dim=cfg.input_dim,
             hidden_dim=cfg.hidden_dim,
@@ -112,7 +117,8 @@ def format_report(report: dict) -> str:
     """A per-parameter table and a verdict line."""
     cfg = report["config"]
     lines = [
-        f"{cfg['backward']} vs autodiff  ({cfg['activation']}, target={cfg['target']}, "
+        f"{cfg['backward']} vs autodiff  ({cfg['cell']}"
+        f"{', ' + cfg['activation'] if cfg['cell'] == 'elman' else ''}, target={cfg['target']}, "
         f"truncation={cfg['truncation']}, {cfg['dtype']}, N={cfg['batch']} T={cfg['seq_len']} "
         f"D={cfg['input_dim']} H={cfg['hidden_dim']} O={cfg['output_dim']})",
         f"{'param':<6} {'max abs err':>12} {'max rel err':>12}",

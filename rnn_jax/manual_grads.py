@@ -70,7 +70,7 @@ def manual_grads(
     activation: str = "sigmoid",
     target: str = "last",
     truncation: Truncation = None,
-) -> ElmanParams:
+) -> CellParams:
     """Gradient of ``rnn_jax.loss`` with the same arguments, derived by hand (no autodiff).
 
     Args and shapes as ``rnn_jax.loss``; any cell (Elman, GRU, LSTM; ``activation`` is the

@@ -22,10 +22,10 @@ import jax
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
-from rnn_jax.cells import ElmanParams
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_train
+from rnn_jax.unroll import CellParams
 
 PROGRESS_AFTER = 3.0  # seconds
 # Default checkpoint interval: at most this much work is lost to a crash, and short runs pay
@@ -34,7 +34,7 @@ SAVE_EVERY_SECONDS = 30.0
 
 
 class FitResult(NamedTuple):
-    params: ElmanParams  # the last finite parameters
+    params: CellParams  # the last good parameters
     metrics: dict[str, list[float]]  # one value per epoch run (fewer than epochs if stopped early)
     compile_seconds: float
     wall_seconds: float  # compilation included

@@ -19,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from rnn_jax.cells import ElmanParams
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.runner import Checkpointing, ChunkSaver, deferred_signals, plan_chunks, run_chunks
@@ -33,6 +32,7 @@ from rnn_jax.sharding import (
     shard_members,
 )
 from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_hparams, make_train
+from rnn_jax.unroll import CellParams
 
 
 class Members(NamedTuple):
@@ -134,7 +134,7 @@ def _describe(member: dict) -> str:
 
 
 class SweepResult(NamedTuple):
-    params: ElmanParams  # leaves (M, ...), on the host
+    params: CellParams  # leaves (M, ...), on the host
     metrics: dict[str, Array]  # each (M, epochs), on the host
     compile_seconds: float
     wall_seconds: float  # compilation included

@@ -22,10 +22,11 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from rnn_jax.cells import ACTIVATIONS, INITS, ElmanParams, init_elman
+from rnn_jax.cells import ACTIVATIONS, INITS
 from rnn_jax.data import WindowData
 from rnn_jax.losses import batch_predict, loss
 from rnn_jax.manual_grads import manual_grads, tutorial_grads
+from rnn_jax.unroll import CELLS, CellParams, init_params
 
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("value", "norm", "none")
@@ -37,8 +38,9 @@ GRADS = ("autodiff", "manual", "tutorial")
 class TrainConfig:
     """Static settings of a run; changing any of them compiles a new program."""
 
+    cell: str = "elman"  # "elman", "gru" or "lstm"
     hidden_dim: int = 100
-    activation: str = "sigmoid"
+    activation: str = "sigmoid"  # the Elman cell's nonlinearity; GRU/LSTM have their own
     optimizer: str = "sgd"
     clip: str = "value"
     schedule: str = "constant"  # "cosine": decay the learning rate to 0 over the run
@@ -61,7 +63,7 @@ class Hyperparams(NamedTuple):
 class TrainState(eqx.Module):
     """Everything a run carries from one epoch to the next."""
 
-    params: ElmanParams
+    params: CellParams
     opt_state: optax.OptState
     key: PRNGKeyArray
     epoch: Int[Array, ""]
@@ -131,6 +133,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
     choices = {
+        "cell": CELLS,
         "activation": ACTIVATIONS,
         "optimizer": OPTIMIZERS,
         "clip": CLIPS,
@@ -148,6 +151,11 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
         if value < 1:
             raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
+    if config.cell != "elman" and "tutorial" in (config.init, config.grad):
+        raise ValueError(
+            f"init and grad 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
+            f"with init {config.init!r} and grad {config.grad!r}"
+        )
     if config.batch_size > n_train:
         raise ValueError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")
 
@@ -167,15 +175,15 @@ def make_optimizer(config: TrainConfig, hparams: Hyperparams, n_train: int) -> o
     return optax.chain(clip, opt)
 
 
-def make_grad_fn(config: TrainConfig) -> Callable[..., ElmanParams]:
-    """``grad_fn(params, xs, ys, truncation) -> ElmanParams`` for the chosen algorithm."""
+def make_grad_fn(config: TrainConfig) -> Callable[..., CellParams]:
+    """``grad_fn(params, xs, ys, truncation) -> CellParams`` for the chosen algorithm."""
     fn = {"autodiff": jax.grad(loss), "manual": manual_grads, "tutorial": tutorial_grads}[config.grad]
     return lambda params, xs, ys, truncation: fn(
         params, xs, ys, activation=config.activation, target="last", truncation=truncation
     )
 
 
-def evaluate(params: ElmanParams, data: WindowData, activation: str) -> dict[str, Array]:
+def evaluate(params: CellParams, data: WindowData, activation: str) -> dict[str, Array]:
     """Loss (model units) and RMSE (the series' original units) on both splits."""
     n_train = data.x_train.shape[0]
     # One forward pass over both splits: a single scan compiles and runs faster than two.
@@ -195,10 +203,10 @@ class TrainFns(NamedTuple):
 
     init: Callable[[PRNGKeyArray, Hyperparams, WindowData], TrainState]
     run: Callable[..., tuple[TrainState, dict[str, Array]]]
-    train: Callable[[PRNGKeyArray, Hyperparams, WindowData], tuple[ElmanParams, dict[str, Array]]]
+    train: Callable[[PRNGKeyArray, Hyperparams, WindowData], tuple[CellParams, dict[str, Array]]]
 
 
-def clip_fraction_fn(config: TrainConfig) -> Callable[[ElmanParams, Array], Array]:
+def clip_fraction_fn(config: TrainConfig) -> Callable[[CellParams, Array], Array]:
     """How much the clipping touches one gradient: for ``"value"`` (and ``"none"``, as a
     diagnostic) the share of entries with ``|g| > threshold``; for ``"norm"``, 1 if the global
     norm exceeds the threshold, else 0."""
@@ -238,7 +246,8 @@ def make_train(config: TrainConfig) -> TrainFns:
 
     def init(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData) -> TrainState:
         init_key, shuffle_key = jax.random.split(key)
-        params = init_elman(
+        params = init_params(
+            config.cell,
             key=init_key,
             input_dim=data.x_train.shape[2],
             hidden_dim=config.hidden_dim,
