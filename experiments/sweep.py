@@ -37,6 +37,7 @@ class SweepConfig:
     n_seeds: int = 8
     learning_rates: str = "3e-4,6e-4,1e-3,2e-3,3e-3,6e-3,1e-2,2e-2"
     truncations: str = "2,5,10,none"
+    cell: str = "elman"
     hidden_dim: int = 32
     activation: str = "tanh"
     optimizer: str = "adam"
@@ -55,6 +56,7 @@ class SweepConfig:
 def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
     return TrainConfig(
         **{
+            "cell": cfg.cell,
             "hidden_dim": cfg.hidden_dim,
             "activation": cfg.activation,
             "optimizer": cfg.optimizer,

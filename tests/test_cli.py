@@ -20,6 +20,8 @@ from rnn_jax.train import TrainConfig, make_hparams, make_train
         [],
         ["--activation", "relu", "--target", "all", "--truncation", "3", "--seq-len", "10"],
         ["--activation", "tanh", "--truncation", "2", "--dtype", "float32", "--batch", "1"],
+        ["--cell", "gru", "--target", "all", "--truncation", "3"],
+        ["--cell", "lstm", "--dtype", "float32"],
     ],
 )
 def test_gradcheck_passes_for_valid_configurations(capsys, args):
@@ -43,6 +45,8 @@ def test_gradcheck_fails_for_the_tutorial_backward_pass_with_json(capsys):
         (["--hidden-dim", "0"], "hidden_dim must be a positive integer"),
         (["--backward", "tutorial", "--target", "all"], "needs target 'last'"),
         (["--truncation", "x"], "expected an integer or 'none'"),
+        (["--cell", "rnn"], "cell must be one of elman, gru, lstm; got 'rnn'"),
+        (["--cell", "lstm", "--backward", "tutorial"], "exists for the elman cell only"),
     ],
 )
 def test_gradcheck_bad_input_is_one_line_exit_2(capsys, args, message):
