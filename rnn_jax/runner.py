@@ -24,6 +24,14 @@ from tqdm.auto import tqdm
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.stream import (
+    Source,
+    StreamConfig,
+    StreamResult,
+    check_stream_config,
+    make_stream_train,
+    n_updates,
+)
 from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_train
 from rnn_jax.unroll import CellParams
 
@@ -246,6 +254,7 @@ def run_chunks(
     progress: bool,
     desc: str | None = None,
     on_chunk: Callable | None = None,
+    unit: str = "epoch",
 ):
     """``state, metrics = run(state, *args)`` up to ``n_chunks`` times; returns the last state and
     the list of per-chunk metrics. ``on_chunk(i, state, metrics)`` runs on the host after each
@@ -261,7 +270,7 @@ def run_chunks(
             bar = tqdm(
                 total=n_chunks * chunk_epochs,
                 initial=i * chunk_epochs,
-                unit="epoch",
+                unit=unit,
                 leave=False,
                 disable=None,
                 desc=desc,
@@ -272,3 +281,54 @@ def run_chunks(
     if bar is not None:
         bar.close()
     return state, outputs
+
+
+def fit_stream(
+    config: StreamConfig,
+    source: Source,
+    *,
+    n_steps: int,
+    input_dim: int,
+    output_dim: int,
+    key: PRNGKeyArray,
+    progress: bool = True,
+) -> StreamResult:
+    """Train on the first ``n_steps`` of a stream with TBPTT(k1, k2) (``rnn_jax.stream``): every
+    update that fits, in compiled chunks of ``config.updates_per_chunk`` and one shorter last
+    chunk if they do not divide evenly (two programs, each compiled once)."""
+    check_stream_config(config, n_steps)
+    total = n_updates(n_steps, config)
+    full, rest = divmod(total, config.updates_per_chunk)
+    start = time.perf_counter()
+    init, chunk = make_stream_train(config, source, input_dim=input_dim, output_dim=output_dim)
+    state = jax.jit(init)(key)
+    compiled = {
+        length: jax.jit(chunk, static_argnames="length").lower(state, length=length).compile()
+        for length in {config.updates_per_chunk if full else None, rest or None} - {None}
+    }
+    compile_seconds = time.perf_counter() - start
+    begin = time.perf_counter()
+    losses = []
+    if full:
+        state, losses = run_chunks(
+            compiled[config.updates_per_chunk],
+            state,
+            (),
+            n_chunks=full,
+            chunk_epochs=config.updates_per_chunk,
+            start=start,
+            progress=progress,
+            unit="update",
+        )
+    if rest:
+        state, last = compiled[rest](state)
+        losses = [*losses, last]
+    params = jax.block_until_ready(state.params)
+    steps = total * config.k1 + config.k2 - config.k1
+    return StreamResult(
+        params,
+        [float(v) for v in jax.device_get(losses)],
+        steps,
+        compile_seconds,
+        time.perf_counter() - begin,
+    )

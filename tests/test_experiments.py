@@ -176,3 +176,22 @@ def test_sweep_with_a_diverging_member_exits_1_and_resumes_to_the_same_results(t
     assert again.returncode == 1
     resumed = json.loads((tmp_path / "sweep.json").read_text())
     assert resumed["per_member"] == summary["per_member"] and resumed["resumed"] is True
+
+
+def test_long_stream_small(tmp_path):
+    out = run(
+        "experiments/long_stream.py",
+        "--steps",
+        "1000,3000",
+        "--updates-per-chunk",
+        "20",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "long_stream.json").read_text())
+    assert [r["steps"] for r in summary["rows"]] == [1000, 3000]
+    assert all(r["peak_memory_mib"] > 0 and r["steps_per_second"] > 0 for r in summary["rows"])
+    assert (tmp_path / "long_stream.png").read_bytes()[:4] == b"\x89PNG"
+    bad = run("experiments/long_stream.py", "--k1", "40", "--out", str(tmp_path))
+    assert_user_error(bad, "k2 (30) must be >= k1 (40)")

@@ -1,0 +1,136 @@
+"""Training on one endless stream with TBPTT(k1, k2), in memory that does not grow with it.
+
+Every ``k1`` steps the parameters are updated from the loss of those ``k1`` newest steps, with
+the gradient flowing back ``k2 >= k1`` steps (Williams & Peng 1990). Update ``u`` unrolls the
+window of stream steps ``[u k1, u k1 + k2)`` from the carried state (a constant: gradient stops
+there), scores the window's last ``k1`` outputs, and hands the state after the window's first
+``k1`` steps (computed with the parameters before the update, as an online learner would) to
+update ``u + 1``, whose window starts ``k1`` steps later. The loss windows tile the stream from
+step ``k2 - k1`` on.
+
+Nothing is kept per step or per update: a chunk of ``updates_per_chunk`` updates is one compiled
+``lax.scan`` that returns the chunk's mean loss, and the stream itself is read through
+``source(start) -> (xs (k2, D), ys (k2, O))``, a pure function (a slice of an array on the
+device, or a signal computed from the step index), so memory is the same for 10^4 or 10^6 steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float, Int, PRNGKeyArray
+
+from rnn_jax.cells import readout_all
+from rnn_jax.unroll import CellParams, check_cell, init_params, unroll_states
+
+Source = Callable[[Int[Array, ""]], tuple[Float[Array, "K2 D"], Float[Array, "K2 O"]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamConfig:
+    """Static settings of a streaming run."""
+
+    cell: str = "elman"
+    hidden_dim: int = 32
+    activation: str = "tanh"  # the Elman cell's
+    k1: int = 10  # steps between updates (and scored per update)
+    k2: int = 20  # steps the gradient flows back, >= k1
+    learning_rate: float = 1e-3
+    clip_threshold: float = 1.0  # global norm
+    updates_per_chunk: int = 1000
+
+
+def check_stream_config(config: StreamConfig, n_steps: int) -> None:
+    """Errors name the setting and what it accepts."""
+    check_cell(config.cell)
+    for name in ("hidden_dim", "k1", "k2", "updates_per_chunk"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
+    if config.k2 < config.k1:
+        raise ValueError(
+            f"k2 ({config.k2}) must be >= k1 ({config.k1}): the gradient covers the scored steps"
+        )
+    for name in ("learning_rate", "clip_threshold"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"{name} must be a positive number; got {getattr(config, name)}")
+    if n_steps < config.k2:
+        raise ValueError(f"the stream ({n_steps} steps) must be at least k2 = {config.k2} steps long")
+
+
+def n_updates(n_steps: int, config: StreamConfig) -> int:
+    """Updates that fit in ``n_steps``: windows ``[u k1, u k1 + k2)`` inside the stream."""
+    return (n_steps - config.k2) // config.k1 + 1
+
+
+class StreamState(eqx.Module):
+    params: CellParams
+    opt_state: optax.OptState
+    carry: Array | tuple[Array, Array]  # the cell state entering the next window
+    start: Int[Array, ""]  # first stream step of the next window
+
+
+def array_source(xs: Float[Array, "L D"], ys: Float[Array, "L O"], k2: int) -> Source:
+    """Windows of a stream held in two arrays (inputs and the targets aligned with them)."""
+
+    def source(start):
+        return (
+            jax.lax.dynamic_slice_in_dim(xs, start, k2),
+            jax.lax.dynamic_slice_in_dim(ys, start, k2),
+        )
+
+    return source
+
+
+def make_stream_train(
+    config: StreamConfig, source: Source, *, input_dim: int, output_dim: int
+) -> tuple[Callable[[PRNGKeyArray], StreamState], Callable[..., tuple[StreamState, Array]]]:
+    """``init(key) -> state`` and ``chunk(state, length) -> (state, mean loss of the chunk's
+    `length` updates)``; ``length`` is static (jit it with ``static_argnames="length"``)."""
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(config.clip_threshold), optax.adam(config.learning_rate)
+    )
+    k1, k2 = config.k1, config.k2
+
+    def init(key):
+        params = init_params(
+            config.cell, key=key, input_dim=input_dim, hidden_dim=config.hidden_dim, output_dim=output_dim
+        )
+        h = jnp.zeros(config.hidden_dim)
+        carry = (h, h) if config.cell == "lstm" else h
+        return StreamState(params, optimizer.init(params), carry, jnp.zeros((), jnp.int32))
+
+    def window_loss(params, carry, xs, ys):
+        states = unroll_states(params, xs, activation=config.activation, h0=jax.lax.stop_gradient(carry))
+        hs = states[0] if config.cell == "lstm" else states
+        pred = readout_all(params, hs[k2 - k1 :])  # the window's newest k1 steps
+        handover = jax.tree.map(lambda s: s[k1 - 1], states)  # state entering the next window
+        return 0.5 * jnp.mean(jnp.sum((pred - ys[k2 - k1 :]) ** 2, axis=-1)), handover
+
+    def update(state: StreamState, _):
+        xs, ys = source(state.start)
+        (value, handover), grads = jax.value_and_grad(window_loss, has_aux=True)(
+            state.params, state.carry, xs, ys
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return StreamState(params, opt_state, handover, state.start + k1), value
+
+    def chunk(state, length: int):
+        state, losses = jax.lax.scan(update, state, length=length)
+        return state, jnp.mean(losses)
+
+    return init, chunk
+
+
+class StreamResult(NamedTuple):
+    params: CellParams
+    chunk_losses: list[float]  # mean loss of each chunk of updates, in order (last may be shorter)
+    steps: int  # stream steps consumed
+    compile_seconds: float
+    run_seconds: float  # after compilation
