@@ -138,7 +138,8 @@ def run(cfg: LongStreamConfig, out: Path) -> dict:
     save_figure(
         plot_losses(
             {f"{longest['steps']:,d}-step stream": longest["chunk_losses"]},
-            ylabel=f"mean loss per {cfg.updates_per_chunk} updates",
+            ylabel="mean loss of the chunk's updates",
+            xlabel=f"chunk of {cfg.updates_per_chunk} updates ({cfg.updates_per_chunk * cfg.k1} steps)",
         ),
         out / "long_stream.png",
     )

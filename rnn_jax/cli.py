@@ -224,7 +224,32 @@ def _gradcheck(argv: Sequence[str]) -> int:
     return exit_on_user_error(go)
 
 
-COMMANDS = {"gradcheck": _gradcheck}
+def _train(argv: Sequence[str]) -> int:
+    from rnn_jax.csv_train import HELP, CsvTrainConfig, format_summary, run_csv_training
+
+    parser = OneLineParser(
+        prog="rnn-jax train",
+        description="Train on your own CSV series and compare with persistence and a linear "
+        "autoregression on the same time split. Writes config.json, metrics.json, timing.json, "
+        "loss.png, horizon.png and checkpoint.eqx to --out.",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/train)")
+    add_run_options(parser)
+    add_config_arguments(parser, CsvTrainConfig(), HELP)
+    args = parser.parse_args(argv)
+    options = run_options(parser, args, Path("results") / "train")
+    config = config_from_args(CsvTrainConfig, args)
+
+    def go() -> int:
+        metrics = run_csv_training(config, options)
+        print(format_summary(metrics))
+        print(f"-> {options.out}")
+        return 1 if metrics["diverged_at_epoch"] is not None else 0
+
+    return exit_on_user_error(lambda: exit_when_interrupted(go, options.out))
+
+
+COMMANDS = {"gradcheck": _gradcheck, "train": _train}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,7 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(
             f"usage: rnn-jax {{{','.join(COMMANDS)}}} [options]\n"
-            "  gradcheck   verify hand-derived BPTT gradients against autodiff"
+            "  gradcheck   verify hand-derived BPTT gradients against autodiff\n"
+            "  train       train on your own CSV series, with baselines"
         )
         return 0 if argv else 2
     if argv[0] not in COMMANDS:

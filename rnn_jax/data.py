@@ -32,10 +32,10 @@ def identity_scaler(dtype=jnp.float32) -> Scaler:
 class WindowData(eqx.Module):
     """Windows of a series split by time; every array is in the scaler's (model) units."""
 
-    x_train: Float[Array, "N_train T 1"]
-    y_train: Float[Array, "N_train 1"]
-    x_val: Float[Array, "N_val T 1"]
-    y_val: Float[Array, "N_val 1"]
+    x_train: Float[Array, "N_train T D"]
+    y_train: Float[Array, "N_train O"]
+    x_val: Float[Array, "N_val T D"]
+    y_val: Float[Array, "N_val O"]
     scaler: Scaler
 
 

@@ -53,17 +53,38 @@ def plot_predictions(
     return fig
 
 
-def plot_losses(curves: dict[str, Sequence[float]], ylabel: str = "loss", title: str = "") -> Figure:
+def plot_losses(
+    curves: dict[str, Sequence[float]], ylabel: str = "loss", title: str = "", xlabel: str = "epoch"
+) -> Figure:
     """Learning curves on a log scale; ``curves`` maps a label to one value per epoch."""
     with style():
         fig, ax = plt.subplots()
         for label, values in curves.items():
             ax.plot(range(1, len(values) + 1), values, label=label)
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend()
+        fig.tight_layout()
+    return fig
+
+
+def plot_horizon_errors(errors: dict[str, dict[str, Sequence[float]] | None], title: str = "") -> Figure:
+    """Error against horizon step, one panel per target column, one line per model;
+    ``errors[model][column]`` holds one value per step ahead (``None``: model not applicable)."""
+    models = {m: per for m, per in errors.items() if per is not None}
+    cols = list(next(iter(models.values())))
+    with style():
+        fig, axes = plt.subplots(1, len(cols), figsize=(4.5 * len(cols), 3.6), squeeze=False)
+        for ax, col in zip(axes[0], cols, strict=True):
+            for model, per in models.items():
+                ax.plot(range(1, len(per[col]) + 1), per[col], marker="o", ms=3, label=model)
+            ax.set_yscale("log")
+            ax.set_xlabel("steps ahead")
+            ax.set_ylabel(f"RMSE of {col}")
+            ax.set_title(f"{title} {col}".strip())
+        axes[0][0].legend()
         fig.tight_layout()
     return fig
 

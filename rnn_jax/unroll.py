@@ -160,6 +160,21 @@ def unroll_states(
     return states
 
 
+def cell_step(params: CellParams, state, x: Float[Array, " D"], activation: str = "sigmoid"):
+    """One step of any cell for one example: ``state -> state`` (``h``, or ``(h, c)``)."""
+    if isinstance(params, ElmanParams):
+        return recur(params, state, input_drive(params, x[None])[0], activation)
+    drive = gate_drive(params, x[None])[0]
+    return (
+        gru_recur(params, state, drive) if isinstance(params, GRUParams) else lstm_recur(params, state, drive)
+    )
+
+
+def hidden(params: CellParams, state) -> Float[Array, "*T H"]:
+    """The hidden state(s) ``h`` of a cell state (the LSTM's ``(h, c)`` keeps ``h``)."""
+    return state[0] if isinstance(params, LSTMParams) else state
+
+
 def unroll(
     params: CellParams,
     xs: Float[Array, "T D"],
@@ -174,8 +189,7 @@ def unroll(
     ``stop_gradient`` before step ``t`` reads it. ``h0``: the initial state (the cell's
     ``initial_state`` form; zeros by default).
     """
-    states = unroll_states(params, xs, activation=activation, starts=starts, h0=h0)
-    return states[0] if isinstance(params, LSTMParams) else states
+    return hidden(params, unroll_states(params, xs, activation=activation, starts=starts, h0=h0))
 
 
 def predict(
