@@ -28,6 +28,7 @@ FILES = {
     "words.csv": "time,temp\n0,20.5\n1,warm\n",
     "ragged.csv": "time,temp,humidity\n0,20.5,0.6\n1,21.0\n",
     "blank.csv": "",
+    "short.csv": "time,temp\n0,20.5\n1,21.0\n2,21.5\n",
     "broken/checkpoint.eqx": "not a checkpoint\n",
 }
 

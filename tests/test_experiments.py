@@ -195,3 +195,29 @@ def test_long_stream_small(tmp_path):
     assert (tmp_path / "long_stream.png").read_bytes()[:4] == b"\x89PNG"
     bad = run("experiments/long_stream.py", "--k1", "40", "--out", str(tmp_path))
     assert_user_error(bad, "k2 (30) must be >= k1 (40)")
+
+
+def test_forecast_small(tmp_path):
+    args = [
+        "--tasks",
+        "sine,oscillators",
+        "--length",
+        "400",
+        "--window",
+        "10",
+        "--horizon",
+        "4",
+        "--epochs",
+        "3",
+    ]
+    out = run("experiments/forecast.py", *args, "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    tasks = json.loads((tmp_path / "forecast.json").read_text())["tasks"]
+    assert set(tasks["oscillators"]["rmse"]["closed_loop"]) == {"x1", "x2"}
+    for model in ("closed_loop", "teacher_forced", "persistence", "linear_ar"):
+        assert len(tasks["sine"]["rmse"][model]["x"]) == 4
+    assert max(tasks["sine"]["rmse"]["linear_ar"]["x"]) < 1e-6  # exact on a sampled sine
+    assert (tmp_path / "forecast_oscillators.png").read_bytes()[:4] == b"\x89PNG"
+    assert_user_error(
+        run("experiments/forecast.py", "--tasks", "weather", "--out", str(tmp_path)), "tasks must be among"
+    )
