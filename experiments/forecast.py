@@ -9,7 +9,8 @@ part of the series, then evaluated on the test part for 1..horizon steps ahead: 
 (its own predictions fed back), teacher forced (true values fed in: the one-step error at each
 position, a floor, not a forecast), persistence (repeat the last value) and a least-squares
 linear autoregression on the same window (one set of weights per step ahead). Errors are RMSE
-in the series' own units. Writes forecast.json and forecast_<task>.png to --out.
+in the series' own units. Writes forecast.json, forecast_<task>.png and each series as
+<task>.csv (to try `rnn-jax train --csv` on) to --out.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 from rnn_jax.cli import experiment_main, parse_list
 from rnn_jax.data import WindowData, identity_scaler
 from rnn_jax.forecast import batch_closed_loop, batch_teacher_forced
-from rnn_jax.io import save_figure, write_json
+from rnn_jax.io import save_figure, write_atomic, write_json
 from rnn_jax.plots import plot_horizon_errors
 from rnn_jax.runner import fit
 from rnn_jax.series import (
@@ -74,8 +75,18 @@ def task_series(task: str, length: int) -> tuple[np.ndarray, list[str]]:
     return coupled_oscillators(length), ["x1", "x2"]
 
 
-def one_task(cfg: ForecastConfig, task: str) -> dict:
+def write_csv(path: Path, series: np.ndarray, names: list[str]) -> None:
+    """The series as a CSV file (a ``step`` column, then one per variable), to try
+    ``rnn-jax train --csv`` on."""
+    lines = ["step," + ",".join(names)] + [
+        f"{i}," + ",".join(f"{v:.6g}" for v in row) for i, row in enumerate(series)
+    ]
+    write_atomic(path, lambda f: f.write(("\n".join(lines) + "\n").encode()))
+
+
+def one_task(cfg: ForecastConfig, task: str, out: Path) -> dict:
     series, names = task_series(task, cfg.length)
+    write_csv(out / f"{task}.csv", series, names)
     cols = list(range(series.shape[1]))
     windows, scaler = make_splits(series, inputs=cols, targets=cols, window=cfg.window, horizon=cfg.horizon)
     one_step = {s: (as_jnp(w)[0], jnp.asarray(w.y[:, 0], jnp.float32)) for s, w in windows.items()}
@@ -138,7 +149,7 @@ def run(cfg: ForecastConfig, out: Path) -> dict:
             raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
     results = {}
     for task in tasks:
-        results[task] = res = one_task(cfg, task)
+        results[task] = res = one_task(cfg, task, out)
         save_figure(plot_horizon_errors(res["rmse"], title=task), out / f"forecast_{task}.png")
         for name in res["columns"]:
             row = "  ".join(f"{m} {res['rmse'][m][name][-1]:.3g}" for m in res["rmse"])
