@@ -14,7 +14,15 @@ from jaxtyping import Array, Bool, Float
 from rnn_jax.cells import ElmanParams, get_activation, readout
 from rnn_jax.gated_grads import gated_manual_grads
 from rnn_jax.losses import check_batch, output_errors
-from rnn_jax.unroll import CellParams, Truncation, check_truncation, unroll, window_starts
+from rnn_jax.unroll import (
+    CellParams,
+    Truncation,
+    check_truncation,
+    final_state,
+    static_window,
+    unroll,
+    window_starts,
+)
 
 
 def _backward_scan(
@@ -62,6 +70,30 @@ def _forward_backward(params, xs, ys, activation, target, truncation):
     return jax.vmap(per_example)(xs, ys)
 
 
+def _last_window_grads(params: ElmanParams, xs, ys, activation: str, k: int) -> ElmanParams:
+    """``manual_grads`` for ``target="last"`` and a static ``k < T``: the reverse scan and the
+    weight sums cover the last ``k`` steps only (before them every ``delta`` is zero)."""
+    get_activation(activation)
+    check_batch(params, xs, ys, "last")
+    scale = jnp.asarray(1.0 / xs.shape[0], xs.dtype)
+
+    def per_example(x, y):
+        entering = final_state(params, x[:-k], activation=activation)  # nothing stored per step
+        tail = unroll(params, x[-k:], activation=activation, h0=entering)
+        es = output_errors(params, tail, y, "last", scale)
+        deltas, _ = _backward_scan(params, tail, es @ params.V, jnp.zeros(k, bool), activation)
+        return jnp.concatenate([entering[None], tail[:-1]]), tail, es, deltas
+
+    hs_prev, hs, es, deltas = jax.vmap(per_example)(xs, ys)
+    return ElmanParams(
+        U=jnp.einsum("nth,ntd->hd", deltas, xs[:, -k:]),
+        W=jnp.einsum("nth,ntk->hk", deltas, hs_prev),
+        b=jnp.sum(deltas, axis=(0, 1)),
+        V=jnp.einsum("nto,nth->oh", es, hs),
+        c=jnp.sum(es, axis=(0, 1)),
+    )
+
+
 def manual_grads(
     params: CellParams,
     xs: Float[Array, "N T D"],
@@ -85,6 +117,9 @@ def manual_grads(
         cuts = jnp.zeros(seq_len, bool) if starts is None else starts
         scale = jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
         return gated_manual_grads(params, xs, ys, target=target, cuts=cuts, scale=scale)
+    k = static_window(xs.shape[1], target, truncation)
+    if k is not None:
+        return _last_window_grads(params, xs, ys, activation, k)
     hs, es, deltas, _ = _forward_backward(params, xs, ys, activation, target, truncation)
     h0 = jnp.zeros_like(hs[:, :1])
     hs_prev = jnp.concatenate([h0, hs[:, :-1]], axis=1)  # h_{t-1} for every step

@@ -102,6 +102,14 @@ def check_truncation(truncation: Truncation) -> None:
         raise ValueError(f"truncation must be None or an integer >= 1; got {int(truncation)}")
 
 
+def static_window(seq_len: int, target: str, truncation: Truncation) -> int | None:
+    """``k`` when the truncation is a concrete Python ``int`` that cuts a ``"last"`` target
+    (``k < T``), else ``None``: the case where the steps before the window can skip autodiff."""
+    if target != "last" or isinstance(truncation, bool) or not isinstance(truncation, int):
+        return None
+    return truncation if 1 <= truncation < seq_len else None
+
+
 def window_starts(seq_len: int, target: str, truncation: Truncation) -> Bool[Array, " T"] | None:
     """Mask of the steps whose incoming state is treated as a constant (``None``: no cuts).
 
@@ -175,6 +183,16 @@ def hidden(params: CellParams, state) -> Float[Array, "*T H"]:
     return state[0] if isinstance(params, LSTMParams) else state
 
 
+def final_state(params: CellParams, xs: Float[Array, "T D"], *, activation: str = "sigmoid", h0=None):
+    """The state after the last step, keeping nothing per step: ``O(1)`` memory in ``T`` (each
+    step computes its own input drive instead of one matmul for all steps)."""
+
+    def step(state, x):
+        return cell_step(params, state, x, activation), None
+
+    return jax.lax.scan(step, initial_state(params) if h0 is None else h0, xs)[0]
+
+
 def unroll(
     params: CellParams,
     xs: Float[Array, "T D"],
@@ -201,7 +219,16 @@ def predict(
     truncation: Truncation = None,
     h0=None,
 ) -> Float[Array, " O"] | Float[Array, "T O"]:
-    """Predictions for one sequence: ``(O,)`` from ``h_T`` for ``"last"``, ``(T, O)`` for ``"all"``."""
+    """Predictions for one sequence: ``(O,)`` from ``h_T`` for ``"last"``, ``(T, O)`` for ``"all"``.
+
+    With ``target="last"`` and a Python ``int`` truncation ``k < T`` (static), the first
+    ``T - k`` steps run as a separate scan on constants, so autodiff stores nothing for them and
+    the backward pass covers ``k`` steps only; values are identical to the masked form used for
+    a traced ``k``."""
+    k = static_window(xs.shape[0], target, truncation)
+    if k is not None:
+        entering = final_state(jax.lax.stop_gradient(params), xs[:-k], activation=activation, h0=h0)
+        return readout(params, unroll(params, xs[-k:], activation=activation, h0=entering)[-1])
     starts = window_starts(xs.shape[0], target, truncation)
     hs = unroll(params, xs, activation=activation, starts=starts, h0=h0)
     return readout(params, hs[-1]) if target == "last" else readout_all(params, hs)

@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import pytest
@@ -69,3 +70,30 @@ def test_bad_truncation_is_rejected(bad):
 def test_unknown_target_is_rejected():
     with pytest.raises(ValueError, match="target must be one of last, all; got 'first'"):
         window_starts(7, "first", None)
+
+
+def test_a_static_truncation_stores_nothing_for_the_steps_before_its_window(key):
+    """Python-int k with target "last": the steps before the window run on constants, so the
+    compiled gradient's scratch memory does not grow by a state per step (only the inputs
+    grow); a traced k masks the gradient and stores every step."""
+    from rnn_jax.losses import loss
+
+    params = init_elman(key=key, input_dim=1, hidden_dim=32, output_dim=1)
+    scratch = {}
+    for seq_len in (100, 1000):
+        xs, ys = jnp.ones((4, seq_len, 1)), jnp.zeros((4, 1))
+        for kind, k in (("static", 5), ("traced", jnp.int32(5))):
+            grad = jax.jit(
+                jax.grad(lambda p, xs, ys, k: loss(p, xs, ys, truncation=k)),
+                static_argnums=3 if kind == "static" else (),
+            )
+            scratch[kind, seq_len] = (
+                grad.lower(params, xs, ys, k).compile().memory_analysis().temp_size_in_bytes
+            )
+            if kind == "static":
+                static_grad = grad(params, xs, ys, k)
+            else:
+                chex.assert_trees_all_close(static_grad, grad(params, xs, ys, k), rtol=1e-5, atol=1e-8)
+    states_per_step = 4 * 32 * 4  # bytes of the (N, H) float32 states one step would store
+    assert scratch["static", 1000] - scratch["static", 100] < 0.1 * 900 * states_per_step
+    assert scratch["traced", 1000] - scratch["traced", 100] > 900 * states_per_step
