@@ -136,6 +136,8 @@ def test_sweep_benchmark_small(tmp_path):
         "1",
         "--hidden-dim",
         "4",
+        "--epochs",
+        "3",
         "--out",
         str(tmp_path),
     )
