@@ -1,0 +1,339 @@
+"""rnn_jax against what users would write instead, on the same training work, in one process.
+
+    uv run experiments/benchmark.py [--out results/benchmark] [--repeats 7]
+
+Workloads (T=50, H=100, one input and one output, float32, the tutorial's sizes):
+
+  a  the tutorial's epoch: a loss pass over its 150 windows plus 100 per-example SGD steps
+     with 5-step truncation and value clipping at +-10
+  b  one full-batch gradient step at batch 100, full BPTT
+  c  the same with 5-step truncation
+  e  workload b for H = 32 ... 1024
+
+Variants: rnn_jax with autodiff and with the hand-derived gradient; a per-example NumPy loop in
+the tutorial's style (our own correct BPTT) and a batch-vectorised NumPy BPTT; Flax and PyTorch
+are reported as skipped when not importable (neither is a dependency). Every time is a median
+over --repeats runs after a warm-up, with min and max. Each row also gives the FLOP count, the
+achieved GFLOP/s, the ratio to this machine's measured matmul peak, and the ratio to the
+dependent-chain floor: a step needs 2T sequential (B, H) x (H, H) products (T forward, T
+backward) that cannot overlap, and one such link is timed on its own.
+Writes benchmark.json, benchmark.md and benchmark.png to --out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rnn_jax.cli import experiment_main, parse_list
+from rnn_jax.data import make_sine_data
+from rnn_jax.io import save_figure, write_atomic, write_json
+from rnn_jax.losses import loss
+from rnn_jax.manual_grads import manual_grads
+from rnn_jax.unroll import init_params
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    repeats: int = 7
+    hidden_sizes: str = "32,100,256,1024"
+    seed: int = 0
+
+
+def median_time(fn, repeats: int) -> dict[str, float]:
+    """Seconds per call of ``fn()`` (which must block until done): median, min, max."""
+    fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
+
+
+# ---------------------------------------------------------------- NumPy references (float32)
+
+
+def numpy_params(params) -> dict[str, np.ndarray]:
+    return {k: np.asarray(getattr(params, k), np.float32) for k in "UWbVc"}
+
+
+def numpy_grads_batch(p: dict, xs: np.ndarray, ys: np.ndarray, k: int | None) -> dict:
+    """Batch-vectorised BPTT, sigmoid cell, target last, the mean loss: Python loop over time,
+    matrix products over the batch."""
+    n, t_len, _ = xs.shape
+    hs = np.zeros((t_len + 1, n, p["W"].shape[0]), np.float32)
+    for t in range(t_len):
+        a = xs[:, t] @ p["U"].T + hs[t] @ p["W"].T + p["b"]
+        hs[t + 1] = 1.0 / (1.0 + np.exp(-a))
+    err = (hs[-1] @ p["V"].T + p["c"] - ys) / n
+    g = {name: np.zeros_like(v) for name, v in p.items()}
+    g["V"], g["c"] = err.T @ hs[-1], err.sum(0)
+    dh = err @ p["V"]
+    first = 0 if k is None else max(0, t_len - k)
+    for t in range(t_len - 1, first - 1, -1):
+        delta = dh * hs[t + 1] * (1.0 - hs[t + 1])
+        g["U"] += delta.T @ xs[:, t]
+        g["W"] += delta.T @ hs[t]
+        g["b"] += delta.sum(0)
+        dh = delta @ p["W"]
+    return g
+
+
+def numpy_grads_example(p: dict, x: np.ndarray, y: np.ndarray, k: int | None) -> dict:
+    """One example, written as the tutorial writes it: vectors and loops."""
+    return numpy_grads_batch(p, x[None], y[None], k)
+
+
+def numpy_tutorial_epoch(p: dict, x_all: np.ndarray, y_all: np.ndarray, lr: float) -> dict:
+    """Loss over every window (one at a time), then per-example SGD on the first 100 with
+    5-step truncation and clipping at +-10, as the tutorial's loop does."""
+    total = 0.0
+    for x, y in zip(x_all, y_all, strict=True):
+        h = np.zeros(p["W"].shape[0], np.float32)
+        for step in x:
+            h = 1.0 / (1.0 + np.exp(-(p["U"] @ step + p["W"] @ h + p["b"])))
+        total += 0.5 * float(np.sum((p["V"] @ h + p["c"] - y) ** 2))
+    for x, y in zip(x_all[:100], y_all[:100], strict=True):
+        g = numpy_grads_example(p, x, y, 5)
+        p = {name: v - lr * np.clip(g[name], -10, 10) for name, v in p.items()}
+    return p
+
+
+# ---------------------------------------------------------------- rnn_jax
+
+
+def jax_grad_fn(kind: str, truncation):
+    fn = jax.grad(loss) if kind == "autodiff" else manual_grads
+    return jax.jit(lambda p, xs, ys: fn(p, xs, ys, activation="sigmoid", truncation=truncation))
+
+
+def jax_tutorial_epoch(kind: str):
+    """One jitted epoch: the loss pass and 100 per-example clipped SGD steps in one scan."""
+    grad = jax.grad(loss) if kind == "autodiff" else manual_grads
+    opt = optax.chain(optax.clip(10.0), optax.sgd(1e-4))
+
+    def epoch(params, xs_all, ys_all):
+        total = loss(params, xs_all, ys_all, activation="sigmoid")
+
+        def step(carry, xy):
+            params, state = carry
+            g = grad(params, xy[0][None], xy[1][None], activation="sigmoid", truncation=5)
+            updates, state = opt.update(g, state, params)
+            return (optax.apply_updates(params, updates), state), None
+
+        (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), (xs_all[:100], ys_all[:100]))
+        return params, total
+
+    return jax.jit(epoch)
+
+
+# ---------------------------------------------------------------- machine limits
+
+
+def matmul_peak_gflops(repeats: int) -> float:
+    """Best GFLOP/s of a 1024 x 1024 float32 matrix product on this device."""
+    a = jax.random.normal(jax.random.key(0), (1024, 1024))
+    f = jax.jit(lambda a: a @ a)
+    t = median_time(lambda: f(a).block_until_ready(), repeats)["min_s"]
+    return 2 * 1024**3 / t / 1e9
+
+
+def chain_link_seconds(batch: int, hidden: int, repeats: int, length: int = 500) -> float:
+    """Seconds per link of ``h <- sigmoid(h W)``: ``length`` dependent (B, H) x (H, H) products."""
+    w = jax.random.normal(jax.random.key(0), (hidden, hidden)) / hidden**0.5
+    h0 = jnp.zeros((batch, hidden))
+    f = jax.jit(lambda h: jax.lax.scan(lambda h, _: (jax.nn.sigmoid(h @ w), None), h, length=length)[0])
+    return median_time(lambda: f(h0).block_until_ready(), repeats)["median_s"] / length
+
+
+def step_flops(batch: int, hidden: int, t_len: int, k: int | None) -> float:
+    """Multiply-adds x 2 of one gradient: forward 2BH^2 per step; backward 4BH^2 per step it
+    covers (W^T delta and delta h^T); input and output products are negligible at D = O = 1."""
+    back = t_len if k is None else min(k, t_len)
+    return 2.0 * batch * hidden**2 * (t_len + 2 * back)
+
+
+# ---------------------------------------------------------------- workloads
+
+
+def run(cfg: BenchmarkConfig, out: Path) -> dict:
+    if cfg.repeats < 1:
+        raise ValueError(f"repeats must be a positive integer; got {cfg.repeats}")
+    sizes = parse_list(cfg.hidden_sizes, "hidden_sizes", int)
+    if min(sizes) < 1:
+        raise ValueError(f"hidden_sizes must be positive integers; got {cfg.hidden_sizes!r}")
+    skipped = {
+        name: f"{module} is not importable; install it to include this variant"
+        for name, module in (("flax", "flax"), ("pytorch", "torch"))
+        if importlib.util.find_spec(module) is None
+    }
+    for name, why in skipped.items():
+        print(f"note: {name} skipped: {why}")
+    peak = matmul_peak_gflops(cfg.repeats)
+    print(f"matmul peak (1024 x 1024 float32): {peak:.1f} GFLOP/s")
+    rows = []
+
+    def record(workload, variant, timing, flops=None, floor=None):
+        row = {"workload": workload, "variant": variant, **timing}
+        if flops is not None:
+            row |= {"gflop": flops / 1e9, "gflops": flops / timing["median_s"] / 1e9}
+            row["fraction_of_peak"] = row["gflops"] / peak
+        if floor is not None:
+            row["chain_floor_s"] = floor
+            row["over_chain_floor"] = timing["median_s"] / floor
+        rows.append(row)
+        print(f"{workload:<22} {variant:<24} {timing['median_s'] * 1e3:10.3f} ms")
+
+    # (a) the tutorial's epoch
+    data = make_sine_data()
+    x_all = jnp.concatenate([data.x_train, data.x_val])
+    y_all = jnp.concatenate([data.y_train, data.y_val])
+    params = init_params("elman", key=jax.random.key(cfg.seed), input_dim=1, hidden_dim=100, output_dim=1)
+    for kind in ("autodiff", "manual"):
+        epoch = jax_tutorial_epoch(kind)
+        record(
+            "a tutorial epoch",
+            f"rnn_jax {kind}",
+            median_time(lambda e=epoch: jax.block_until_ready(e(params, x_all, y_all)), cfg.repeats),
+        )
+    p_np, xa, ya = numpy_params(params), np.asarray(x_all), np.asarray(y_all)
+    record(
+        "a tutorial epoch",
+        "numpy per-example loop",
+        median_time(lambda: numpy_tutorial_epoch(p_np, xa, ya, 1e-4), max(1, cfg.repeats // 3)),
+    )
+
+    # (b), (c), (e): one gradient at batch 100
+    def gradient_rows(workload: str, hidden: int, k: int | None, numpy_too: bool) -> None:
+        p = init_params("elman", key=jax.random.key(cfg.seed), input_dim=1, hidden_dim=hidden, output_dim=1)
+        xs = jax.random.normal(jax.random.key(1), (100, 50, 1))
+        ys = jax.random.normal(jax.random.key(2), (100, 1))
+        flops = step_flops(100, hidden, 50, k)
+        link = chain_link_seconds(100, hidden, cfg.repeats)
+        floor = link * (50 + (50 if k is None else k))
+        variants = {f"rnn_jax {kind}": jax_grad_fn(kind, k) for kind in ("autodiff", "manual")}
+        if k is not None:
+            variants["rnn_jax autodiff, traced k"] = jax.jit(
+                lambda p, xs, ys: jax.grad(loss)(p, xs, ys, activation="sigmoid", truncation=jnp.int32(k))
+            )
+        for name, fn in variants.items():
+            record(
+                workload,
+                name,
+                median_time(lambda f=fn: jax.block_until_ready(f(p, xs, ys)), cfg.repeats),
+                flops,
+                floor,
+            )
+        if numpy_too:
+            pn, xn, yn = numpy_params(p), np.asarray(xs), np.asarray(ys)
+            record(
+                workload,
+                "numpy vectorised",
+                median_time(lambda: numpy_grads_batch(pn, xn, yn, k), cfg.repeats),
+                flops,
+                floor,
+            )
+            record(
+                workload,
+                "numpy per-example loop",
+                median_time(
+                    lambda: [numpy_grads_example(pn, x, y, k) for x, y in zip(xn, yn, strict=True)],
+                    max(1, cfg.repeats // 3),
+                ),
+                flops,
+                floor,
+            )
+
+    gradient_rows("b batch 100, full", 100, None, True)
+    gradient_rows("c batch 100, k=5", 100, 5, True)
+    for hidden in sizes:
+        gradient_rows(f"e H={hidden}, full", hidden, None, False)
+
+    def median(workload, variant):
+        return next(r["median_s"] for r in rows if r["workload"] == workload and r["variant"] == variant)
+
+    ratios = {
+        "a numpy loop / rnn_jax autodiff": median("a tutorial epoch", "numpy per-example loop")
+        / median("a tutorial epoch", "rnn_jax autodiff"),
+        "b manual / autodiff": median("b batch 100, full", "rnn_jax manual")
+        / median("b batch 100, full", "rnn_jax autodiff"),
+        "b autodiff / chain floor": next(
+            r["over_chain_floor"]
+            for r in rows
+            if r["workload"] == "b batch 100, full" and r["variant"] == "rnn_jax autodiff"
+        ),
+        "c k=5 / full (autodiff)": median("c batch 100, k=5", "rnn_jax autodiff")
+        / median("b batch 100, full", "rnn_jax autodiff"),
+        "c k=5 / full (manual)": median("c batch 100, k=5", "rnn_jax manual")
+        / median("b batch 100, full", "rnn_jax manual"),
+    }
+    for name, value in ratios.items():
+        print(f"{name}: {value:.2f}")
+    result = {
+        "config": dataclasses.asdict(cfg),
+        "device": str(jax.devices()[0]),
+        "matmul_peak_gflops": peak,
+        "skipped": skipped,
+        "rows": rows,
+        "ratios": ratios,
+    }
+    write_json(out / "benchmark.json", result)
+    write_atomic(out / "benchmark.md", lambda f: f.write(markdown(result).encode()))
+    save_figure(plot_rows(rows), out / "benchmark.png")
+    return result
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"Device: {result['device']}; matmul peak {result['matmul_peak_gflops']:.1f} GFLOP/s.",
+        "",
+        "| workload | variant | median ms (min–max) | GFLOP/s | of peak | × chain floor |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        gf = f"{r['gflops']:.2f}" if "gflops" in r else ""
+        frac = f"{r['fraction_of_peak']:.1%}" if "fraction_of_peak" in r else ""
+        floor = f"{r['over_chain_floor']:.2f}" if "over_chain_floor" in r else ""
+        lines.append(
+            f"| {r['workload']} | {r['variant']} | {r['median_s'] * 1e3:.3f} ({r['min_s'] * 1e3:.3f}–"
+            f"{r['max_s'] * 1e3:.3f}) | {gf} | {frac} | {floor} |"
+        )
+    lines += ["", *(f"- {name}: {value:.2f}" for name, value in result["ratios"].items())]
+    lines += [f"- {name} skipped: {why}" for name, why in result["skipped"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot_rows(rows: list[dict]):
+    import matplotlib.pyplot as plt
+
+    from rnn_jax.plots import style
+
+    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    with style():
+        fig, axes = plt.subplots(1, len(workloads), figsize=(3.2 * len(workloads), 3.8), squeeze=False)
+        for ax, w in zip(axes[0], workloads, strict=True):
+            these = [r for r in rows if r["workload"] == w]
+            ax.barh([r["variant"] for r in these], [r["median_s"] * 1e3 for r in these])
+            ax.set_xscale("log")
+            ax.set_xlabel("ms (median)")
+            ax.set_title(w)
+        fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiment_main(__doc__, BenchmarkConfig(), run, "results/benchmark", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
