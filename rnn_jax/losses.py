@@ -51,9 +51,10 @@ def example_loss(
     activation: str = "sigmoid",
     target: str = "last",
     truncation: Truncation = None,
+    remat: bool = False,
 ) -> Float[Array, ""]:
     """``0.5 * ||prediction - y||^2`` for one sequence (averaged over steps for ``"all"``)."""
-    pred = predict(params, xs, activation=activation, target=target, truncation=truncation)
+    pred = predict(params, xs, activation=activation, target=target, truncation=truncation, remat=remat)
     return 0.5 * jnp.mean(jnp.sum((pred - ys) ** 2, axis=-1))
 
 
@@ -65,6 +66,7 @@ def loss(
     activation: str = "sigmoid",
     target: str = "last",
     truncation: Truncation = None,
+    remat: bool = False,
 ) -> Float[Array, ""]:
     """Mean over examples (and over steps for ``"all"``) of ``0.5 * ||prediction - y||^2``.
 
@@ -76,6 +78,7 @@ def loss(
         target: ``"last"`` (many-to-one) or ``"all"`` (many-to-many).
         truncation: ``None`` for full BPTT, or the window length ``k >= 1`` (may be traced);
             see ``rnn_jax.unroll`` for the exact semantics.
+        remat: recompute instead of store (memory ``O(sqrt(T))``); ``"last"`` with full BPTT.
 
     Returns:
         A scalar.
@@ -83,7 +86,9 @@ def loss(
     get_activation(activation)
     check_batch(params, xs, ys, target)
     per_example = jax.vmap(
-        lambda x, y: example_loss(params, x, y, activation=activation, target=target, truncation=truncation)
+        lambda x, y: example_loss(
+            params, x, y, activation=activation, target=target, truncation=truncation, remat=remat
+        )
     )
     return jnp.mean(per_example(xs, ys))
 

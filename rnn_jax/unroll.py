@@ -193,6 +193,28 @@ def final_state(params: CellParams, xs: Float[Array, "T D"], *, activation: str 
     return jax.lax.scan(step, initial_state(params) if h0 is None else h0, xs)[0]
 
 
+def remat_segment(seq_len: int) -> int:
+    """The divisor of ``seq_len`` closest to its square root: the segment length that balances
+    stored segment boundaries (``T / S``) against one recomputed segment (``S``)."""
+    return min((d for d in range(1, seq_len + 1) if seq_len % d == 0), key=lambda d: abs(d - seq_len**0.5))
+
+
+def final_state_remat(params: CellParams, xs: Float[Array, "T D"], *, activation: str = "sigmoid", h0=None):
+    """``final_state`` whose gradient stores one state per segment of ``remat_segment(T)`` steps
+    and recomputes each segment's steps during the backward pass: memory ``O(sqrt(T))`` states,
+    for one more forward pass (Chen et al. 2016, "Training deep nets with sublinear memory")."""
+    seq_len = xs.shape[0]
+    size = remat_segment(seq_len)
+
+    @jax.checkpoint
+    def segment(params, state, chunk):
+        return final_state(params, chunk, activation=activation, h0=state)
+
+    start = initial_state(params) if h0 is None else h0
+    chunks = xs.reshape(seq_len // size, size, xs.shape[1])
+    return jax.lax.scan(lambda state, chunk: (segment(params, state, chunk), None), start, chunks)[0]
+
+
 def unroll(
     params: CellParams,
     xs: Float[Array, "T D"],
@@ -218,13 +240,21 @@ def predict(
     target: str = "last",
     truncation: Truncation = None,
     h0=None,
+    remat: bool = False,
 ) -> Float[Array, " O"] | Float[Array, "T O"]:
     """Predictions for one sequence: ``(O,)`` from ``h_T`` for ``"last"``, ``(T, O)`` for ``"all"``.
 
     With ``target="last"`` and a Python ``int`` truncation ``k < T`` (static), the first
     ``T - k`` steps run as a separate scan on constants, so autodiff stores nothing for them and
     the backward pass covers ``k`` steps only; values are identical to the masked form used for
-    a traced ``k``."""
+    a traced ``k``.
+
+    ``remat=True`` (``target="last"``, full BPTT) trades one more forward pass for memory that
+    grows as ``sqrt(T)`` instead of ``T`` under autodiff (``final_state_remat``)."""
+    if remat:
+        if target != "last" or truncation is not None:
+            raise ValueError("remat=True needs target 'last' and full BPTT (truncation None)")
+        return readout(params, hidden(params, final_state_remat(params, xs, activation=activation, h0=h0)))
     k = static_window(xs.shape[0], target, truncation)
     if k is not None:
         entering = final_state(jax.lax.stop_gradient(params), xs[:-k], activation=activation, h0=h0)

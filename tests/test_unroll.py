@@ -97,3 +97,39 @@ def test_a_static_truncation_stores_nothing_for_the_steps_before_its_window(key)
     states_per_step = 4 * 32 * 4  # bytes of the (N, H) float32 states one step would store
     assert scratch["static", 1000] - scratch["static", 100] < 0.1 * 900 * states_per_step
     assert scratch["traced", 1000] - scratch["traced", 100] > 900 * states_per_step
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_remat_gives_the_same_gradient_in_sqrt_t_memory(cell):
+    from rnn_jax.losses import loss
+    from rnn_jax.unroll import init_params, remat_segment
+
+    assert remat_segment(50) == 5 and remat_segment(50_000) == 200 and remat_segment(7) in (1, 7)
+    with jax.enable_x64(True):
+        params = init_params(
+            cell, key=jax.random.key(0), input_dim=2, hidden_dim=6, output_dim=1, dtype=jnp.float64
+        )
+        xs = jax.random.normal(jax.random.key(1), (3, 36, 2), jnp.float64)
+        ys = jax.random.normal(jax.random.key(2), (3, 1), jnp.float64)
+        plain = jax.grad(loss)(params, xs, ys, activation="tanh")
+        remat = jax.grad(lambda p: loss(p, xs, ys, activation="tanh", remat=True))(params)
+        chex.assert_trees_all_close(remat, plain, rtol=1e-12, atol=1e-14)
+    scratch = {}
+    for remat in (False, True):
+        for seq_len in (400, 1600):
+            xs, ys = jnp.ones((4, seq_len, 2)), jnp.zeros((4, 1))
+            grad = jax.jit(jax.grad(lambda p, xs, ys, r=remat: loss(p, xs, ys, remat=r)))
+            compiled = grad.lower(jax.tree.map(lambda a: a.astype(jnp.float32), params), xs, ys).compile()
+            scratch[remat, seq_len] = compiled.memory_analysis().temp_size_in_bytes
+    assert scratch[True, 1600] < 0.2 * scratch[False, 1600]
+    assert scratch[False, 1600] > 3 * scratch[False, 400]
+
+
+def test_remat_is_refused_where_it_does_not_apply(problem):
+    from rnn_jax.unroll import predict
+
+    params, xs = problem
+    with pytest.raises(ValueError, match="remat=True needs target 'last' and full BPTT"):
+        predict(params, xs, target="all", remat=True)
+    with pytest.raises(ValueError, match="remat=True needs target 'last' and full BPTT"):
+        predict(params, xs, truncation=3, remat=True)
