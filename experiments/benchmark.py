@@ -8,6 +8,8 @@ Workloads (T=50, H=100, one input and one output, float32, the tutorial's sizes)
      with 5-step truncation and value clipping at +-10
   b  one full-batch gradient step at batch 100, full BPTT
   c  the same with 5-step truncation
+  d  one full-BPTT step at batch 16 for T = 50 ... 50 000, with and without
+     rematerialisation; each in its own subprocess, which also reports its peak memory
   e  workload b for H = 32 ... 1024
 
 Variants: rnn_jax with autodiff and with the hand-derived gradient; a per-example NumPy loop in
@@ -46,6 +48,7 @@ from rnn_jax.unroll import init_params
 class BenchmarkConfig:
     repeats: int = 7
     hidden_sizes: str = "32,100,256,1024"
+    seq_lens: str = "50,500,5000,50000"
     seed: int = 0
 
 
@@ -135,6 +138,50 @@ def jax_tutorial_epoch(kind: str):
         return params, total
 
     return jax.jit(epoch)
+
+
+def long_sequence_step(seq_len: int, remat: bool, repeats: int) -> dict:
+    """Workload d in this process: one full-BPTT gradient at batch 16, H=100; seconds and the
+    process's peak resident memory."""
+    import resource
+
+    params = init_params("elman", key=jax.random.key(0), input_dim=1, hidden_dim=100, output_dim=1)
+    xs = jax.random.normal(jax.random.key(1), (16, seq_len, 1))
+    ys = jax.random.normal(jax.random.key(2), (16, 1))
+    grad = jax.jit(jax.grad(lambda p, xs, ys: loss(p, xs, ys, activation="tanh", remat=remat)))
+    timing = median_time(lambda: jax.block_until_ready(grad(params, xs, ys)), repeats)
+    return {**timing, "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def long_sequence_rows(cfg, record) -> dict:
+    """Workload d, each (T, remat) in a fresh subprocess so that peak memory is its own."""
+    import json
+    import subprocess
+
+    out = {}
+    for seq_len in parse_list(cfg.seq_lens, "seq_lens", int):
+        for remat in (False, True):
+            repeats = max(1, cfg.repeats // 3) if seq_len >= 10_000 else cfg.repeats
+            child = subprocess.run(
+                [sys.executable, __file__, "--child", str(seq_len), str(int(remat)), str(repeats)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if child.returncode != 0:
+                raise RuntimeError(f"the T={seq_len} run failed:\n{child.stderr}")
+            row = json.loads(child.stdout.strip().splitlines()[-1])
+            out[seq_len, remat] = row
+            timing = {k: row[k] for k in ("median_s", "min_s", "max_s")}
+            record(
+                f"d T={seq_len}, batch 16",
+                f"rnn_jax {'remat' if remat else 'stored'}",
+                timing,
+                step_flops(16, 100, seq_len, None),
+            )
+            rows_peak = f"{row['peak_memory_mib']:.0f} MiB"
+            print(f"{'':<22} {'':<24} peak {rows_peak}")
+    return out
 
 
 # ---------------------------------------------------------------- machine limits
@@ -254,6 +301,15 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
                 floor,
             )
 
+    long = long_sequence_rows(cfg, record)
+    for (seq_len, remat), row in long.items():
+        match = next(
+            r
+            for r in rows
+            if r["workload"] == f"d T={seq_len}, batch 16"
+            and r["variant"].endswith("remat" if remat else "stored")
+        )
+        match["peak_memory_mib"] = row["peak_memory_mib"]
     gradient_rows("b batch 100, full", 100, None, True)
     gradient_rows("c batch 100, k=5", 100, 5, True)
     for hidden in sizes:
@@ -277,6 +333,19 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
         "c k=5 / full (manual)": median("c batch 100, k=5", "rnn_jax manual")
         / median("b batch 100, full", "rnn_jax manual"),
     }
+    lens = sorted({t for t, _ in long})
+    if len(lens) > 1:
+        shortest, longest = lens[0], lens[-1]
+        stored_short = long[shortest, False]["peak_memory_mib"]
+        ratios[f"d peak memory, T={longest} remat / T={shortest} stored"] = (
+            long[longest, True]["peak_memory_mib"] / stored_short
+        )
+        ratios[f"d peak memory, T={longest} stored / T={shortest} stored"] = (
+            long[longest, False]["peak_memory_mib"] / stored_short
+        )
+        ratios[f"d time, T={longest} remat / stored"] = (
+            long[longest, True]["median_s"] / long[longest, False]["median_s"]
+        )
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}")
     result = {
@@ -297,16 +366,17 @@ def markdown(result: dict) -> str:
     lines = [
         f"Device: {result['device']}; matmul peak {result['matmul_peak_gflops']:.1f} GFLOP/s.",
         "",
-        "| workload | variant | median ms (min–max) | GFLOP/s | of peak | × chain floor |",
-        "|---|---|---|---|---|---|",
+        "| workload | variant | median ms (min–max) | GFLOP/s | of peak | × chain floor | peak MiB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         gf = f"{r['gflops']:.2f}" if "gflops" in r else ""
         frac = f"{r['fraction_of_peak']:.1%}" if "fraction_of_peak" in r else ""
         floor = f"{r['over_chain_floor']:.2f}" if "over_chain_floor" in r else ""
+        peak = f"{r['peak_memory_mib']:.0f}" if "peak_memory_mib" in r else ""
         lines.append(
             f"| {r['workload']} | {r['variant']} | {r['median_s'] * 1e3:.3f} ({r['min_s'] * 1e3:.3f}–"
-            f"{r['max_s'] * 1e3:.3f}) | {gf} | {frac} | {floor} |"
+            f"{r['max_s'] * 1e3:.3f}) | {gf} | {frac} | {floor} | {peak} |"
         )
     lines += ["", *(f"- {name}: {value:.2f}" for name, value in result["ratios"].items())]
     lines += [f"- {name} skipped: {why}" for name, why in result["skipped"].items()]
@@ -332,6 +402,12 @@ def plot_rows(rows: list[dict]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:  # internal: one long-sequence measurement, JSON on stdout
+        import json
+
+        print(json.dumps(long_sequence_step(int(argv[1]), bool(int(argv[2])), int(argv[3]))))
+        return 0
     return experiment_main(__doc__, BenchmarkConfig(), run, "results/benchmark", argv)
 
 
