@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
+import numpy as np
 from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
@@ -205,7 +206,7 @@ def fit(
     )
     compile_seconds = time.perf_counter() - start
 
-    def after_chunk(_, state, chunk) -> bool:
+    def after_chunk(state, chunk):
         chunk = jax.device_get(chunk)  # one host sync per chunk, never inside the compiled loop
         first = len(next(iter(history.values()), []))
         for name, values in chunk.items():
@@ -213,28 +214,67 @@ def fit(
         if on_epoch is not None:
             for i in range(n_epochs):
                 on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
-        diverged = bool(chunk["diverged_at_step"][-1] > 0)
 
         def save(finished: bool) -> None:
             path, run = checkpointing.path, checkpointing.run
             save_checkpoint(path, state, run=run, metrics=history, finished=finished)
 
-        saver.after_chunk(int(state.epoch), save, stopping=diverged)
-        return diverged
+        return save, bool(chunk["diverged_at_step"][-1] > 0)
 
+    state = run_saving_chunks(
+        run,
+        state,
+        (hparams, data),
+        checkpointing=checkpointing,
+        total_epochs=config.epochs,
+        remaining=remaining,
+        chunk_epochs=n_epochs,
+        start=start,
+        progress=progress,
+        after_chunk=after_chunk,
+    )
+    return _result(state, history, compile_seconds, start)
+
+
+def run_saving_chunks(
+    run,
+    state,
+    args: tuple,
+    *,
+    checkpointing: Checkpointing | None,
+    total_epochs: int,
+    remaining: int,
+    chunk_epochs: int,
+    start: float,
+    progress: bool,
+    after_chunk: Callable,
+    desc: str | None = None,
+):
+    """``run_chunks`` over the ``remaining`` epochs with checkpoints and deferred signals.
+
+    ``after_chunk(state, metrics) -> (save, stopping)`` records a chunk on the host and returns
+    ``save(finished)``, which writes the checkpoint, and whether the run stops here. Returns the
+    last state."""
     with deferred_signals() if checkpointing is not None else contextlib.nullcontext([]) as received:
-        saver = ChunkSaver(checkpointing, config.epochs, n_epochs, received)
+        saver = ChunkSaver(checkpointing, total_epochs, chunk_epochs, received)
+
+        def on_chunk(_, state, metrics) -> bool:
+            save, stopping = after_chunk(state, metrics)
+            saver.after_chunk(int(np.max(jax.device_get(state.epoch))), save, stopping=stopping)
+            return stopping
+
         state, _ = run_chunks(
             run,
             state,
-            (hparams, data),
-            n_chunks=remaining // n_epochs,
-            chunk_epochs=n_epochs,
+            args,
+            n_chunks=remaining // chunk_epochs,
+            chunk_epochs=chunk_epochs,
             start=start,
             progress=progress,
-            on_chunk=after_chunk,
+            desc=desc,
+            on_chunk=on_chunk,
         )
-    return _result(state, history, compile_seconds, start)
+    return state
 
 
 def _result(state, history, compile_seconds: float, start: float) -> FitResult:

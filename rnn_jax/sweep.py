@@ -8,7 +8,6 @@ to one unchunked program).
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import time
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
-from rnn_jax.runner import Checkpointing, ChunkSaver, deferred_signals, plan_chunks, run_chunks
+from rnn_jax.runner import Checkpointing, plan_chunks, run_saving_chunks
 from rnn_jax.sharding import (
     member_mesh,
     member_sharding,
@@ -237,7 +236,7 @@ def run_sweep(
     def metrics_so_far() -> dict[str, np.ndarray]:
         return {k: np.concatenate([c[k] for c in history], axis=1) for k in history[0]}
 
-    def after_chunk(_, state, chunk) -> bool:
+    def after_chunk(state, chunk):
         # One host sync per chunk: back to one member axis, padding dropped.
         history.append({k: v.reshape(n_pad, -1)[:n] for k, v in jax.device_get(chunk).items()})
 
@@ -246,22 +245,20 @@ def run_sweep(
             flat = by_member(jax.device_get(state))
             save_checkpoint(path, flat, run=run, metrics=metrics_so_far(), finished=finished)
 
-        epoch = int(np.max(jax.device_get(state.epoch)))
-        saver.after_chunk(epoch, save)
-        return False
+        return save, False  # a diverged member freezes; the others train on
 
-    with deferred_signals() if checkpointing is not None else contextlib.nullcontext([]) as received:
-        saver = ChunkSaver(checkpointing, config.epochs, n_epochs, received)
-        state, _ = run_chunks(
-            run,
-            state,
-            (hparams, data),
-            n_chunks=remaining // n_epochs,
-            chunk_epochs=n_epochs,
-            start=start,
-            progress=progress,
-            desc=f"{n} members",
-            on_chunk=after_chunk,
-        )
+    state = run_saving_chunks(
+        run,
+        state,
+        (hparams, data),
+        checkpointing=checkpointing,
+        total_epochs=config.epochs,
+        remaining=remaining,
+        chunk_epochs=n_epochs,
+        start=start,
+        progress=progress,
+        after_chunk=after_chunk,
+        desc=f"{n} members",
+    )
     params = by_member(jax.device_get(state.params))
     return SweepResult(params, metrics_so_far(), compile_seconds, time.perf_counter() - start)
