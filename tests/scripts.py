@@ -1,5 +1,6 @@
 """Running the package's commands as a user would, in a subprocess, and checking user errors."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,9 +8,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Subprocesses may cache the bytecode of our own modules, so each start does not recompile them.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run(*args: str) -> subprocess.CompletedProcess:
     """``python *args`` from the repository root, output captured."""
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=ROOT, timeout=300, env=ENV
+    )
 
 
 def assert_user_error(out: subprocess.CompletedProcess, message: str) -> None:

@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from scripts import ROOT, assert_user_error, run
+from scripts import ENV, ROOT, assert_user_error, run
 
 from rnn_jax.checkpoint import CheckpointError, read_checkpoint
 
@@ -36,6 +36,7 @@ def start_and_stop(out, how: signal.Signals) -> tuple[int, str]:
     proc = subprocess.Popen(
         [sys.executable, *ARGS, "--out", str(out)],
         cwd=ROOT,
+        env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
