@@ -55,11 +55,10 @@ def _forward_backward(params, xs, ys, activation, target, truncation):
     """States, output errors, ``dL/da_t`` and ``dL/dh_t`` for a batch: four ``(N, T, .)`` arrays."""
     get_activation(activation)
     check_batch(params, xs, ys, target)
-    n, seq_len, _ = xs.shape
+    seq_len = xs.shape[1]
     starts = window_starts(seq_len, target, truncation)
     cuts = jnp.zeros(seq_len, bool) if starts is None else starts
-    # d(mean over N examples [and T steps]) / d(prediction)
-    scale = jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
+    scale = _loss_scale(xs, target)
 
     def per_example(x, y):
         hs = unroll(params, x, activation=activation)
@@ -75,7 +74,7 @@ def _last_window_grads(params: ElmanParams, xs, ys, activation: str, k: int) -> 
     weight sums cover the last ``k`` steps only (before them every ``delta`` is zero)."""
     get_activation(activation)
     check_batch(params, xs, ys, "last")
-    scale = jnp.asarray(1.0 / xs.shape[0], xs.dtype)
+    scale = _loss_scale(xs, "last")
 
     def per_example(x, y):
         entering = final_state(params, x[:-k], activation=activation)  # nothing stored per step
@@ -85,13 +84,25 @@ def _last_window_grads(params: ElmanParams, xs, ys, activation: str, k: int) -> 
         return jnp.concatenate([entering[None], tail[:-1]]), tail, es, deltas
 
     hs_prev, hs, es, deltas = jax.vmap(per_example)(xs, ys)
+    return _weight_grads(deltas, xs[:, -k:], hs_prev, es, hs)
+
+
+def _weight_grads(deltas, xs, hs_prev, es, hs) -> ElmanParams:
+    """Eqs. 7-8: the weight gradients as sums of outer products over examples and steps; every
+    argument is ``(N, T', .)`` over the steps the backward pass covered."""
     return ElmanParams(
-        U=jnp.einsum("nth,ntd->hd", deltas, xs[:, -k:]),
+        U=jnp.einsum("nth,ntd->hd", deltas, xs),
         W=jnp.einsum("nth,ntk->hk", deltas, hs_prev),
         b=jnp.sum(deltas, axis=(0, 1)),
         V=jnp.einsum("nto,nth->oh", es, hs),
         c=jnp.sum(es, axis=(0, 1)),
     )
+
+
+def _loss_scale(xs: Array, target: str) -> Array:
+    """``d(mean over N examples [and T steps]) / d(per-step loss)``: ``1/N`` or ``1/(N T)``."""
+    n, seq_len, _ = xs.shape
+    return jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
 
 
 def manual_grads(
@@ -112,25 +123,17 @@ def manual_grads(
     if not isinstance(params, ElmanParams):
         check_batch(params, xs, ys, target)
         check_truncation(truncation)
-        n, seq_len, _ = xs.shape
+        seq_len = xs.shape[1]
         starts = window_starts(seq_len, target, truncation)
         cuts = jnp.zeros(seq_len, bool) if starts is None else starts
-        scale = jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
-        return gated_manual_grads(params, xs, ys, target=target, cuts=cuts, scale=scale)
+        return gated_manual_grads(params, xs, ys, target=target, cuts=cuts, scale=_loss_scale(xs, target))
     k = static_window(xs.shape[1], target, truncation)
     if k is not None:
         return _last_window_grads(params, xs, ys, activation, k)
     hs, es, deltas, _ = _forward_backward(params, xs, ys, activation, target, truncation)
     h0 = jnp.zeros_like(hs[:, :1])
     hs_prev = jnp.concatenate([h0, hs[:, :-1]], axis=1)  # h_{t-1} for every step
-    # eqs. 7-8: the weight gradients are sums of outer products over examples and steps.
-    return ElmanParams(
-        U=jnp.einsum("nth,ntd->hd", deltas, xs),
-        W=jnp.einsum("nth,ntk->hk", deltas, hs_prev),
-        b=jnp.sum(deltas, axis=(0, 1)),
-        V=jnp.einsum("nto,nth->oh", es, hs),
-        c=jnp.sum(es, axis=(0, 1)),
-    )
+    return _weight_grads(deltas, xs, hs_prev, es, hs)
 
 
 def state_grads(
