@@ -38,6 +38,7 @@ class SweepConfig:
     learning_rates: str = "3e-4,6e-4,1e-3,2e-3,3e-3,6e-3,1e-2,2e-2"
     truncations: str = "2,5,10,none"
     cell: str = "elman"
+    grad: str = "autodiff"
     hidden_dim: int = 32
     activation: str = "tanh"
     optimizer: str = "adam"
@@ -57,6 +58,7 @@ def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
     return TrainConfig(
         **{
             "cell": cfg.cell,
+            "grad": cfg.grad,
             "hidden_dim": cfg.hidden_dim,
             "activation": cfg.activation,
             "optimizer": cfg.optimizer,
