@@ -107,6 +107,13 @@ class Crash(Exception):
     pass
 
 
+def fit_saving_every_2(path, data, hparams, key, *, on_epoch=None, resume=False):
+    """``CONFIG`` trained with a checkpoint at ``path`` every 2 epochs."""
+    checkpointing = Checkpointing(path, RUN, every=2)
+    kw = {"on_epoch": on_epoch, "checkpointing": checkpointing, "resume": resume}
+    return fit(CONFIG, hparams, data, key=key, progress=False, **kw)
+
+
 def test_resume_after_a_crash_is_bit_identical_to_an_uninterrupted_run(tmp_path, data, hparams, key):
     whole = fit(CONFIG, hparams, data, key=key, progress=False)
     path = tmp_path / "c.eqx"
@@ -116,19 +123,9 @@ def test_resume_after_a_crash_is_bit_identical_to_an_uninterrupted_run(tmp_path,
             raise Crash
 
     with pytest.raises(Crash):
-        fit(
-            CONFIG,
-            hparams,
-            data,
-            key=key,
-            progress=False,
-            on_epoch=crash_in_epoch_6,
-            checkpointing=Checkpointing(path, RUN, every=2),
-        )
+        fit_saving_every_2(path, data, hparams, key, on_epoch=crash_in_epoch_6)
     assert read_checkpoint(path)[0]["epoch"] == 4
-    resumed = fit(
-        CONFIG, hparams, data, key=key, progress=False, checkpointing=Checkpointing(path, RUN, 2), resume=True
-    )
+    resumed = fit_saving_every_2(path, data, hparams, key, resume=True)
     chex.assert_trees_all_equal(resumed.params, whole.params)
     assert resumed.metrics == whole.metrics
     assert read_checkpoint(path)[0]["epoch"] == CONFIG.epochs
@@ -155,15 +152,7 @@ def test_signals_are_deferred_to_the_next_chunk_and_then_saved(tmp_path, data, h
     assert received == [signal.SIGINT]  # recorded, not raised
 
     with pytest.raises(Interrupted, match="interrupted by SIGTERM at epoch 4") as stop:
-        fit(
-            CONFIG,
-            hparams,
-            data,
-            key=key,
-            progress=False,
-            on_epoch=signal_in_epoch_3,
-            checkpointing=Checkpointing(path, RUN, every=2),
-        )
+        fit_saving_every_2(path, data, hparams, key, on_epoch=signal_in_epoch_3)
     assert stop.value.checkpoint == path and read_checkpoint(path)[0]["epoch"] == 4
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # restored
 
