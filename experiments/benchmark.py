@@ -13,24 +13,27 @@ Workloads (T=50, H=100, one input and one output, float32, the tutorial's sizes)
   e  workload b for H = 32 ... 1024
 
 Variants: rnn_jax with autodiff and with the hand-derived gradient; a per-example NumPy loop in
-the tutorial's style (our own correct BPTT) and a batch-vectorised NumPy BPTT; Flax and PyTorch
-are reported as skipped when not importable (neither is a dependency). Every time is a median
-over --repeats runs after a warm-up, with min and max. Each row also gives the FLOP count, the
-achieved GFLOP/s, the ratio to this machine's measured matmul peak, and the ratio to the
-dependent-chain floor: a step needs 2T sequential (B, H) x (H, H) products (T forward, T
-backward) that cannot overlap, and one such link is timed on its own.
+the tutorial's style (our own correct BPTT), the tutorial's own loop as published (its wrong
+gradient; for context) and a batch-vectorised NumPy BPTT; PyTorch eager (a sigmoid cell, and
+``nn.RNN``, which has tanh only, against rnn_jax with tanh) and Flax ``nn.RNN(nn.SimpleCell)``
+when importable (see ``alternatives.py``; neither is a dependency: ``uv sync --group bench``
+adds Flax; PyTorch is installed into the environment by hand), else reported as skipped.
+Every time is a median over --repeats runs after a warm-up, with min and max. Each row also
+gives the FLOP count, the achieved GFLOP/s, the ratio to this machine's measured matmul peak,
+and the ratio to the dependent-chain floor: a step needs 2T sequential (B, H) x (H, H) products
+(T forward, T backward) that cannot overlap, and one such link is timed on its own.
 Writes benchmark.json, benchmark.md and benchmark.png to --out.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import alternatives
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -115,9 +118,9 @@ def numpy_tutorial_epoch(p: dict, x_all: np.ndarray, y_all: np.ndarray, lr: floa
 # ---------------------------------------------------------------- rnn_jax
 
 
-def jax_grad_fn(kind: str, truncation):
+def jax_grad_fn(kind: str, truncation, activation: str = "sigmoid"):
     fn = jax.grad(loss) if kind == "autodiff" else manual_grads
-    return jax.jit(lambda p, xs, ys: fn(p, xs, ys, activation="sigmoid", truncation=truncation))
+    return jax.jit(lambda p, xs, ys: fn(p, xs, ys, activation=activation, truncation=truncation))
 
 
 def jax_tutorial_epoch(kind: str):
@@ -220,12 +223,10 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
     if min(sizes) < 1:
         raise ValueError(f"hidden_sizes must be positive integers; got {cfg.hidden_sizes!r}")
     skipped = {
-        name: f"{module} is not importable; install it to include this variant"
+        name: why
         for name, module in (("flax", "flax"), ("pytorch", "torch"))
-        if importlib.util.find_spec(module) is None
+        if (why := alternatives.missing(module)) is not None
     }
-    for name, why in skipped.items():
-        print(f"note: {name} skipped: {why}")
     peak = matmul_peak_gflops(cfg.repeats)
     print(f"matmul peak (1024 x 1024 float32): {peak:.1f} GFLOP/s")
     rows = []
@@ -254,11 +255,23 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
             median_time(lambda e=epoch: jax.block_until_ready(e(params, x_all, y_all)), cfg.repeats),
         )
     p_np, xa, ya = numpy_params(params), np.asarray(x_all), np.asarray(y_all)
+    few = max(1, cfg.repeats // 3)
     record(
         "a tutorial epoch",
         "numpy per-example loop",
-        median_time(lambda: numpy_tutorial_epoch(p_np, xa, ya, 1e-4), max(1, cfg.repeats // 3)),
+        median_time(lambda: numpy_tutorial_epoch(p_np, xa, ya, 1e-4), few),
     )
+    record(
+        "a tutorial epoch",
+        "numpy, tutorial as published (wrong grad)",
+        median_time(lambda: alternatives.tutorial_epoch_as_published(p_np, xa, ya, 1e-4), 1),
+    )
+    if "pytorch" not in skipped:
+        record(
+            "a tutorial epoch",
+            "pytorch eager",
+            median_time(alternatives.torch_tutorial_epoch(p_np, xa, ya, 1e-4), few),
+        )
 
     # (b), (c), (e): one gradient at batch 100
     def gradient_rows(workload: str, hidden: int, k: int | None, numpy_too: bool) -> None:
@@ -273,6 +286,10 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
             variants["rnn_jax autodiff, traced k"] = jax.jit(
                 lambda p, xs, ys: jax.grad(loss)(p, xs, ys, activation="sigmoid", truncation=jnp.int32(k))
             )
+        if numpy_too:  # nn.RNN has no sigmoid: rnn_jax with tanh is its counterpart
+            variants |= {
+                f"rnn_jax {kind} (tanh)": jax_grad_fn(kind, k, "tanh") for kind in ("autodiff", "manual")
+            }
         for name, fn in variants.items():
             record(
                 workload,
@@ -281,8 +298,16 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
                 flops,
                 floor,
             )
+        pn, xn, yn = numpy_params(p), np.asarray(xs), np.asarray(ys)
+        others = {}
+        if "flax" not in skipped:
+            others["flax nn.RNN(SimpleCell)"] = alternatives.flax_gradient_step(pn, xn, yn, k)
+        if "pytorch" not in skipped and numpy_too:
+            others["pytorch eager"] = alternatives.torch_gradient_step(pn, xn, yn, k)
+            others["pytorch nn.RNN (tanh)"] = alternatives.torch_nn_rnn_step(pn, xn, yn, k)
+        for name, fn in others.items():
+            record(workload, name, median_time(fn, cfg.repeats), flops, floor)
         if numpy_too:
-            pn, xn, yn = numpy_params(p), np.asarray(xs), np.asarray(ys)
             record(
                 workload,
                 "numpy vectorised",
@@ -316,23 +341,37 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
         gradient_rows(f"e H={hidden}, full", hidden, None, False)
 
     def median(workload, variant):
-        return next(r["median_s"] for r in rows if r["workload"] == workload and r["variant"] == variant)
+        return next(
+            (r["median_s"] for r in rows if r["workload"] == workload and r["variant"] == variant), None
+        )
 
+    def ratio(workload, slower, faster, workload_faster=None):
+        a, b = median(workload, slower), median(workload_faster or workload, faster)
+        return None if a is None or b is None else a / b
+
+    floor_b = next(r["chain_floor_s"] for r in rows if r["workload"] == "b batch 100, full")
+    epoch, step = "a tutorial epoch", "b batch 100, full"
+    compared = [  # (workload, the slower variant, the variants it is divided by)
+        (epoch, "numpy per-example loop", ("rnn_jax autodiff", "rnn_jax manual")),
+        (epoch, "numpy, tutorial as published (wrong grad)", ("rnn_jax autodiff",)),
+        (epoch, "pytorch eager", ("rnn_jax autodiff", "rnn_jax manual")),
+        (step, "rnn_jax manual", ("rnn_jax autodiff",)),
+        (step, "pytorch nn.RNN (tanh)", ("rnn_jax autodiff (tanh)", "rnn_jax manual (tanh)")),
+        (step, "pytorch eager", ("rnn_jax autodiff",)),
+        (step, "flax nn.RNN(SimpleCell)", ("rnn_jax autodiff",)),
+    ]
     ratios = {
-        "a numpy loop / rnn_jax autodiff": median("a tutorial epoch", "numpy per-example loop")
-        / median("a tutorial epoch", "rnn_jax autodiff"),
-        "b manual / autodiff": median("b batch 100, full", "rnn_jax manual")
-        / median("b batch 100, full", "rnn_jax autodiff"),
-        "b autodiff / chain floor": next(
-            r["over_chain_floor"]
-            for r in rows
-            if r["workload"] == "b batch 100, full" and r["variant"] == "rnn_jax autodiff"
-        ),
-        "c k=5 / full (autodiff)": median("c batch 100, k=5", "rnn_jax autodiff")
-        / median("b batch 100, full", "rnn_jax autodiff"),
-        "c k=5 / full (manual)": median("c batch 100, k=5", "rnn_jax manual")
-        / median("b batch 100, full", "rnn_jax manual"),
+        f"{workload[0]} {slow} / {fast}": ratio(workload, slow, fast)
+        for workload, slow, fasts in compared
+        for fast in fasts
     }
+    ratios["b autodiff / chain floor"] = median("b batch 100, full", "rnn_jax autodiff") / floor_b
+    ratios["b manual / chain floor"] = median("b batch 100, full", "rnn_jax manual") / floor_b
+    for kind in ("autodiff", "manual"):
+        ratios[f"c k=5 / full ({kind})"] = ratio(
+            "c batch 100, k=5", f"rnn_jax {kind}", f"rnn_jax {kind}", "b batch 100, full"
+        )
+    ratios = {name: value for name, value in ratios.items() if value is not None}
     lens = sorted({t for t, _ in long})
     if len(lens) > 1:
         shortest, longest = lens[0], lens[-1]
