@@ -28,7 +28,7 @@ from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
 from rnn_jax.runner import diverged_epoch
-from rnn_jax.sweep import default_vmap_width, grid, over_members, run_sweep
+from rnn_jax.sweep import grid, over_members, run_sweep
 from rnn_jax.train import TrainConfig, check_config, make_train
 
 
@@ -196,7 +196,7 @@ def time_batch_size(cfg: SweepConfig, data, batch_size: int) -> dict:
         jax.jit(jax.vmap(train, in_axes=(0, 0, None))).lower(members.keys, members.hparams, data).compile()
     )
     # the layout run_sweep uses on one device: (1 device, M members), vmapped `width` at a time
-    width = default_vmap_width(config, len(lrs))
+    width = len(lrs)
     keys_1m, hparams_1m = jax.tree.map(lambda x: x[None], (members.keys, members.hparams))
     laid_out = jax.jit(over_members(train, width)).lower(keys_1m, hparams_1m, data).compile()
     single = (

@@ -148,14 +148,6 @@ def test_random_search_draws_within_ranges_and_trains(data):
         random_search(key=jax.random.key(0), n_members=2, seq_len=10, learning_rate=(0.1, 0.01))
 
 
-def test_default_vmap_width_by_batch_size():
-    from rnn_jax.sweep import default_vmap_width
-
-    assert default_vmap_width(TrainConfig(batch_size=1), 32) == 32
-    assert default_vmap_width(TrainConfig(batch_size=10), 32) == 32
-    assert default_vmap_width(TrainConfig(batch_size=100), 32) == 1
-
-
 def test_a_diverging_member_is_marked_and_the_others_are_unaffected(data):
     members = grid(key=jax.random.key(0), n_seeds=2, seq_len=10, learning_rate=[1e-2, 1e30])
     config = dataclasses.replace(CONFIG, optimizer="sgd", clip="none")
