@@ -122,7 +122,7 @@ def _torch_loss(tp: dict, xs, ys, k: int | None):
 
 
 def torch_gradient_step(p: dict, xs: np.ndarray, ys: np.ndarray, k: int | None):
-    """One gradient of the sigmoid cell in eager mode."""
+    """One gradient of the sigmoid cell in eager mode; the call returns every parameter's."""
     import torch
 
     tp, xt, yt = _torch_params(p), torch.from_numpy(xs), torch.from_numpy(ys)
@@ -131,7 +131,7 @@ def torch_gradient_step(p: dict, xs: np.ndarray, ys: np.ndarray, k: int | None):
         for value in tp.values():
             value.grad = None
         _torch_loss(tp, xt, yt, k).backward()
-        return tp["W"].grad
+        return {name: value.grad for name, value in tp.items()}
 
     return run
 

@@ -183,8 +183,8 @@ def run_sweep(
     Members are laid out ``(devices, members_per_device)``: each device trains its own members,
     ``vmap_width`` at a time (default: all of them; a smaller width bounds the memory of the
     vmapped activations). All at once is the fastest at every batch size measured on a 2-core
-    CPU (32 members, ``experiments/sweep.py --benchmark``): 0.55-0.57 of the time of the same runs
-    one by one at batch 10 and 0.88-0.92 at batch 100, where one member at a time (width 1)
+    CPU (32 members, ``experiments/sweep.py --benchmark``): 0.55-0.62 of the time of the same runs
+    one by one at batch 10 and 0.88-0.94 at batch 100, where one member at a time (width 1)
     took 1.03-1.15. The member axis is padded to a
     multiple of the device count (the padding repeats the last member and is dropped). Results
     do not depend on the layout beyond float32 rounding.
