@@ -181,6 +181,7 @@ def long_sequence_rows(cfg, record) -> dict:
                 f"rnn_jax {'remat' if remat else 'stored'}",
                 timing,
                 step_flops(16, 100, seq_len, None),
+                seq_len=seq_len,
             )
             rows_peak = f"{row['peak_memory_mib']:.0f} MiB"
             print(f"{'':<22} {'':<24} peak {rows_peak}")
@@ -231,8 +232,8 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
     print(f"matmul peak (1024 x 1024 float32): {peak:.1f} GFLOP/s")
     rows = []
 
-    def record(workload, variant, timing, flops=None, floor=None):
-        row = {"workload": workload, "variant": variant, **timing}
+    def record(workload, variant, timing, flops=None, floor=None, **sizes):
+        row = {"workload": workload, "variant": variant, **sizes, **timing}
         if flops is not None:
             row |= {"gflop": flops / 1e9, "gflops": flops / timing["median_s"] / 1e9}
             row["fraction_of_peak"] = row["gflops"] / peak
@@ -297,6 +298,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
                 median_time(lambda f=fn: jax.block_until_ready(f(p, xs, ys)), cfg.repeats),
                 flops,
                 floor,
+                hidden=hidden,
             )
         pn, xn, yn = numpy_params(p), np.asarray(xs), np.asarray(ys)
         others = {}
@@ -306,7 +308,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
             others["pytorch eager"] = alternatives.torch_gradient_step(pn, xn, yn, k)
             others["pytorch nn.RNN (tanh)"] = alternatives.torch_nn_rnn_step(pn, xn, yn, k)
         for name, fn in others.items():
-            record(workload, name, median_time(fn, cfg.repeats), flops, floor)
+            record(workload, name, median_time(fn, cfg.repeats), flops, floor, hidden=hidden)
         if numpy_too:
             record(
                 workload,
@@ -423,19 +425,65 @@ def markdown(result: dict) -> str:
 
 
 def plot_rows(rows: list[dict]):
+    """Five panels: (a) and (b)/(c) as bars per variant; (d) time and peak memory against T;
+    (e) time against H with the dependent-chain floor. Every time axis is logarithmic."""
     import matplotlib.pyplot as plt
 
     from rnn_jax.plots import style
 
-    workloads = list(dict.fromkeys(r["workload"] for r in rows))
+    def of(prefix):
+        return [r for r in rows if r["workload"].startswith(prefix)]
+
     with style():
-        fig, axes = plt.subplots(1, len(workloads), figsize=(3.2 * len(workloads), 3.8), squeeze=False)
-        for ax, w in zip(axes[0], workloads, strict=True):
-            these = [r for r in rows if r["workload"] == w]
-            ax.barh([r["variant"] for r in these], [r["median_s"] * 1e3 for r in these])
-            ax.set_xscale("log")
-            ax.set_xlabel("ms (median)")
-            ax.set_title(w)
+        fig = plt.figure(figsize=(15, 9))
+        grid = fig.add_gridspec(2, 6)
+        ax_a, ax_bc = fig.add_subplot(grid[0, :3]), fig.add_subplot(grid[0, 3:])
+        ax_dt, ax_dm, ax_e = (fig.add_subplot(grid[1, 2 * i : 2 * i + 2]) for i in range(3))
+
+        a = sorted(of("a "), key=lambda r: r["median_s"])
+        bars = ax_a.barh([r["variant"] for r in a], [r["median_s"] * 1e3 for r in a], color="tab:blue")
+        ax_a.bar_label(bars, fmt="%.3g ms", padding=3, fontsize=8)
+        ax_a.set(xscale="log", xlabel="ms per epoch (median)", title="(a) the tutorial's epoch")
+
+        full, cut = {r["variant"]: r for r in of("b ")}, {r["variant"]: r for r in of("c ")}
+        names = sorted(full, key=lambda v: full[v]["median_s"]) + [v for v in cut if v not in full]
+        for shift, runs, label in ((0.2, full, "full BPTT (b)"), (-0.2, cut, "k = 5 (c)")):
+            ms = [runs[v]["median_s"] * 1e3 if v in runs else 0 for v in names]
+            ax_bc.barh([y + shift for y in range(len(names))], ms, 0.4, label=label)
+        floor = next((r["chain_floor_s"] for r in full.values() if "chain_floor_s" in r), None)
+        if floor is not None:
+            ax_bc.axvline(floor * 1e3, color="k", ls="--", lw=1, label="chain floor (b)")
+        ax_bc.set_yticks(range(len(names)), names)
+        ax_bc.set(xscale="log", xlabel="ms per gradient (median)", title="(b), (c) batch 100, T=50, H=100")
+        ax_bc.legend(loc="lower right", fontsize=8)
+
+        for remat, colour in ((False, "tab:blue"), (True, "tab:orange")):
+            d = sorted(
+                (r for r in of("d ") if r["variant"].endswith("remat" if remat else "stored")),
+                key=lambda r: r["seq_len"],
+            )
+            label = "rematerialised" if remat else "stored"
+            t = [r["seq_len"] for r in d]
+            ax_dt.plot(t, [r["median_s"] / r["seq_len"] * 1e6 for r in d], "o-", color=colour, label=label)
+            mem = [(r["seq_len"], r["peak_memory_mib"]) for r in d if "peak_memory_mib" in r]
+            if mem:
+                ax_dm.plot(*zip(*mem, strict=True), "o-", color=colour, label=label)
+        ax_dt.set(xscale="log", xlabel="T", ylabel="µs per time step", title="(d) batch 16, full BPTT")
+        ax_dm.set(xscale="log", xlabel="T", ylabel="peak MiB (own process)", title="(d) memory")
+        for ax in (ax_dt, ax_dm):
+            ax.legend(fontsize=8)
+
+        e = of("e ")
+        for variant in dict.fromkeys(r["variant"] for r in e):
+            these = sorted((r for r in e if r["variant"] == variant), key=lambda r: r["hidden"])
+            ax_e.plot([r["hidden"] for r in these], [r["median_s"] * 1e3 for r in these], "o-", label=variant)
+        floors = sorted({(r["hidden"], r["chain_floor_s"]) for r in e if "chain_floor_s" in r})
+        if floors:
+            ax_e.plot(*zip(*((h, f * 1e3) for h, f in floors), strict=True), "k--", lw=1, label="chain floor")
+        ax_e.set(
+            xscale="log", yscale="log", xlabel="H", ylabel="ms per gradient", title="(e) batch 100, T=50"
+        )
+        ax_e.legend(fontsize=8)
         fig.tight_layout()
     return fig
 

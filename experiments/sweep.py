@@ -9,12 +9,14 @@ heatmap.png, curves.png, ensemble.png; checkpoint.eqx as it goes (continue an in
 with the same command and --resume DIR). A member that diverges freezes at its last good
 parameters while the others train on; the exit code is then 1. Benchmark: writes
 benchmark_sweep.json.
-The network, data and optimiser are the sine-wave default preset's unless overridden.
+The network, data and optimiser are the sine-wave default preset's unless overridden. On a CPU
+the members are split over one device per core (--cpu-devices N to choose, 1 for no split).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import statistics
 import sys
 import time
@@ -28,7 +30,8 @@ from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
 from rnn_jax.runner import diverged_epoch
-from rnn_jax.sweep import grid, over_members, run_sweep
+from rnn_jax.sharding import member_mesh, pad_members, padded_size, replicate, shard_members, use_cpu_cores
+from rnn_jax.sweep import grid, initial_states, over_members, run_sweep
 from rnn_jax.train import TrainConfig, check_config, make_train
 
 
@@ -52,6 +55,7 @@ class SweepConfig:
     bench_members: int = 32
     bench_batch_sizes: str = "1,10,100"
     bench_repeats: int = 3
+    cpu_devices: int = 0  # split the CPU into this many devices; 0: one per core, 1: no split
 
 
 def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
@@ -191,24 +195,33 @@ def time_batch_size(cfg: SweepConfig, data, batch_size: int) -> dict:
         learning_rate=lrs,
         clip_threshold=[cfg.clip_threshold],
     )
-    train = make_train(config).train
-    vmapped = (
-        jax.jit(jax.vmap(train, in_axes=(0, 0, None))).lower(members.keys, members.hparams, data).compile()
-    )
-    # the layout run_sweep uses on one device: (1 device, M members), vmapped `width` at a time
-    width = len(lrs)
-    keys_1m, hparams_1m = jax.tree.map(lambda x: x[None], (members.keys, members.hparams))
-    laid_out = jax.jit(over_members(train, width)).lower(keys_1m, hparams_1m, data).compile()
-    single = (
-        jax.jit(train).lower(members.keys[0], jax.tree.map(lambda x: x[0], members.hparams), data).compile()
-    )
-    each = [(members.keys[i], jax.tree.map(lambda x, i=i: x[i], members.hparams)) for i in range(len(lrs))]
+    fns = make_train(config)
+    run = functools.partial(fns.run, n_epochs=epochs)
+    # Timed from the initial states on: building them is the same cheap work in every variant.
+    states = initial_states(fns.init, members, data, member_mesh())
+    vmapped = jax.jit(jax.vmap(run, in_axes=(0, 0, None))).lower(states, members.hparams, data).compile()
+    # run_sweep's layout: members split over every device, all of a device's members vmapped at once
+    mesh = member_mesh()
+    n_dev = mesh.devices.size
+    n_pad = padded_size(len(lrs), mesh)
+
+    def by_device(tree):
+        return shard_members(
+            jax.tree.map(lambda x: x.reshape(n_dev, n_pad // n_dev, *x.shape[1:]), pad_members(tree, n_pad)),
+            mesh,
+        )
+
+    states_dm, hparams_dm, data_all = by_device(states), by_device(members.hparams), replicate(data, mesh)
+    laid_out = jax.jit(over_members(run, n_pad // n_dev)).lower(states_dm, hparams_dm, data_all).compile()
+    one = jax.tree.map(lambda x: x[0], (states, members.hparams))
+    single = jax.jit(run).lower(*one, data).compile()
+    each = [jax.tree.map(lambda x, i=i: x[i], (states, members.hparams)) for i in range(len(lrs))]
     times = {
-        "separate": _median_time(lambda: [single(k, h, data) for k, h in each], cfg.bench_repeats),
-        "vmapped": _median_time(lambda: vmapped(members.keys, members.hparams, data), cfg.bench_repeats),
+        "separate": _median_time(lambda: [single(s, h, data) for s, h in each], cfg.bench_repeats),
+        "vmapped": _median_time(lambda: vmapped(states, members.hparams, data), cfg.bench_repeats),
         "sweep_layout": {
-            **_median_time(lambda: laid_out(keys_1m, hparams_1m, data), cfg.bench_repeats),
-            "vmap_width": width,
+            **_median_time(lambda: laid_out(states_dm, hparams_dm, data_all), cfg.bench_repeats),
+            "devices": n_dev,
         },
     }
     separate = times["separate"]["median_s"]
@@ -235,7 +248,7 @@ def benchmark(cfg: SweepConfig, options: RunOptions) -> dict:
         print(
             f"batch {batch_size:3d}, {row['members']} members x {row['epochs']} epochs: one by one "
             f"{row['separate']['median_s']:.2f} s; over that: plain vmap {row['vmapped_over_separate']:.2f}, "
-            f"sweep layout (vmap width {row['sweep_layout']['vmap_width']}) "
+            f"sweep layout ({row['sweep_layout']['devices']} device(s)) "
             f"{row['sweep_layout_over_separate']:.2f}"
         )
     result = {"config": dataclasses.asdict(cfg), "device": str(jax.devices()[0]), "rows": rows}
@@ -243,11 +256,19 @@ def benchmark(cfg: SweepConfig, options: RunOptions) -> dict:
     return result
 
 
+def start(cfg: SweepConfig, options: RunOptions):
+    """Split the CPU into devices (before JAX runs anything), then sweep or benchmark."""
+    if cfg.cpu_devices < 0:
+        raise ValueError(f"cpu_devices must be 0 (one per core) or a positive integer; got {cfg.cpu_devices}")
+    use_cpu_cores(cfg.cpu_devices or None)
+    return (benchmark if cfg.benchmark else sweep)(cfg, options)
+
+
 def main(argv: list[str] | None = None) -> int:
     return experiment_main(
         __doc__,
         SweepConfig(),
-        lambda cfg, out: (benchmark if cfg.benchmark else sweep)(cfg, out),
+        start,
         "results/sweep",
         argv,
         resumable=True,

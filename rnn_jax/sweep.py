@@ -30,7 +30,15 @@ from rnn_jax.sharding import (
     replicated_sharding,
     shard_members,
 )
-from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_hparams, make_train
+from rnn_jax.train import (
+    Hyperparams,
+    TrainConfig,
+    TrainState,
+    check_config,
+    check_hparams,
+    make_hparams,
+    make_train,
+)
 from rnn_jax.unroll import CellParams
 
 
@@ -166,6 +174,19 @@ def over_members(fn, width: int):
     return call
 
 
+def initial_states(init, members: Members, data: WindowData, mesh) -> TrainState:
+    """Every member's initial state, ``(M, ...)``, built on the mesh's first device.
+
+    Not sharded on purpose: on CPU all devices share one thread pool, and the orthogonal
+    initialiser's batched QR (LAPACK, which splits its batch over that pool and waits for it)
+    deadlocks when every device runs one at the same time (seen with 2 forced host devices on a
+    2-core machine, H=32). Initialisation is cheap; training is what runs sharded."""
+    first = jax.sharding.SingleDeviceSharding(mesh.devices.flat[0])
+    return jax.jit(jax.vmap(init, in_axes=(0, 0, None)))(
+        *jax.device_put((members.keys, members.hparams, data), first)
+    )
+
+
 def run_sweep(
     config: TrainConfig,
     members: Members,
@@ -183,11 +204,12 @@ def run_sweep(
     Members are laid out ``(devices, members_per_device)``: each device trains its own members,
     ``vmap_width`` at a time (default: all of them; a smaller width bounds the memory of the
     vmapped activations). All at once is the fastest at every batch size measured on a 2-core
-    CPU (32 members, ``experiments/sweep.py --benchmark``): 0.55-0.62 of the time of the same runs
-    one by one at batch 10 and 0.88-0.94 at batch 100, where one member at a time (width 1)
-    took 1.03-1.15. The member axis is padded to a
-    multiple of the device count (the padding repeats the last member and is dropped). Results
-    do not depend on the layout beyond float32 rounding.
+    CPU (32 members, ``experiments/sweep.py --benchmark``): on one device 0.55-0.63 of the time
+    of the same runs one by one at batch 10 and 0.93-0.98 at batch 100, where one member at a
+    time (width 1) took 1.03-1.15; split into one device per core (``rnn_jax.sharding.
+    use_cpu_cores``), 0.31-0.32 and 0.57-0.61. The member axis is padded to a multiple of the
+    device count (the padding repeats the last member and is dropped). Results do not depend on
+    the layout beyond float32 rounding.
 
     A member whose training diverges freezes at its last good parameters (its
     ``diverged_at_step`` metric says where); the others train on. ``checkpointing`` and
@@ -217,14 +239,12 @@ def run_sweep(
     def by_member(tree):
         return jax.tree.map(lambda x: x.reshape(n_pad, *x.shape[2:])[:n], tree)
 
-    keys = shard_members(by_device(members.keys), mesh)
     hparams = shard_members(by_device(members.hparams), mesh)
     data = replicate(data, mesh)
 
     by_member_sharding, everywhere = member_sharding(mesh), replicated_sharding(mesh)
     shardings = {"in_shardings": (by_member_sharding, by_member_sharding, everywhere)}
     shardings["out_shardings"] = by_member_sharding
-    init = jax.jit(over_members(fns.init, width), **shardings)
     history: list[dict[str, np.ndarray]] = []  # per chunk, each (M, epochs in the chunk)
     if resume:
         like = jax.eval_shape(jax.vmap(fns.init, in_axes=(0, 0, None)), members.keys, members.hparams, data)
@@ -232,7 +252,7 @@ def run_sweep(
         state = shard_members(by_device(saved_state), mesh)
         history.append(saved_metrics)
     else:
-        state = init(keys, hparams, data)
+        state = shard_members(by_device(initial_states(fns.init, members, data, mesh)), mesh)
     remaining = config.epochs - int(np.max(jax.device_get(state.epoch)))
 
     n_epochs = plan_chunks(max(remaining, 1), checkpointing, max_chunks)

@@ -1,6 +1,7 @@
 """Every experiment script, run small, as users run them."""
 
 import json
+import os
 
 import pytest
 from scripts import assert_user_error, run
@@ -146,6 +147,8 @@ def test_sweep_benchmark_small(tmp_path):
     assert [r["batch_size"] for r in rows] == [1, 10] and all(
         r["vmapped_over_separate"] > 0 and r["sweep_layout_over_separate"] > 0 for r in rows
     )
+    # by default the CPU is split into one device per core the process may use
+    assert all(r["sweep_layout"]["devices"] == len(os.sched_getaffinity(0)) for r in rows)
 
 
 @pytest.mark.parametrize(
@@ -156,6 +159,7 @@ def test_sweep_benchmark_small(tmp_path):
         (["--truncations", "x"], "truncations must be a comma-separated list of int values"),
         (["--learning-rates", "none"], "learning_rates must be a comma-separated list of float values"),
         (["--batch-size", "0"], "batch_size must be a positive integer"),
+        (["--cpu-devices", "-1"], "cpu_devices must be 0 (one per core) or a positive integer; got -1"),
     ],
 )
 def test_sweep_rejects_bad_values_naming_the_member(tmp_path, args, message):
