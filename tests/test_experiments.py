@@ -246,3 +246,6 @@ def test_benchmark_small(tmp_path):
     assert result["matmul_peak_gflops"] > 0 and all(r["median_s"] > 0 for r in result["rows"])
     assert all(r["over_chain_floor"] > 0 for r in result["rows"] if r["workload"].startswith("b"))
     assert "| workload | variant |" in (tmp_path / "benchmark.md").read_text()
+    assert {r["seq_len"] for r in result["rows"] if r["workload"].startswith("d")} == {60}
+    assert {r["hidden"] for r in result["rows"] if r["workload"].startswith("e")} == {16}
+    assert (tmp_path / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
