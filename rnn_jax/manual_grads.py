@@ -28,26 +28,32 @@ from rnn_jax.unroll import (
 def _backward_scan(
     params: ElmanParams,
     hs: Float[Array, "T H"],
-    dh_out: Float[Array, "T H"],
-    cuts: Bool[Array, " T"],
+    dh_last: Float[Array, " H"],
+    dh_out: Float[Array, "T H"] | None,
+    cuts: Bool[Array, " T"] | None,
     activation: str,
 ) -> tuple[Float[Array, "T H"], Float[Array, "T H"]]:
     """Reverse scan of eqs. 5-6: ``delta_t = (V^T e_t + g_t) * f'(a_t)``, then
     ``g_{t-1} = W^T delta_t`` unless step ``t`` starts a window (its input state is a constant).
 
+    ``dh_last`` starts the carried ``g``: zero, or ``V^T e_T`` for a last-step target, which
+    then passes ``dh_out=None`` and reads no per-step array; else ``dh_out`` holds ``V^T e_t``
+    for every step. ``cuts=None``: no window starts.
+
     Returns ``delta_t = dL/da_t`` and ``dL/dh_t = V^T e_t + g_t``, both ``(T, H)``.
     """
-    f_prime = get_activation(activation).grad_from_output(hs)  # all steps at once, (T, H)
+    f_prime = get_activation(activation).grad_from_output
 
     def step(g, inputs):
-        fp, dh_readout, cut = inputs
-        dh = dh_readout + g
-        delta = dh * fp
-        g_prev = jnp.where(cut, jnp.zeros_like(g), delta @ params.W)  # W^T delta
+        h, dh_readout, cut = inputs
+        dh = g if dh_readout is None else dh_readout + g
+        delta = dh * f_prime(h)  # here, not as a (T, H) array written before the scan and read back
+        g_prev = delta @ params.W  # W^T delta
+        if cut is not None:
+            g_prev = jnp.where(cut, jnp.zeros_like(g_prev), g_prev)
         return g_prev, (delta, dh)
 
-    g_last = jnp.zeros(hs.shape[1], hs.dtype)
-    _, (deltas, dhs) = jax.lax.scan(step, g_last, (f_prime, dh_out, cuts), reverse=True)
+    _, (deltas, dhs) = jax.lax.scan(step, dh_last, (hs, dh_out, cuts), reverse=True)
     return deltas, dhs
 
 
@@ -55,15 +61,17 @@ def _forward_backward(params, xs, ys, activation, target, truncation):
     """States, output errors, ``dL/da_t`` and ``dL/dh_t`` for a batch: four ``(N, T, .)`` arrays."""
     get_activation(activation)
     check_batch(params, xs, ys, target)
-    seq_len = xs.shape[1]
-    starts = window_starts(seq_len, target, truncation)
-    cuts = jnp.zeros(seq_len, bool) if starts is None else starts
+    cuts = window_starts(xs.shape[1], target, truncation)
     scale = _loss_scale(xs, target)
 
     def per_example(x, y):
         hs = unroll(params, x, activation=activation)
         es = output_errors(params, hs, y, target, scale)
-        deltas, dhs = _backward_scan(params, hs, es @ params.V, cuts, activation)
+        dh_out = es @ params.V  # V^T e_t, (T, H)
+        if target == "last":  # only e_T is nonzero: it starts the reverse scan
+            deltas, dhs = _backward_scan(params, hs, dh_out[-1], None, cuts, activation)
+        else:
+            deltas, dhs = _backward_scan(params, hs, jnp.zeros_like(dh_out[-1]), dh_out, cuts, activation)
         return hs, es, deltas, dhs
 
     return jax.vmap(per_example)(xs, ys)
@@ -80,7 +88,7 @@ def _last_window_grads(params: ElmanParams, xs, ys, activation: str, k: int) -> 
         entering = final_state(params, x[:-k], activation=activation)  # nothing stored per step
         tail = unroll(params, x[-k:], activation=activation, h0=entering)
         es = output_errors(params, tail, y, "last", scale)
-        deltas, _ = _backward_scan(params, tail, es @ params.V, jnp.zeros(k, bool), activation)
+        deltas, _ = _backward_scan(params, tail, es[-1] @ params.V, None, None, activation)
         return jnp.concatenate([entering[None], tail[:-1]]), tail, es, deltas
 
     hs_prev, hs, es, deltas = jax.vmap(per_example)(xs, ys)
