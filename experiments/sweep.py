@@ -30,8 +30,8 @@ from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
 from rnn_jax.runner import diverged_epoch
-from rnn_jax.sharding import member_mesh, pad_members, padded_size, replicate, shard_members, use_cpu_cores
-from rnn_jax.sweep import grid, initial_states, over_members, run_sweep
+from rnn_jax.sharding import member_mesh, replicate, use_cpu_cores
+from rnn_jax.sweep import grid, initial_states, over_members, run_sweep, split_members
 from rnn_jax.train import TrainConfig, check_config, make_train
 
 
@@ -202,17 +202,10 @@ def time_batch_size(cfg: SweepConfig, data, batch_size: int) -> dict:
     vmapped = jax.jit(jax.vmap(run, in_axes=(0, 0, None))).lower(states, members.hparams, data).compile()
     # run_sweep's layout: members split over every device, all of a device's members vmapped at once
     mesh = member_mesh()
-    n_dev = mesh.devices.size
-    n_pad = padded_size(len(lrs), mesh)
-
-    def by_device(tree):
-        return shard_members(
-            jax.tree.map(lambda x: x.reshape(n_dev, n_pad // n_dev, *x.shape[1:]), pad_members(tree, n_pad)),
-            mesh,
-        )
-
-    states_dm, hparams_dm, data_all = by_device(states), by_device(members.hparams), replicate(data, mesh)
-    laid_out = jax.jit(over_members(run, n_pad // n_dev)).lower(states_dm, hparams_dm, data_all).compile()
+    states_dm, hparams_dm = split_members(states, mesh), split_members(members.hparams, mesh)
+    data_all = replicate(data, mesh)
+    width = hparams_dm.learning_rate.shape[1]
+    laid_out = jax.jit(over_members(run, width)).lower(states_dm, hparams_dm, data_all).compile()
     one = jax.tree.map(lambda x: x[0], (states, members.hparams))
     single = jax.jit(run).lower(*one, data).compile()
     each = [jax.tree.map(lambda x, i=i: x[i], (states, members.hparams)) for i in range(len(lrs))]
@@ -221,7 +214,7 @@ def time_batch_size(cfg: SweepConfig, data, batch_size: int) -> dict:
         "vmapped": _median_time(lambda: vmapped(states, members.hparams, data), cfg.bench_repeats),
         "sweep_layout": {
             **_median_time(lambda: laid_out(states_dm, hparams_dm, data_all), cfg.bench_repeats),
-            "devices": n_dev,
+            "devices": mesh.devices.size,
         },
     }
     separate = times["separate"]["median_s"]

@@ -174,6 +174,14 @@ def over_members(fn, width: int):
     return call
 
 
+def split_members(tree, mesh):
+    """Leaves with a leading member axis ``(M, ...)``, padded to a multiple of the device count and
+    laid out ``(devices, members_per_device, ...)``, each device holding its own slice."""
+    n_pad, n_dev = padded_size(jax.tree.leaves(tree)[0].shape[0], mesh), mesh.devices.size
+    padded = pad_members(tree, n_pad)
+    return shard_members(jax.tree.map(lambda x: x.reshape(n_dev, n_pad // n_dev, *x.shape[1:]), padded), mesh)
+
+
 def initial_states(init, members: Members, data: WindowData, mesh) -> TrainState:
     """Every member's initial state, ``(M, ...)``, built on the mesh's first device.
 
@@ -231,15 +239,10 @@ def run_sweep(
     if width < 1:
         raise ValueError(f"vmap_width must be a positive integer; got {width}")
 
-    def by_device(tree):
-        return jax.tree.map(
-            lambda x: x.reshape(n_dev, n_pad // n_dev, *x.shape[1:]), pad_members(tree, n_pad)
-        )
-
     def by_member(tree):
         return jax.tree.map(lambda x: x.reshape(n_pad, *x.shape[2:])[:n], tree)
 
-    hparams = shard_members(by_device(members.hparams), mesh)
+    hparams = split_members(members.hparams, mesh)
     data = replicate(data, mesh)
 
     by_member_sharding, everywhere = member_sharding(mesh), replicated_sharding(mesh)
@@ -249,10 +252,10 @@ def run_sweep(
     if resume:
         like = jax.eval_shape(jax.vmap(fns.init, in_axes=(0, 0, None)), members.keys, members.hparams, data)
         saved_state, saved_metrics = load_checkpoint(checkpointing.path, like, run=checkpointing.run)
-        state = shard_members(by_device(saved_state), mesh)
+        state = split_members(saved_state, mesh)
         history.append(saved_metrics)
     else:
-        state = shard_members(by_device(initial_states(fns.init, members, data, mesh)), mesh)
+        state = split_members(initial_states(fns.init, members, data, mesh), mesh)
     remaining = config.epochs - int(np.max(jax.device_get(state.epoch)))
 
     n_epochs = plan_chunks(max(remaining, 1), checkpointing, max_chunks)
