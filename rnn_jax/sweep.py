@@ -215,7 +215,7 @@ def run_sweep(
     CPU (32 members, ``experiments/sweep.py --benchmark``): on one device 0.55-0.63 of the time
     of the same runs one by one at batch 10 and 0.93-0.98 at batch 100, where one member at a
     time (width 1) took 1.03-1.15; split into one device per core (``rnn_jax.sharding.
-    use_cpu_cores``), 0.31-0.32 and 0.57-0.61. The member axis is padded to a multiple of the
+    use_cpu_cores``), 0.30-0.32 and 0.57-0.61. The member axis is padded to a multiple of the
     device count (the padding repeats the last member and is dropped). Results do not depend on
     the layout beyond float32 rounding.
 
