@@ -56,6 +56,18 @@ GatedParams = GRUParams | LSTMParams
 LSTMState = tuple[Float[Array, " H"], Float[Array, " H"]]  # (h, c)
 
 
+def orthogonal_stack(key: PRNGKeyArray, n: int, size: int, dtype: DTypeLike) -> Float[Array, "n H H"]:
+    """``n`` independent Haar-random orthogonal ``(size, size)`` matrices from one batched QR.
+
+    The QR of a Gaussian matrix, with the signs of ``R``'s diagonal moved into ``Q`` (Mezzadri
+    2007). One call for all gates, not one per gate: XLA on CPU runs independent LAPACK calls at
+    the same time, and each one, when batched (e.g. under ``vmap`` over seeds), splits its batch
+    over the shared thread pool and waits for it, so two of them at once deadlocked a 2-core
+    machine (LSTM, H=512, 4 members)."""
+    q, r = jnp.linalg.qr(jax.random.normal(key, (n, size, size), dtype))
+    return q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+
+
 def init_gated(
     kind: type[GRUParams] | type[LSTMParams],
     *,
@@ -72,9 +84,8 @@ def init_gated(
     n_gates = 3 if kind is GRUParams else 4
     kx, kh, kv = jax.random.split(key, 3)
     glorot = jax.nn.initializers.glorot_uniform()
-    orthogonal = jax.nn.initializers.orthogonal()
     Wx = jnp.stack([glorot(k, (hidden_dim, input_dim), dtype) for k in jax.random.split(kx, n_gates)])
-    Wh = jnp.stack([orthogonal(k, (hidden_dim, hidden_dim), dtype) for k in jax.random.split(kh, n_gates)])
+    Wh = orthogonal_stack(kh, n_gates, hidden_dim, dtype)
     b = jnp.zeros((n_gates, hidden_dim), dtype)
     if kind is LSTMParams:
         b = b.at[1].set(1.0)

@@ -2,13 +2,16 @@
 finite differences, and training on the sine task."""
 
 import functools
+import subprocess
+import sys
+import textwrap
 
 import chex
 import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.gated import GRUParams, LSTMParams, gru_recur, lstm_recur
+from rnn_jax.gated import GRUParams, LSTMParams, gru_recur, lstm_recur, orthogonal_stack
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.unroll import init_params, unroll, unroll_states
@@ -78,6 +81,29 @@ def test_initialisation():
         init_params("gru", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, init="tutorial")
     with pytest.raises(ValueError, match="cell must be one of elman, gru, lstm; got 'rnn'"):
         init_params("rnn", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O)
+
+
+def test_every_gate_gets_its_own_orthogonal_matrix():
+    wh = orthogonal_stack(jax.random.key(1), 4, 6, jnp.float32)
+    eye = jnp.broadcast_to(jnp.eye(6), (4, 6, 6))
+    chex.assert_trees_all_close(wh @ jnp.swapaxes(wh, 1, 2), eye, atol=1e-5)
+    chex.assert_trees_all_close(jnp.swapaxes(wh, 1, 2) @ wh, eye, atol=1e-5)
+    assert float(jnp.abs(wh[0] - wh[1]).max()) > 0.1  # independent draws
+    assert jnp.array_equal(wh, orthogonal_stack(jax.random.key(1), 4, 6, jnp.float32))
+
+
+def test_vmapped_lstm_initialisation_finishes():
+    # One QR call per gate used to run as four concurrent LAPACK calls, each splitting its batch
+    # of members over the shared CPU thread pool and waiting: a deadlock on a 2-core machine.
+    script = textwrap.dedent("""
+        import jax
+        from rnn_jax.unroll import init_params
+        keys = jax.random.split(jax.random.key(0), 4)
+        init = jax.vmap(lambda k: init_params("lstm", key=k, input_dim=1, hidden_dim=512, output_dim=1))
+        print("Wh", jax.block_until_ready(jax.jit(init)(keys)).Wh.shape)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "Wh (4, 4, 512, 512)" in out.stdout, out.stderr[-2000:]
 
 
 @functools.partial(jax.jit, static_argnames=("target", "truncation", "backward"))
