@@ -39,12 +39,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnn_jax.cli import experiment_main, parse_list
+from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_atomic, write_json
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
-from rnn_jax.unroll import init_params
+from rnn_jax.model import init_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +69,17 @@ def median_time(fn, repeats: int) -> dict[str, float]:
 # ---------------------------------------------------------------- NumPy references (float32)
 
 
-def numpy_params(params) -> dict[str, np.ndarray]:
-    return {k: np.asarray(getattr(params, k), np.float32) for k in "UWbVc"}
+def numpy_params(model) -> dict[str, np.ndarray]:
+    cell, readout = model.cell, model.readout
+    arrays = {"U": cell.U, "W": cell.W, "b": cell.b, "V": readout.V, "c": readout.c}
+    return {k: np.asarray(v, np.float32) for k, v in arrays.items()}
+
+
+def elman_model(seed: int, hidden: int, activation: str = "sigmoid"):
+    """The benchmarks' Elman network (D = O = 1); the same weights for every activation."""
+    return init_model(
+        "elman", key=jax.random.key(seed), input_dim=1, hidden_dim=hidden, output_dim=1, activation=activation
+    )
 
 
 def numpy_grads_batch(p: dict, xs: np.ndarray, ys: np.ndarray, k: int | None) -> dict:
@@ -118,9 +127,9 @@ def numpy_tutorial_epoch(p: dict, x_all: np.ndarray, y_all: np.ndarray, lr: floa
 # ---------------------------------------------------------------- rnn_jax
 
 
-def jax_grad_fn(kind: str, truncation, activation: str = "sigmoid"):
+def jax_grad_fn(kind: str, truncation):
     fn = jax.grad(loss) if kind == "autodiff" else manual_grads
-    return jax.jit(lambda p, xs, ys: fn(p, xs, ys, activation=activation, truncation=truncation))
+    return jax.jit(lambda p, xs, ys: fn(p, xs, ys, truncation=truncation))
 
 
 def jax_tutorial_epoch(kind: str):
@@ -129,11 +138,11 @@ def jax_tutorial_epoch(kind: str):
     opt = optax.chain(optax.clip(10.0), optax.sgd(1e-4))
 
     def epoch(params, xs_all, ys_all):
-        total = loss(params, xs_all, ys_all, activation="sigmoid")
+        total = loss(params, xs_all, ys_all)
 
         def step(carry, xy):
             params, state = carry
-            g = grad(params, xy[0][None], xy[1][None], activation="sigmoid", truncation=5)
+            g = grad(params, xy[0][None], xy[1][None], truncation=5)
             updates, state = opt.update(g, state, params)
             return (optax.apply_updates(params, updates), state), None
 
@@ -148,10 +157,10 @@ def long_sequence_step(seq_len: int, remat: bool, repeats: int) -> dict:
     process's peak resident memory."""
     import resource
 
-    params = init_params("elman", key=jax.random.key(0), input_dim=1, hidden_dim=100, output_dim=1)
+    params = elman_model(0, 100, "tanh")
     xs = jax.random.normal(jax.random.key(1), (16, seq_len, 1))
     ys = jax.random.normal(jax.random.key(2), (16, 1))
-    grad = jax.jit(jax.grad(lambda p, xs, ys: loss(p, xs, ys, activation="tanh", remat=remat)))
+    grad = jax.jit(jax.grad(lambda p, xs, ys: loss(p, xs, ys, remat=remat)))
     timing = median_time(lambda: jax.block_until_ready(grad(params, xs, ys)), repeats)
     return {**timing, "peak_memory_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
@@ -247,7 +256,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
     data = make_sine_data()
     x_all = jnp.concatenate([data.x_train, data.x_val])
     y_all = jnp.concatenate([data.y_train, data.y_val])
-    params = init_params("elman", key=jax.random.key(cfg.seed), input_dim=1, hidden_dim=100, output_dim=1)
+    params = elman_model(cfg.seed, 100)
     for kind in ("autodiff", "manual"):
         epoch = jax_tutorial_epoch(kind)
         record(
@@ -276,7 +285,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
 
     # (b), (c), (e): one gradient at batch 100
     def gradient_rows(workload: str, hidden: int, k: int | None, numpy_too: bool) -> None:
-        p = init_params("elman", key=jax.random.key(cfg.seed), input_dim=1, hidden_dim=hidden, output_dim=1)
+        p, p_tanh = elman_model(cfg.seed, hidden), elman_model(cfg.seed, hidden, "tanh")
         xs = jax.random.normal(jax.random.key(1), (100, 50, 1))
         ys = jax.random.normal(jax.random.key(2), (100, 1))
         flops = step_flops(100, hidden, 50, k)
@@ -285,17 +294,16 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
         variants = {f"rnn_jax {kind}": jax_grad_fn(kind, k) for kind in ("autodiff", "manual")}
         if k is not None:
             variants["rnn_jax autodiff, traced k"] = jax.jit(
-                lambda p, xs, ys: jax.grad(loss)(p, xs, ys, activation="sigmoid", truncation=jnp.int32(k))
+                lambda p, xs, ys: jax.grad(loss)(p, xs, ys, truncation=jnp.int32(k))
             )
         if numpy_too:  # nn.RNN has no sigmoid: rnn_jax with tanh is its counterpart
-            variants |= {
-                f"rnn_jax {kind} (tanh)": jax_grad_fn(kind, k, "tanh") for kind in ("autodiff", "manual")
-            }
+            variants |= {f"rnn_jax {kind} (tanh)": jax_grad_fn(kind, k) for kind in ("autodiff", "manual")}
         for name, fn in variants.items():
+            model = p_tanh if "(tanh)" in name else p
             record(
                 workload,
                 name,
-                median_time(lambda f=fn: jax.block_until_ready(f(p, xs, ys)), cfg.repeats),
+                median_time(lambda f=fn, m=model: jax.block_until_ready(f(m, xs, ys)), cfg.repeats),
                 flops,
                 floor,
                 hidden=hidden,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import jax
 
-from rnn_jax.cells import init_elman
-from rnn_jax.cli import experiment_main
+from rnn_jax.model import init_elman
+from rnn_jax.args import experiment_main
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import write_json
 from rnn_jax.losses import loss
@@ -54,7 +54,9 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
         "autodiff": jax.jit(jax.grad(loss), static_argnames=("truncation",)),
         "manual": jax.jit(manual_grads, static_argnames=("truncation",)),
     }
-    params = init_elman(key=jax.random.key(0), input_dim=1, hidden_dim=cfg.hidden_dim, output_dim=1)
+    params = init_elman(
+        key=jax.random.key(0), input_dim=1, hidden_dim=cfg.hidden_dim, output_dim=1, activation="sigmoid"
+    )
     rows = []
     for batch in (1, 100):
         xs = jax.random.normal(jax.random.key(1), (batch, cfg.seq_len, 1))

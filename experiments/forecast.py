@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.cli import experiment_main, parse_list
+from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import WindowData, identity_scaler
 from rnn_jax.forecast import batch_closed_loop, batch_teacher_forced
 from rnn_jax.io import save_figure, write_atomic, write_json
@@ -94,7 +94,6 @@ def one_task(cfg: ForecastConfig, task: str, out: Path) -> dict:
     config = TrainConfig(
         cell=cfg.cell,
         hidden_dim=cfg.hidden_dim,
-        activation="tanh",
         init="default",
         optimizer="adam",
         clip="norm",

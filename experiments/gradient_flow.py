@@ -20,8 +20,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cells import init_elman
-from rnn_jax.cli import experiment_main, parse_list
+from rnn_jax.model import init_elman
+from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.manual_grads import state_grads
@@ -40,8 +40,10 @@ class GradientFlowConfig:
 
 def state_grad_norms(key, radius, data, activation: str, hidden_dim: int) -> jax.Array:
     """Mean over training windows of ``||dL/dh_t||``, indexed by lag ``T - t``: ``(T,)``."""
-    params = init_elman(key=key, input_dim=1, hidden_dim=hidden_dim, output_dim=1, scale=radius)
-    dhs = state_grads(params, data.x_train, data.y_train, activation=activation)  # (N, T, H)
+    params = init_elman(
+        key=key, input_dim=1, hidden_dim=hidden_dim, output_dim=1, scale=radius, activation=activation
+    )
+    dhs = state_grads(params, data.x_train, data.y_train)  # (N, T, H)
     return jnp.mean(jnp.linalg.norm(dhs, axis=-1), axis=0)[::-1]
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cli import experiment_main, parse_list
+from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.plots import plot_losses
 from rnn_jax.runner import fit_stream
@@ -149,7 +149,7 @@ def run(cfg: LongStreamConfig, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:  # internal: one length, JSON on stdout
-        from rnn_jax.cli import OneLineParser, add_config_arguments, config_from_args
+        from rnn_jax.args import OneLineParser, add_config_arguments, config_from_args
 
         parser = OneLineParser()
         add_config_arguments(parser, LongStreamConfig())

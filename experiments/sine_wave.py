@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from tqdm.auto import tqdm
 
 from rnn_jax.checkpoint import FILENAME
-from rnn_jax.cli import (
+from rnn_jax.args import (
     OneLineParser,
     RunOptions,
     add_config_arguments,
@@ -55,7 +55,7 @@ class SineWaveConfig:
     # model and training
     cell: str = "elman"
     hidden_dim: int = 100
-    activation: str = "sigmoid"
+    activation: str | None = "sigmoid"
     init: str = "tutorial"
     init_scale: float = 1.0
     optimizer: str = "sgd"
@@ -79,7 +79,7 @@ PRESETS = {
     "default": SineWaveConfig(
         scale=True,
         hidden_dim=32,
-        activation="tanh",
+        activation=None,  # the cell's own: tanh for Elman; GRU and LSTM take none
         init="default",
         optimizer="adam",
         learning_rate=3e-3,
@@ -101,8 +101,9 @@ HELP = {
     "window": "input values per example",
     "train_fraction": "share of windows (earliest first) that train",
     "scale": "standardise with training-split statistics",
-    "cell": "elman, gru or lstm",
-    "activation": "the Elman cell's nonlinearity: sigmoid, tanh or relu (GRU/LSTM have their own)",
+    "cell": "a registered cell: elman, gru, lstm, indrnn",
+    "activation": "sigmoid, tanh or relu: the Elman (or IndRNN) nonlinearity; none for the cell's "
+    "default (tanh for Elman; GRU and LSTM take none)",
     "init": "default (Glorot/orthogonal) or tutorial (uniform [0, 1))",
     "init_scale": "multiplies the initial W",
     "optimizer": "sgd or adam",
@@ -143,11 +144,11 @@ def train_config(cfg: SineWaveConfig) -> TrainConfig:
     return TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
-def predict_in_original_units(params, data, activation: str) -> dict[str, jax.Array]:
+def predict_in_original_units(params, data) -> dict[str, jax.Array]:
     """Truth and prediction for every window, train then validation, in the series' units."""
     xs = jnp.concatenate([data.x_train, data.x_val])
     ys = jnp.concatenate([data.y_train, data.y_val])[:, 0]
-    pred = batch_predict(params, xs, activation=activation)[:, 0]
+    pred = batch_predict(params, xs)[:, 0]
     return {"truth": data.scaler.inverse(ys), "prediction": data.scaler.inverse(pred)}
 
 
@@ -200,7 +201,7 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
     write_json(out / "timing.json", timing | {"resumed": options.resume})
 
     preds = jax.device_get(
-        jax.jit(predict_in_original_units, static_argnums=2)(result.params, data, cfg.activation)
+        jax.jit(predict_in_original_units)(result.params, data)
     )
     n_train = data.x_train.shape[0]
     t = list(range(cfg.window, cfg.window + n_train + data.x_val.shape[0]))

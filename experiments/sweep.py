@@ -24,7 +24,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cli import RunOptions, experiment_main, make_checkpointing, parse_list
+from rnn_jax.args import RunOptions, experiment_main, make_checkpointing, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
@@ -43,7 +43,7 @@ class SweepConfig:
     cell: str = "elman"
     grad: str = "autodiff"
     hidden_dim: int = 32
-    activation: str = "tanh"
+    activation: str | None = None  # the cell's option; None: its default (tanh for Elman)
     optimizer: str = "adam"
     clip: str = "norm"
     clip_threshold: float = 1.0
@@ -141,7 +141,7 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
 
     first = (best_lr * len(ks) + best_k) * cfg.n_seeds
     ensemble = jax.tree.map(lambda x: jnp.asarray(x[first : first + cfg.n_seeds]), result.params)
-    preds = jax.jit(jax.vmap(lambda p: batch_predict(p, data.x_val, activation=cfg.activation)[:, 0]))(
+    preds = jax.jit(jax.vmap(lambda p: batch_predict(p, data.x_val)[:, 0]))(
         ensemble
     )
     t = list(

@@ -21,7 +21,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cli import experiment_main, parse_list
+from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.manual_grads import manual_grads
@@ -46,12 +46,12 @@ def _flat(tree) -> jax.Array:
     return jnp.concatenate([jnp.ravel(x) for x in jax.tree.leaves(tree)])
 
 
-def gradient_agreement(params, data, activation: str, ks: jax.Array) -> tuple[jax.Array, jax.Array]:
+def gradient_agreement(params, data, ks: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Cosine similarity and relative error of the k-truncated gradient to the full one, ``(K,)``."""
-    full = _flat(manual_grads(params, data.x_train, data.y_train, activation=activation))
+    full = _flat(manual_grads(params, data.x_train, data.y_train))
 
     def one(k):
-        g = _flat(manual_grads(params, data.x_train, data.y_train, activation=activation, truncation=k))
+        g = _flat(manual_grads(params, data.x_train, data.y_train, truncation=k))
         cos = jnp.dot(g, full) / (jnp.linalg.norm(g) * jnp.linalg.norm(full))
         return cos, jnp.linalg.norm(g - full) / jnp.linalg.norm(full)
 
@@ -64,7 +64,7 @@ def study(
     """Parts (a) and (b) for one activation."""
     fns = make_train(config)
     full_hp = make_hparams(learning_rate=cfg.learning_rate, clip_threshold=1.0, seq_len=data.x_train.shape[1])
-    agree = jax.jit(jax.vmap(lambda p: gradient_agreement(p, data, config.activation, ks)))
+    agree = jax.jit(jax.vmap(lambda p: gradient_agreement(p, data, ks)))
     init_key, run_key, seed_key = jax.random.split(jax.random.key(cfg.seed), 3)
 
     # (a) over random initialisations

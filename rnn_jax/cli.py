@@ -1,195 +1,22 @@
-"""The ``rnn-jax`` command, and the argument handling every experiment script shares.
-
-User errors (bad option values, impossible sizes) print one line, ``error: ...``, and exit
-with code 2, before anything is compiled; no traceback.
-"""
+"""The ``rnn-jax`` command: ``gradcheck`` and ``train``. Argument handling lives in
+``rnn_jax.args``; the work in ``rnn_jax.gradcheck`` and ``rnn_jax.csv_train``."""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import sys
-import types
-import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
 
-
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are a single line on stderr, exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}\n")
-
-
-def _parse_optional_int(text: str) -> int | None:
-    if text.lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}") from None
-
-
-def _is_optional_int(annotation: Any) -> bool:
-    args = set(typing.get_args(annotation))
-    origin = typing.get_origin(annotation)
-    return origin in (typing.Union, types.UnionType) and args == {int, type(None)}
-
-
-def add_config_arguments(
-    parser: argparse.ArgumentParser, defaults: Any, help: dict[str, str] | None = None
-) -> None:
-    """One ``--field-name`` option per field of the frozen dataclass instance ``defaults``."""
-    hints = typing.get_type_hints(type(defaults))
-    for field in dataclasses.fields(defaults):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        text = (help or {}).get(field.name, "") + " (default: %(default)s)"
-        hint = hints[field.name]
-        if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-        elif _is_optional_int(hint):
-            parser.add_argument(
-                flag, type=_parse_optional_int, default=default, metavar="INT|none", help=text
-            )
-        else:
-            parser.add_argument(flag, type=hint, default=default, metavar=hint.__name__.upper(), help=text)
-
-
-def config_from_args(cls: type, args: argparse.Namespace) -> Any:
-    """Build the dataclass ``cls`` from parsed arguments (fields only)."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
-
-
-def exit_on_user_error(fn: Callable[[], int | None]) -> int:
-    """Run ``fn``; a ``ValueError``/``TypeError`` raised by validation becomes one line and code 2."""
-    try:
-        return fn() or 0
-    except (ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-def parse_list(text: str, name: str, kind: Callable[[str], Any] = float, allow_none: bool = False) -> list:
-    """``"1,2,none"`` -> ``[1, 2, None]`` (``kind=int, allow_none=True``); errors name the option."""
-    values = []
-    for item in (v.strip() for v in text.split(",")):
-        if allow_none and item.lower() == "none":
-            values.append(None)
-            continue
-        try:
-            values.append(kind(item))
-        except ValueError:
-            raise ValueError(
-                f"{name} must be a comma-separated list of {kind.__name__} values; got {text!r}"
-            ) from None
-    if not values:
-        raise ValueError(f"{name} must not be empty")
-    return values
-
-
-def experiment_main(
-    doc: str,
-    defaults: Any,
-    run: Callable[[Any, Any], object],
-    out: str,
-    argv: Sequence[str] | None = None,
-    *,
-    resumable: bool = False,
-) -> int:
-    """The command line of an experiment script: ``--out`` plus one option per config field;
-    user errors become one line and exit code 2. ``run(config, out)`` may return an ``int``, the
-    exit code (anything else means 0). With ``resumable`` the script also takes ``add_run_options``'s
-    options and ``run`` gets ``RunOptions`` instead of the output folder."""
-    parser = OneLineParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: {out})")
-    if resumable:
-        add_run_options(parser)
-    add_config_arguments(parser, defaults)
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    config = config_from_args(type(defaults), args)
-
-    def exit_code(result: object) -> int:
-        return result if isinstance(result, int) and not isinstance(result, bool) else 0
-
-    if not resumable:
-        return exit_on_user_error(lambda: exit_code(run(config, args.out or Path(out))))
-    options = run_options(parser, args, Path(out))
-    return exit_on_user_error(
-        lambda: exit_when_interrupted(lambda: exit_code(run(config, options)), options.out)
-    )
-
-
-class RunOptions(NamedTuple):
-    """How a run is carried out (where it writes, how it checkpoints); none of it changes its
-    results."""
-
-    out: Path
-    resume: bool = False
-    checkpoint_every: int | None = None
-    overwrite: bool = False
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """``--resume DIR``, ``--checkpoint-every EPOCHS`` and ``--overwrite``."""
-    parser.add_argument(
-        "--resume",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="continue the run saved in the output folder DIR (give the options of that run)",
-    )
-    parser.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=None,
-        metavar="EPOCHS",
-        help="save a checkpoint every EPOCHS epochs (default: every 30 s, at chunk boundaries)",
-    )
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start again even if the output folder holds an unfinished run",
-    )
-
-
-def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, default_out: Path) -> RunOptions:
-    """The ``RunOptions`` of parsed arguments; ``--resume DIR`` is also the output folder."""
-    if args.resume is not None and args.out is not None and args.out != args.resume:
-        parser.error("--resume DIR continues the run in DIR; leave out --out or give the same folder")
-    out = args.resume or args.out or default_out
-    return RunOptions(out, args.resume is not None, args.checkpoint_every, args.overwrite)
-
-
-def make_checkpointing(options: RunOptions, run: dict[str, Any]):
-    """Checkpoints of the run described by ``run`` in ``options.out``; a fresh run refuses to
-    replace an unfinished one unless ``options.overwrite``."""
-    from rnn_jax.checkpoint import FILENAME, refuse_unfinished
-    from rnn_jax.runner import Checkpointing
-
-    checkpointing = Checkpointing(options.out / FILENAME, run, options.checkpoint_every)
-    if not (options.resume or options.overwrite):
-        refuse_unfinished(checkpointing.path)
-    return checkpointing
-
-
-def exit_when_interrupted(fn: Callable[[], int], out: Path) -> int:
-    """Run ``fn``; a SIGINT/SIGTERM that stopped it after saving a checkpoint becomes a message
-    on how to resume and the exit code ``128 + signal``."""
-    from rnn_jax.runner import Interrupted
-
-    try:
-        return fn()
-    except Interrupted as stop:
-        print(
-            f"{stop}; checkpoint saved to {stop.checkpoint}; "
-            f"continue with the same command and --resume {out}",
-            file=sys.stderr,
-        )
-        return 128 + stop.signum
+from rnn_jax.args import (
+    OneLineParser,
+    add_config_arguments,
+    add_run_options,
+    config_from_args,
+    exit_on_user_error,
+    exit_when_interrupted,
+    run_options,
+)
 
 
 def _gradcheck(argv: Sequence[str]) -> int:
@@ -206,7 +33,9 @@ def _gradcheck(argv: Sequence[str]) -> int:
         parser,
         GradcheckConfig(),
         help={
-            "activation": "sigmoid, tanh or relu",
+            "cell": "a registered cell: elman, gru, lstm, indrnn",
+            "activation": "sigmoid, tanh or relu (Elman, IndRNN; none: the cell's default)",
+            "reset": "the GRU's reset gate: after (PyTorch/cuDNN, default) or before (Cho et al.)",
             "target": "last or all",
             "truncation": "BPTT window k >= 1, or none for full BPTT",
             "dtype": "float32 or float64",

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.cli import RunOptions, make_checkpointing, parse_list
+from rnn_jax.args import RunOptions, make_checkpointing, parse_list
 from rnn_jax.csv_data import check_enough_rows, read_csv_columns
 from rnn_jax.data import WindowData, identity_scaler
 from rnn_jax.io import save_figure, write_json
@@ -48,7 +48,7 @@ class CsvTrainConfig:
     split: str = "0.7,0.15,0.15"  # train, validation, test fractions of the rows, in time order
     cell: str = "elman"
     hidden_dim: int = 32
-    activation: str = "tanh"
+    activation: str | None = None
     optimizer: str = "adam"
     learning_rate: float = 3e-3
     clip: str = "norm"
@@ -68,7 +68,8 @@ HELP = {
     "window": "input steps per example",
     "horizon": "steps ahead to predict (all at once)",
     "split": "train,validation,test fractions of the rows, in time order",
-    "cell": "elman, gru or lstm",
+    "cell": "a registered cell: elman, gru, lstm, indrnn",
+    "activation": "sigmoid, tanh or relu (Elman, IndRNN; none: the cell's default, tanh for Elman)",
 }
 
 
@@ -130,9 +131,7 @@ def run_csv_training(cfg: CsvTrainConfig, options: RunOptions) -> dict:
     errors: dict[str, dict] = {}
     for split in ("val", "test"):
         w = windows[split]
-        rnn = np.asarray(
-            batch_predict(result.params, jnp.asarray(w.x, jnp.float32), activation=cfg.activation)
-        )
+        rnn = np.asarray(batch_predict(result.params, jnp.asarray(w.x, jnp.float32)))
         predictions = {
             "rnn": rnn.reshape(w.y.shape),
             "persistence": persistence(w, in_idx, out_idx) if set(out_idx) <= set(in_idx) else None,

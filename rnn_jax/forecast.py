@@ -15,12 +15,10 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from rnn_jax.unroll import CellParams, dims, predict
+from rnn_jax.model import RNN, dims, predict
 
 
-def closed_loop(
-    params: CellParams, xs: Float[Array, "W D"], horizon: int, activation: str = "sigmoid"
-) -> Float[Array, "K D"]:
+def closed_loop(params: RNN, xs: Float[Array, "W D"], horizon: int) -> Float[Array, "K D"]:
     """Predict the next step from the window, append the prediction, drop the oldest value,
     repeat ``horizon`` times."""
     input_dim, _, output_dim = dims(params)
@@ -28,31 +26,27 @@ def closed_loop(
         raise ValueError(f"closed-loop generation needs outputs = inputs; got D={input_dim}, O={output_dim}")
 
     def step(window, _):
-        following = predict(params, window, activation=activation)
+        following = predict(params, window)
         return jnp.concatenate([window[1:], following[None]]), following
 
     return jax.lax.scan(step, xs, length=horizon)[1]
 
 
-def teacher_forced(
-    params: CellParams, xs: Float[Array, "W D"], future: Float[Array, "K D"], activation: str = "sigmoid"
-) -> Float[Array, "K O"]:
+def teacher_forced(params: RNN, xs: Float[Array, "W D"], future: Float[Array, "K D"]) -> Float[Array, "K O"]:
     """One-step predictions of each of the ``K`` next steps, each from the ``W`` true values
     before it (``future`` holds the true next ``K`` inputs; its last row is never read)."""
     window, horizon = xs.shape[0], future.shape[0]
     longer = jnp.concatenate([xs, future[: horizon - 1]])
     starts = jnp.arange(horizon)
     windows = jax.vmap(lambda s: jax.lax.dynamic_slice_in_dim(longer, s, window))(starts)
-    return jax.vmap(lambda w: predict(params, w, activation=activation))(windows)
+    return jax.vmap(lambda w: predict(params, w))(windows)
 
 
-def batch_closed_loop(
-    params, xs: Float[Array, "N W D"], horizon: int, activation: str
-) -> Float[Array, "N K D"]:
-    return jax.vmap(lambda x: closed_loop(params, x, horizon, activation))(xs)
+def batch_closed_loop(params, xs: Float[Array, "N W D"], horizon: int) -> Float[Array, "N K D"]:
+    return jax.vmap(lambda x: closed_loop(params, x, horizon))(xs)
 
 
 def batch_teacher_forced(
-    params, xs: Float[Array, "N W D"], future: Float[Array, "N K D"], activation: str
+    params, xs: Float[Array, "N W D"], future: Float[Array, "N K D"]
 ) -> Float[Array, "N K O"]:
-    return jax.vmap(lambda x, f: teacher_forced(params, x, f, activation))(xs, future)
+    return jax.vmap(lambda x, f: teacher_forced(params, x, f))(xs, future)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.model import RNN
 from rnn_jax.stream import (
     Source,
     StreamConfig,
@@ -34,7 +35,6 @@ from rnn_jax.stream import (
     n_updates,
 )
 from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_train
-from rnn_jax.unroll import CellParams
 
 PROGRESS_AFTER = 3.0  # seconds
 # Default checkpoint interval: at most this much work is lost to a crash, and short runs pay
@@ -43,7 +43,7 @@ SAVE_EVERY_SECONDS = 30.0
 
 
 class FitResult(NamedTuple):
-    params: CellParams  # the last good parameters
+    params: RNN  # the last good parameters
     metrics: dict[str, list[float]]  # one value per epoch run (fewer than epochs if stopped early)
     compile_seconds: float
     wall_seconds: float  # compilation included

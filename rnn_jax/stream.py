@@ -26,8 +26,9 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from rnn_jax.cells import readout_all
-from rnn_jax.unroll import CellParams, check_cell, init_params, unroll_states
+from rnn_jax.cells import cell_class, check_options
+from rnn_jax.model import RNN, init_model
+from rnn_jax.unroll import unroll_states
 
 Source = Callable[[Int[Array, ""]], tuple[Float[Array, "K2 D"], Float[Array, "K2 O"]]]
 
@@ -38,7 +39,7 @@ class StreamConfig:
 
     cell: str = "elman"
     hidden_dim: int = 32
-    activation: str = "tanh"  # the Elman cell's
+    activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
     k1: int = 10  # steps between updates (and scored per update)
     k2: int = 20  # steps the gradient flows back, >= k1
     learning_rate: float = 1e-3
@@ -48,7 +49,8 @@ class StreamConfig:
 
 def check_stream_config(config: StreamConfig, n_steps: int) -> None:
     """Errors name the setting and what it accepts."""
-    check_cell(config.cell)
+    cell_class(config.cell)
+    check_options(config.cell, cell_options(config))
     for name in ("hidden_dim", "k1", "k2", "updates_per_chunk"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
@@ -63,13 +65,18 @@ def check_stream_config(config: StreamConfig, n_steps: int) -> None:
         raise ValueError(f"the stream ({n_steps} steps) must be at least k2 = {config.k2} steps long")
 
 
+def cell_options(config: StreamConfig) -> dict[str, str]:
+    """The options ``config`` sets on its cell."""
+    return {} if config.activation is None else {"activation": config.activation}
+
+
 def n_updates(n_steps: int, config: StreamConfig) -> int:
     """Updates that fit in ``n_steps``: windows ``[u k1, u k1 + k2)`` inside the stream."""
     return (n_steps - config.k2) // config.k1 + 1
 
 
 class StreamState(eqx.Module):
-    params: CellParams
+    params: RNN
     opt_state: optax.OptState
     carry: Array | tuple[Array, Array]  # the cell state entering the next window
     start: Int[Array, ""]  # first stream step of the next window
@@ -98,17 +105,20 @@ def make_stream_train(
     k1, k2 = config.k1, config.k2
 
     def init(key):
-        params = init_params(
-            config.cell, key=key, input_dim=input_dim, hidden_dim=config.hidden_dim, output_dim=output_dim
+        params = init_model(
+            config.cell,
+            key=key,
+            input_dim=input_dim,
+            hidden_dim=config.hidden_dim,
+            output_dim=output_dim,
+            **cell_options(config),
         )
-        h = jnp.zeros(config.hidden_dim)
-        carry = (h, h) if config.cell == "lstm" else h
+        carry = params.cell.initial_state()
         return StreamState(params, optimizer.init(params), carry, jnp.zeros((), jnp.int32))
 
     def window_loss(params, carry, xs, ys):
-        states = unroll_states(params, xs, activation=config.activation, h0=jax.lax.stop_gradient(carry))
-        hs = states[0] if config.cell == "lstm" else states
-        pred = readout_all(params, hs[k2 - k1 :])  # the window's newest k1 steps
+        states = unroll_states(params.cell, xs, h0=jax.lax.stop_gradient(carry))
+        pred = params.readout(params.cell.hidden(states)[k2 - k1 :])  # the window's newest k1 steps
         handover = jax.tree.map(lambda s: s[k1 - 1], states)  # state entering the next window
         return 0.5 * jnp.mean(jnp.sum((pred - ys[k2 - k1 :]) ** 2, axis=-1)), handover
 
@@ -129,7 +139,7 @@ def make_stream_train(
 
 
 class StreamResult(NamedTuple):
-    params: CellParams
+    params: RNN
     chunk_losses: list[float]  # mean loss of each chunk of updates, in order (last may be shorter)
     steps: int  # stream steps consumed
     compile_seconds: float

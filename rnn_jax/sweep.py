@@ -20,6 +20,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.model import RNN
 from rnn_jax.runner import Checkpointing, plan_chunks, run_saving_chunks
 from rnn_jax.sharding import (
     member_mesh,
@@ -39,7 +40,6 @@ from rnn_jax.train import (
     make_hparams,
     make_train,
 )
-from rnn_jax.unroll import CellParams
 
 
 class Members(NamedTuple):
@@ -141,7 +141,7 @@ def _describe(member: dict) -> str:
 
 
 class SweepResult(NamedTuple):
-    params: CellParams  # leaves (M, ...), on the host
+    params: RNN  # leaves (M, ...), on the host
     metrics: dict[str, Array]  # each (M, epochs), on the host
     compile_seconds: float
     wall_seconds: float  # compilation included

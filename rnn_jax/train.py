@@ -1,6 +1,6 @@
 """Training as pure functions: ``make_train(config)`` returns a jittable, vmappable run.
 
-``config`` (a frozen ``TrainConfig``) holds static settings: sizes, activation, optimiser,
+``config`` (a frozen ``TrainConfig``) holds static settings: cell, sizes, optimiser,
 gradient algorithm. ``Hyperparams`` holds values that may be traced (learning rate, clipping
 threshold, truncation, initial recurrent scale), so ``jax.vmap`` can sweep over them. The whole
 run -- shuffling, every optimiser step of every epoch, evaluation after each epoch -- is one
@@ -22,11 +22,12 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from rnn_jax.cells import ACTIVATIONS, INITS
+from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, check_options
 from rnn_jax.data import WindowData
 from rnn_jax.losses import batch_predict, loss
-from rnn_jax.manual_grads import manual_grads, tutorial_grads
-from rnn_jax.unroll import CELLS, CellParams, init_params
+from rnn_jax.manual_grads import manual_grads
+from rnn_jax.model import RNN, init_model
+from rnn_jax.tutorial import tutorial_grads
 
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("value", "norm", "none")
@@ -38,9 +39,9 @@ GRADS = ("autodiff", "manual", "tutorial")
 class TrainConfig:
     """Static settings of a run; changing any of them compiles a new program."""
 
-    cell: str = "elman"  # "elman", "gru" or "lstm"
+    cell: str = "elman"  # a registered cell: "elman", "gru", "lstm", "indrnn", or your own
     hidden_dim: int = 100
-    activation: str = "sigmoid"  # the Elman cell's nonlinearity; GRU/LSTM have their own
+    activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
     optimizer: str = "sgd"
     clip: str = "value"
     schedule: str = "constant"  # "cosine": decay the learning rate to 0 over the run
@@ -63,7 +64,7 @@ class Hyperparams(NamedTuple):
 class TrainState(eqx.Module):
     """Everything a run carries from one epoch to the next."""
 
-    params: CellParams
+    params: RNN
     opt_state: optax.OptState
     key: PRNGKeyArray
     epoch: Int[Array, ""]
@@ -133,8 +134,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
     choices = {
-        "cell": CELLS,
-        "activation": ACTIVATIONS,
+        "cell": cell_names(),
         "optimizer": OPTIMIZERS,
         "clip": CLIPS,
         "schedule": SCHEDULES,
@@ -145,6 +145,8 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         value = getattr(config, name)
         if value not in allowed:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    if config.activation is not None and config.activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {config.activation!r}")
     for name in ("hidden_dim", "epochs", "batch_size"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -156,8 +158,14 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             f"init and grad 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
             f"with init {config.init!r} and grad {config.grad!r}"
         )
+    check_options(config.cell, cell_options(config))
     if config.batch_size > n_train:
         raise ValueError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")
+
+
+def cell_options(config: TrainConfig) -> dict[str, str]:
+    """The options ``config`` sets on its cell: the activation, unless left to the cell."""
+    return {} if config.activation is None else {"activation": config.activation}
 
 
 def make_optimizer(config: TrainConfig, hparams: Hyperparams, n_train: int) -> optax.GradientTransformation:
@@ -175,22 +183,18 @@ def make_optimizer(config: TrainConfig, hparams: Hyperparams, n_train: int) -> o
     return optax.chain(clip, opt)
 
 
-def make_grad_fn(config: TrainConfig) -> Callable[..., CellParams]:
-    """``grad_fn(params, xs, ys, truncation) -> CellParams`` for the chosen algorithm."""
+def make_grad_fn(config: TrainConfig) -> Callable[..., RNN]:
+    """``grad_fn(params, xs, ys, truncation) -> RNN`` for the chosen algorithm."""
     fn = {"autodiff": jax.grad(loss), "manual": manual_grads, "tutorial": tutorial_grads}[config.grad]
-    return lambda params, xs, ys, truncation: fn(
-        params, xs, ys, activation=config.activation, target="last", truncation=truncation
-    )
+    return lambda params, xs, ys, truncation: fn(params, xs, ys, target="last", truncation=truncation)
 
 
-def evaluate(params: CellParams, data: WindowData, activation: str) -> dict[str, Array]:
+def evaluate(params: RNN, data: WindowData) -> dict[str, Array]:
     """Loss (model units) and RMSE (the series' original units) on both splits."""
     n_train = data.x_train.shape[0]
     # One forward pass over both splits: a single scan compiles and runs faster than two.
     xs = jnp.concatenate([data.x_train, data.x_val])
-    sq_err = (
-        batch_predict(params, xs, activation=activation) - jnp.concatenate([data.y_train, data.y_val])
-    ) ** 2
+    sq_err = (batch_predict(params, xs) - jnp.concatenate([data.y_train, data.y_val])) ** 2
     out = {}
     for split, part in (("train", sq_err[:n_train]), ("val", sq_err[n_train:])):
         out[f"{split}_loss"] = 0.5 * jnp.mean(jnp.sum(part, axis=-1))
@@ -203,10 +207,10 @@ class TrainFns(NamedTuple):
 
     init: Callable[[PRNGKeyArray, Hyperparams, WindowData], TrainState]
     run: Callable[..., tuple[TrainState, dict[str, Array]]]
-    train: Callable[[PRNGKeyArray, Hyperparams, WindowData], tuple[CellParams, dict[str, Array]]]
+    train: Callable[[PRNGKeyArray, Hyperparams, WindowData], tuple[RNN, dict[str, Array]]]
 
 
-def clip_fraction_fn(config: TrainConfig) -> Callable[[CellParams, Array], Array]:
+def clip_fraction_fn(config: TrainConfig) -> Callable[[RNN, Array], Array]:
     """How much the clipping touches one gradient: for ``"value"`` (and ``"none"``, as a
     diagnostic) the share of entries with ``|g| > threshold``; for ``"norm"``, 1 if the global
     norm exceeds the threshold, else 0."""
@@ -246,7 +250,7 @@ def make_train(config: TrainConfig) -> TrainFns:
 
     def init(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData) -> TrainState:
         init_key, shuffle_key = jax.random.split(key)
-        params = init_params(
+        params = init_model(
             config.cell,
             key=init_key,
             input_dim=data.x_train.shape[2],
@@ -255,6 +259,7 @@ def make_train(config: TrainConfig) -> TrainFns:
             init=config.init,
             scale=hparams.init_scale,
             dtype=data.x_train.dtype,
+            **cell_options(config),
         )
         opt_state = make_optimizer(config, hparams, data.x_train.shape[0]).init(params)
         zero = jnp.zeros((), jnp.int32)
@@ -291,7 +296,7 @@ def make_train(config: TrainConfig) -> TrainFns:
         advance = alive & (first_bad == 0)
         params, opt_state = select_tree(advance, (params, opt_state), (state.params, state.opt_state))
         diverged_at = jnp.where(alive & ~advance, state.epoch * steps + first_bad, state.diverged_at_step)
-        metrics = evaluate(params, data, config.activation)
+        metrics = evaluate(params, data)
         metrics["clip_fraction"] = jnp.mean(clipped)
         metrics["diverged_at_step"] = diverged_at
         new_state = TrainState(

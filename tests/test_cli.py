@@ -96,7 +96,7 @@ def test_sine_wave_bad_arguments(tmp_path, args, message):
 
 
 def test_parse_list():
-    from rnn_jax.cli import parse_list
+    from rnn_jax.args import parse_list
 
     assert parse_list("1e-3, 2e-2", "lr") == [1e-3, 2e-2]
     assert parse_list("2,none", "truncations", int, allow_none=True) == [2, None]

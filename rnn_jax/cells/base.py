@@ -1,0 +1,173 @@
+"""The protocol every recurrent cell implements, and helpers for writing one.
+
+A cell is an ``equinox.Module`` whose array fields are its parameters and whose static fields
+are its options (the Elman nonlinearity, the GRU's reset placement). It describes ONE step for
+ONE example; ``rnn_jax.unroll`` scans any cell over time, ``rnn_jax.model.RNN`` composes a cell
+with a readout, and batching is ``jax.vmap`` on top. A cell implements:
+
+=====================================  ==========================================================
+``input_dim``, ``hidden_dim``          sizes ``D`` and ``H`` (properties)
+``input_drive(xs (T, D)) -> drives``   the part of every step that does not depend on the state,
+                                       computed for all steps at once outside the scan
+``recur(state, drive_t) -> state``     the sequential part of one step
+``initial_state() -> state``           the zero state (``h (H,)``, or a tuple such as ``(h, c)``)
+``hidden(state) -> h``                 the hidden vector the readout reads (default: the state)
+``check()``                            raise ``ValueError`` unless the weights' shapes agree
+``backward(...) -> CellGrads``         optional: the hand-derived backward pass of one sequence
+=====================================  ==========================================================
+
+``step(state, x)`` and ``__call__(xs, h0=None) -> (hs, final_state)`` come for free. The
+conventions of ``backward`` are in its docstring below and in ``docs/custom_cell.md``, which
+walks through a complete cell defined outside the package.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+State = Any  # a cell's state: an (H,) array, or a tuple of (H,) arrays
+
+
+class CellGrads(NamedTuple):
+    """What a cell's hand-derived backward pass returns for one sequence.
+
+    ``cell``: a cell of the same type whose arrays hold ``dL/dθ`` (summed over the steps);
+    ``xs``: ``dL/dx_t``, ``(T, D)``, the error that flows into the layer below;
+    ``h0``: ``dL/d(initial state)``, shaped like the state (zero if step 0 starts a window);
+    ``dh``: optionally ``dL/dh_t`` for every step, ``(T, H)``, through the paths truncation
+    keeps (``rnn_jax.manual_grads.state_grads`` reads it; ``None`` if the cell does not give it).
+    """
+
+    cell: Any
+    xs: Float[Array, "T D"]
+    h0: State
+    dh: Float[Array, "T H"] | None = None
+
+
+class Cell(eqx.Module):
+    """Base class of recurrent cells; see the module docstring for the protocol."""
+
+    # Keyword options the cell's constructor takes beyond key, sizes, scale and dtype (such as
+    # "activation"): configs and commands pass only these, and name the cell in their error.
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    @abc.abstractmethod
+    def input_dim(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def hidden_dim(self) -> int: ...
+
+    @abc.abstractmethod
+    def input_drive(self, xs: Float[Array, "T D"]) -> Any:
+        """Whatever of every step does not depend on the state, for all ``T`` steps at once."""
+
+    @abc.abstractmethod
+    def recur(self, state: State, drive: Any) -> State:
+        """One step's sequential part: ``state_{t-1}, drive_t -> state_t``."""
+
+    @abc.abstractmethod
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the cell unless its weights agree on ``D`` and ``H``."""
+
+    @property
+    def dtype(self) -> jnp.dtype:
+        return jax.tree.leaves(self)[0].dtype
+
+    def initial_state(self) -> State:
+        """The zero state; cells whose state is a tuple (the LSTM's ``(h, c)``) override it."""
+        return jnp.zeros(self.hidden_dim, self.dtype)
+
+    def hidden(self, state: State) -> Float[Array, "*T H"]:
+        """The hidden vector(s) inside a state (works on one state or on states stacked over T)."""
+        return state
+
+    def step(self, state: State, x: Float[Array, " D"]) -> State:
+        """One whole step for one example: ``state_{t-1}, x_t -> state_t``."""
+        return self.recur(state, jax.tree.map(lambda d: d[0], self.input_drive(x[None])))
+
+    def __call__(self, xs: Float[Array, "T D"], h0: State | None = None) -> tuple[Float[Array, "T H"], State]:
+        """Run over one sequence: every hidden vector ``hs (T, H)`` and the final state."""
+        from rnn_jax.unroll import unroll_states  # the unroll module imports this one
+
+        states = unroll_states(self, xs, h0=h0)
+        return self.hidden(states), jax.tree.map(lambda s: s[-1], states)
+
+    def backward(
+        self,
+        xs: Float[Array, "T D"],
+        h0: State,
+        states: State,
+        dh_out: Float[Array, "T H"] | Float[Array, " H"],
+        cuts: Bool[Array, " T"] | None,
+    ) -> CellGrads:
+        """The hand-derived backward pass of one sequence (optional; autodiff needs none).
+
+        Args:
+            xs: the inputs, ``(T, D)``.
+            h0: the state before step 0.
+            states: the states after every step, as ``rnn_jax.unroll.unroll_states`` returns
+                them (leaves ``(T, H)``).
+            dh_out: the loss's direct gradient at each ``h_t``, ``(T, H)``; or, when only the
+                last step is scored, its gradient at ``h_T`` alone, ``(H,)`` (see
+                ``output_grads``, which turns it into the ``(T, H)`` form).
+            cuts: ``cuts[t]`` marks a truncation window start: the state entering step ``t``
+                is a constant, so no gradient flows from step ``t`` into earlier steps
+                (``None``: no cuts). See ``rnn_jax.unroll``.
+
+        Returns:
+            ``CellGrads``.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no hand-derived backward pass; use jax.grad(rnn_jax.loss), "
+            "or implement Cell.backward (see docs/custom_cell.md)"
+        )
+
+
+def output_grads(dh_out: Float[Array, "T H"] | Float[Array, " H"], seq_len: int) -> Float[Array, "T H"]:
+    """``dh_out`` in its ``(T, H)`` form: a last-step-only ``(H,)`` gradient becomes zeros
+    everywhere but the last row. Cells that do not exploit the sparse form start with this."""
+    if dh_out.ndim == 2:
+        return dh_out
+    return jnp.zeros((seq_len, dh_out.shape[0]), dh_out.dtype).at[-1].set(dh_out)
+
+
+def previous(states: Float[Array, "T H"], first: Float[Array, " H"]) -> Float[Array, "T H"]:
+    """``s_{t-1}`` for every step ``t``: the states shifted by one, ``first`` in front."""
+    return jnp.concatenate([first[None], states[:-1]])
+
+
+def cut(flag: Bool[Array, ""] | None, grad: State) -> State:
+    """The carried gradient leaving a step: zero where the step starts a window."""
+    if flag is None:
+        return grad
+    return jax.tree.map(lambda g: jnp.where(flag, jnp.zeros_like(g), g), grad)
+
+
+def with_arrays(module: eqx.Module, **arrays: Array) -> eqx.Module:
+    """A copy of a cell (or any module) with the named array fields replaced, e.g. by their
+    gradients; the constructor, which draws fresh weights, is not called."""
+    names = tuple(arrays)
+    return eqx.tree_at(lambda m: tuple(getattr(m, n) for n in names), module, tuple(arrays.values()))
+
+
+def reverse_scan(step, carry, inputs, dh_out):
+    """Run a backward ``step(carry, (dh_direct, *inputs)) -> (carry, out)`` from the last step
+    to the first. A last-step-only ``dh_out (H,)`` seeds the carry instead of being read per
+    step (``dh_direct`` is then ``None``), which spares a ``(T, H)`` array of zeros."""
+    if dh_out.ndim == 1:
+        seeded = (carry[0] + dh_out, *carry[1:]) if isinstance(carry, tuple) else carry + dh_out
+        return jax.lax.scan(step, seeded, (None, *inputs), reverse=True)
+    return jax.lax.scan(step, carry, (dh_out, *inputs), reverse=True)
+
+
+def sized_message(cell: Cell, detail: str) -> str:
+    """``"<Name> cell has inconsistent sizes: ..."``, for ``check``."""
+    return f"{type(cell).__name__} cell has inconsistent sizes: {detail}"

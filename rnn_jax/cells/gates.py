@@ -1,0 +1,35 @@
+"""Initialisers shared by the gated cells (their gates are stacked on a leading axis)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import DTypeLike
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+def orthogonal_stack(key: PRNGKeyArray, n: int, size: int, dtype: DTypeLike) -> Float[Array, "n H H"]:
+    """``n`` independent Haar-random orthogonal ``(size, size)`` matrices from one batched QR.
+
+    The QR of a Gaussian matrix, with the signs of ``R``'s diagonal moved into ``Q`` (Mezzadri
+    2007). One call for all gates, not one per gate: XLA on CPU runs independent LAPACK calls at
+    the same time, and each one, when batched (e.g. under ``vmap`` over seeds), splits its batch
+    over the shared thread pool and waits for it, so two of them at once deadlocked a 2-core
+    machine (LSTM, H=512, 4 members)."""
+    q, r = jnp.linalg.qr(jax.random.normal(key, (n, size, size), dtype))
+    return q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+
+
+def glorot_stack(key: PRNGKeyArray, n: int, rows: int, cols: int, dtype: DTypeLike) -> Float[Array, "n R C"]:
+    """``n`` Glorot-uniform ``(rows, cols)`` matrices (variance ``2 / (rows + cols)`` each)."""
+    limit = jnp.sqrt(6.0 / (rows + cols)).astype(dtype)
+    return jax.random.uniform(key, (n, rows, cols), dtype, -limit, limit)
+
+
+def refuse_activation(cell: str, activation: object) -> None:
+    """Gated cells have fixed nonlinearities; an ``activation`` passed to one is a mistake."""
+    if activation is not None:
+        raise ValueError(
+            f"the {cell} cell takes no activation (its gates use sigmoid and tanh); "
+            f"got activation={activation!r}. Activations belong to the Elman cell"
+        )

@@ -1,0 +1,153 @@
+"""The GRU cell, in both placements of its reset gate, and its hand-derived backward pass.
+
+Gates stacked in the order update ``z``, reset ``r``, candidate ``n``; ``σ`` is the logistic
+sigmoid and ``⊙`` the elementwise product::
+
+    z_t = σ(Wx[z] x_t + b[z] + Wh[z] h_{t-1})
+    r_t = σ(Wx[r] x_t + b[r] + Wh[r] h_{t-1})
+    n_t = tanh(Wx[n] x_t + b[n] + r_t ⊙ (Wh[n] h_{t-1} + bh_n))    reset="after"  (default)
+    n_t = tanh(Wx[n] x_t + b[n] + Wh[n] (r_t ⊙ h_{t-1}))           reset="before"
+    h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
+
+``reset="after"`` is the form of PyTorch's ``nn.GRU``, cuDNN, Flax's ``GRUCell`` and Keras's
+default (``reset_after=True``); it has a second candidate bias ``bh_n`` inside the reset
+product. It is the default because a model trained here then loads there and back
+(``rnn_jax.interop``), and because all three recurrent products act on ``h_{t-1}`` and run as
+one. ``reset="before"`` is Cho et al. (2014), "Learning phrase representations using RNN
+encoder-decoder", eq. 8. Equations of both backward passes: ``docs/gated.md``.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax.typing import DTypeLike
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from rnn_jax.cells.base import Cell, CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.gates import glorot_stack, orthogonal_stack, refuse_activation
+
+RESETS = ("after", "before")
+
+
+class GRU(Cell):
+    """GRU weights: ``Wx (3, H, D)``, ``Wh (3, H, H)``, ``b (3, H)`` and, for
+    ``reset="after"``, the candidate's recurrent bias ``bh_n (H,)`` (``None`` otherwise)."""
+
+    OPTIONS = ("reset",)
+
+    Wx: Float[Array, "3 H D"]  # input -> gate
+    Wh: Float[Array, "3 H H"]  # hidden -> gate
+    b: Float[Array, "3 H"]  # gate biases
+    bh_n: Float[Array, " H"] | None  # candidate's recurrent bias (reset="after" only)
+    reset: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        *,
+        key: PRNGKeyArray,
+        input_dim: int,
+        hidden_dim: int,
+        reset: str = "after",
+        scale: float | Array = 1.0,
+        dtype: DTypeLike = jnp.float32,
+        activation: None = None,
+    ):
+        """Glorot-uniform input weights, an orthogonal recurrent matrix per gate (times
+        ``scale``, which may be traced), zero biases."""
+        refuse_activation("GRU", activation)
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {', '.join(RESETS)}; got {reset!r}")
+        x_key, h_key = jax.random.split(key)
+        self.Wx = glorot_stack(x_key, 3, hidden_dim, input_dim, dtype)
+        self.Wh = orthogonal_stack(h_key, 3, hidden_dim, dtype) * jnp.asarray(scale, dtype)
+        self.b = jnp.zeros((3, hidden_dim), dtype)
+        self.bh_n = jnp.zeros((hidden_dim,), dtype) if reset == "after" else None
+        self.reset = reset
+
+    @property
+    def input_dim(self) -> int:
+        return self.Wx.shape[2]
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.Wx.shape[1]
+
+    def check(self) -> None:
+        h = self.hidden_dim
+        ok = self.Wx.shape[0] == 3 and self.Wh.shape == (3, h, h) and self.b.shape == (3, h)
+        if self.reset == "after":
+            ok = ok and self.bh_n is not None and self.bh_n.shape == (h,)
+        if not ok:
+            raise ValueError(sized_message(self, f"Wx {self.Wx.shape}, Wh {self.Wh.shape}, b {self.b.shape}"))
+
+    def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T 3 H"]:
+        """``Wx[k] x_t + b[k]`` for every gate and step at once."""
+        return jnp.einsum("ghd,td->tgh", self.Wx, xs) + self.b[None]
+
+    def recur(self, state: Float[Array, " H"], drive: Float[Array, "3 H"]) -> Float[Array, " H"]:
+        h = state
+        if self.reset == "after":
+            m = jnp.einsum("ghk,k->gh", self.Wh, h)
+            z = jax.nn.sigmoid(drive[0] + m[0])
+            r = jax.nn.sigmoid(drive[1] + m[1])
+            n = jnp.tanh(drive[2] + r * (m[2] + self.bh_n))
+        else:
+            z = jax.nn.sigmoid(drive[0] + self.Wh[0] @ h)
+            r = jax.nn.sigmoid(drive[1] + self.Wh[1] @ h)
+            n = jnp.tanh(drive[2] + self.Wh[2] @ (r * h))
+        return (1.0 - z) * n + z * h
+
+    def backward(
+        self,
+        xs: Float[Array, "T D"],
+        h0: Float[Array, " H"],
+        states: Float[Array, "T H"],
+        dh_out: Float[Array, "T H"] | Float[Array, " H"],
+        cuts: Bool[Array, " T"] | None,
+    ) -> CellGrads:
+        """``docs/gated.md``: the gates of every step are recomputed at once from the stored
+        states (no scan), then a reverse scan carries ``dL/dh_t`` and emits each gate's
+        pre-activation gradient; the weight gradients are one ``einsum`` each."""
+        hp = previous(states, h0)
+        drive = self.input_drive(xs)
+        Wz, Wr, Wn = self.Wh
+        z = jax.nn.sigmoid(drive[:, 0] + hp @ Wz.T)
+        r = jax.nn.sigmoid(drive[:, 1] + hp @ Wr.T)
+        if self.reset == "after":
+            m = hp @ Wn.T + self.bh_n  # the candidate's recurrent part, before the reset
+            n = jnp.tanh(drive[:, 2] + r * m)
+        else:
+            m = r * hp  # what Wh[n] multiplies
+            n = jnp.tanh(drive[:, 2] + m @ Wn.T)
+        after = self.reset == "after"
+
+        def step(g, inputs):
+            dh_direct, z, r, n, m, hp, flag = inputs
+            dh = g if dh_direct is None else dh_direct + g
+            da_n = dh * (1.0 - z) * (1.0 - n * n)
+            da_z = dh * (hp - n) * z * (1.0 - z)
+            if after:
+                dm = da_n * r  # gradient at Wh[n] h_{t-1} + bh_n
+                da_r = da_n * m * r * (1.0 - r)
+                dh_prev = dh * z + jnp.einsum("gh,ghk->k", jnp.stack([da_z, da_r, dm]), self.Wh)
+            else:
+                dm = da_n  # Wh[n]'s own product is r ⊙ h_{t-1}
+                q = da_n @ Wn  # gradient at r ⊙ h_{t-1}
+                da_r = q * hp * r * (1.0 - r)
+                dh_prev = dh * z + da_z @ Wz + da_r @ Wr + q * r
+            return cut(flag, dh_prev), (jnp.stack([da_z, da_r, da_n]), dm)
+
+        dh0, (da, dm) = reverse_scan(step, jnp.zeros_like(h0), (z, r, n, m, hp, cuts), dh_out)
+        # What each gate's recurrent matrix multiplied, against the gradient at its product.
+        if after:
+            dWh = jnp.einsum("tgh,tk->ghk", jnp.stack([da[:, 0], da[:, 1], dm], axis=1), hp)
+            extra = {"bh_n": jnp.sum(dm, axis=0)}
+        else:
+            dWh = jnp.stack([da[:, 0].T @ hp, da[:, 1].T @ hp, da[:, 2].T @ m])
+            extra = {}
+        grads = with_arrays(
+            self, Wx=jnp.einsum("tgh,td->ghd", da, xs), Wh=dWh, b=jnp.sum(da, axis=0), **extra
+        )
+        return CellGrads(cell=grads, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)

@@ -1,0 +1,130 @@
+"""The LSTM cell (Hochreiter & Schmidhuber 1997, with a forget gate) and its hand-derived
+backward pass.
+
+Gates stacked in the order input ``i``, forget ``f``, candidate ``g``, output ``o`` (PyTorch's
+order)::
+
+    a_t[k] = Wx[k] x_t + b[k] + Wh[k] h_{t-1}
+    i_t, f_t, o_t = σ(a_t[i]), σ(a_t[f]), σ(a_t[o]);   g_t = tanh(a_t[g])
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+    h_t = o_t ⊙ tanh(c_t)
+
+The state is the pair ``(h, c)``; the readout reads ``h``. Backward equations: ``docs/gated.md``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.typing import DTypeLike
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from rnn_jax.cells.base import Cell, CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.gates import glorot_stack, orthogonal_stack, refuse_activation
+
+LSTMState = tuple[Float[Array, "*T H"], Float[Array, "*T H"]]  # (h, c)
+
+
+class LSTM(Cell):
+    """LSTM weights: ``Wx (4, H, D)``, ``Wh (4, H, H)``, ``b (4, H)``."""
+
+    Wx: Float[Array, "4 H D"]
+    Wh: Float[Array, "4 H H"]
+    b: Float[Array, "4 H"]
+
+    def __init__(
+        self,
+        *,
+        key: PRNGKeyArray,
+        input_dim: int,
+        hidden_dim: int,
+        scale: float | Array = 1.0,
+        dtype: DTypeLike = jnp.float32,
+        activation: None = None,
+    ):
+        """Glorot-uniform input weights, an orthogonal recurrent matrix per gate (times
+        ``scale``, which may be traced), zero biases except the forget gate's, which is 1 so
+        that the cell state is kept at the start of training (Gers et al. 2000; Jozefowicz et
+        al. 2015)."""
+        refuse_activation("LSTM", activation)
+        x_key, h_key = jax.random.split(key)
+        self.Wx = glorot_stack(x_key, 4, hidden_dim, input_dim, dtype)
+        self.Wh = orthogonal_stack(h_key, 4, hidden_dim, dtype) * jnp.asarray(scale, dtype)
+        self.b = jnp.zeros((4, hidden_dim), dtype).at[1].set(1.0)
+
+    @property
+    def input_dim(self) -> int:
+        return self.Wx.shape[2]
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.Wx.shape[1]
+
+    def check(self) -> None:
+        h = self.hidden_dim
+        if self.Wx.shape[0] != 4 or self.Wh.shape != (4, h, h) or self.b.shape != (4, h):
+            raise ValueError(sized_message(self, f"Wx {self.Wx.shape}, Wh {self.Wh.shape}, b {self.b.shape}"))
+
+    def initial_state(self) -> LSTMState:
+        h = jnp.zeros(self.hidden_dim, self.dtype)
+        return h, h
+
+    def hidden(self, state: LSTMState) -> Float[Array, "*T H"]:
+        return state[0]
+
+    def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T 4 H"]:
+        """``Wx[k] x_t + b[k]`` for every gate and step at once."""
+        return jnp.einsum("ghd,td->tgh", self.Wx, xs) + self.b[None]
+
+    def recur(self, state: LSTMState, drive: Float[Array, "4 H"]) -> LSTMState:
+        h_prev, c_prev = state
+        a = drive + jnp.einsum("ghk,k->gh", self.Wh, h_prev)
+        i, f, o = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
+        c = f * c_prev + i * jnp.tanh(a[2])
+        return o * jnp.tanh(c), c
+
+    def backward(
+        self,
+        xs: Float[Array, "T D"],
+        h0: LSTMState,
+        states: LSTMState,
+        dh_out: Float[Array, "T H"] | Float[Array, " H"],
+        cuts: Bool[Array, " T"] | None,
+    ) -> CellGrads:
+        """``docs/gated.md``: gates recomputed at once from the stored states; a reverse scan
+        carries ``dL/dh_t`` and ``dL/dc_t`` (the constant error carousel)."""
+        hs, cs = states
+        h_prev, c_prev = previous(hs, h0[0]), previous(cs, h0[1])
+        a = self.input_drive(xs) + jnp.einsum("ghk,tk->tgh", self.Wh, h_prev)
+        i, f, g, o = (
+            jax.nn.sigmoid(a[:, 0]),
+            jax.nn.sigmoid(a[:, 1]),
+            jnp.tanh(a[:, 2]),
+            jax.nn.sigmoid(a[:, 3]),
+        )
+        tanh_c = jnp.tanh(cs)
+
+        def step(carry, inputs):
+            g_h, g_c = carry  # dL/dh_t and dL/dc_t from the future
+            dh_direct, i, f, g, o, tc, cp, flag = inputs
+            dh = g_h if dh_direct is None else dh_direct + g_h
+            dc = g_c + dh * o * (1.0 - tc * tc)
+            da = jnp.stack(
+                [
+                    dc * g * i * (1.0 - i),
+                    dc * cp * f * (1.0 - f),
+                    dc * i * (1.0 - g * g),
+                    dh * tc * o * (1.0 - o),
+                ]
+            )
+            return cut(flag, (jnp.einsum("gh,ghk->k", da, self.Wh), dc * f)), da
+
+        zeros = jnp.zeros_like(h0[0])
+        dh0, da = reverse_scan(step, (zeros, zeros), (i, f, g, o, tanh_c, c_prev, cuts), dh_out)
+        grads = with_arrays(
+            self,
+            Wx=jnp.einsum("tgh,td->ghd", da, xs),
+            Wh=jnp.einsum("tgh,tk->ghk", da, h_prev),
+            b=jnp.sum(da, axis=0),
+        )
+        return CellGrads(cell=grads, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
