@@ -37,7 +37,7 @@ class Linear(eqx.Module):
         return self.V.shape[0]
 
     def __call__(self, h: Float[Array, "*T H"]) -> Float[Array, "*T O"]:
-        return h @ self.V.T + self.c
+        return h @ self.V.T + self.c.reshape((1,) * (h.ndim - 1) + self.c.shape)
 
     def backward(
         self, hs: Float[Array, "*T H"], errors: Float[Array, "*T O"]

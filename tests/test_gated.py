@@ -1,5 +1,5 @@
-"""GRU and LSTM: the step against its equations, hand-derived gradients against autodiff and
-finite differences, and training on the sine task."""
+"""GRU (both reset placements) and LSTM: the step against its equations, hand-derived gradients
+against autodiff and finite differences, and training on the sine task."""
 
 import functools
 import subprocess
@@ -7,22 +7,28 @@ import sys
 import textwrap
 
 import chex
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.gated import GRUParams, LSTMParams, gru_recur, lstm_recur, orthogonal_stack
+from rnn_jax.cells import GRU, LSTM
+from rnn_jax.cells.gates import orthogonal_stack
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
-from rnn_jax.unroll import init_params, unroll, unroll_states
+from rnn_jax.model import init_model
+from rnn_jax.unroll import unroll, unroll_states
+
+CELLS = {"gru": {}, "gru_before": {"reset": "before"}, "lstm": {}}
 
 D, H, O, T = 3, 5, 2, 7
 
 
 def problem(cell, target="last", n=4, dtype=jnp.float32, seed=0):
-    """Parameters pushed away from their initial values (non-zero biases), inputs, targets."""
+    """A model pushed away from its initial values (non-zero biases), inputs, targets."""
     k_init, k_noise, k_x, k_y = jax.random.split(jax.random.key(seed), 4)
-    params = init_params(cell, key=k_init, input_dim=D, hidden_dim=H, output_dim=O, dtype=dtype)
+    name = cell.split("_")[0]
+    params = init_model(name, key=k_init, input_dim=D, hidden_dim=H, output_dim=O, dtype=dtype, **CELLS[cell])
     leaves, tree = jax.tree.flatten(params)
     noise = [
         0.3 * jax.random.normal(k, x.shape, dtype)
@@ -34,53 +40,70 @@ def problem(cell, target="last", n=4, dtype=jnp.float32, seed=0):
     return params, xs, ys
 
 
-def test_gru_step_follows_its_equations():
-    params, xs, _ = problem("gru")
+@pytest.mark.parametrize("reset", ["after", "before"])
+def test_gru_step_follows_its_equations(reset):
+    model, xs, _ = problem("gru" if reset == "after" else "gru_before")
+    p = model.cell
     x, h = xs[0, 0], jnp.linspace(-0.5, 0.5, H)
     sig = jax.nn.sigmoid
-    z = sig(params.Wx[0] @ x + params.b[0] + params.Wh[0] @ h)
-    r = sig(params.Wx[1] @ x + params.b[1] + params.Wh[1] @ h)
-    n = jnp.tanh(params.Wx[2] @ x + params.b[2] + params.Wh[2] @ (r * h))
-    drive = jnp.einsum("ghd,d->gh", params.Wx, x) + params.b
-    assert jnp.allclose(gru_recur(params, h, drive), (1 - z) * n + z * h, atol=1e-6)
+    z = sig(p.Wx[0] @ x + p.b[0] + p.Wh[0] @ h)
+    r = sig(p.Wx[1] @ x + p.b[1] + p.Wh[1] @ h)
+    if reset == "after":
+        n = jnp.tanh(p.Wx[2] @ x + p.b[2] + r * (p.Wh[2] @ h + p.bh_n))
+    else:
+        assert p.bh_n is None
+        n = jnp.tanh(p.Wx[2] @ x + p.b[2] + p.Wh[2] @ (r * h))
+    assert jnp.allclose(p.step(h, x), (1 - z) * n + z * h, atol=1e-6)
 
 
 def test_lstm_step_follows_its_equations():
-    params, xs, _ = problem("lstm")
+    model, xs, _ = problem("lstm")
+    params = model.cell
     x, h, c = xs[0, 0], jnp.linspace(-0.5, 0.5, H), jnp.linspace(1.0, -1.0, H)
     a = [params.Wx[k] @ x + params.b[k] + params.Wh[k] @ h for k in range(4)]
     i, f, g, o = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jnp.tanh(a[2]), jax.nn.sigmoid(a[3])
-    drive = jnp.einsum("ghd,d->gh", params.Wx, x) + params.b
-    h_new, c_new = lstm_recur(params, (h, c), drive)
+    h_new, c_new = params.step((h, c), x)
     assert jnp.allclose(c_new, f * c + i * g, atol=1e-6)
     assert jnp.allclose(h_new, o * jnp.tanh(f * c + i * g), atol=1e-6)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_scan_equals_a_python_loop_over_steps(cell):
-    params, xs, _ = problem(cell)
-    recur = gru_recur if cell == "gru" else lstm_recur
-    state = jnp.zeros(H) if cell == "gru" else (jnp.zeros(H), jnp.zeros(H))
+    model, xs, _ = problem(cell)
+    params = model.cell
+    state = params.initial_state()
     expected = []
     for x in xs[0]:
-        state = recur(params, state, jnp.einsum("ghd,d->gh", params.Wx, x) + params.b)
-        expected.append(state if cell == "gru" else state[0])
+        state = params.step(state, x)
+        expected.append(params.hidden(state))
     assert jnp.allclose(unroll(params, xs[0]), jnp.stack(expected), atol=1e-5)
     if cell == "lstm":
         assert unroll_states(params, xs[0])[1].shape == (T, H)  # the cell states too
 
 
 def test_initialisation():
-    gru = init_params("gru", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, scale=0.5)
-    lstm = init_params("lstm", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O)
-    assert isinstance(gru, GRUParams) and gru.Wh.shape == (3, H, H) and gru.Wx.shape == (3, H, D)
-    assert isinstance(lstm, LSTMParams) and lstm.Wh.shape == (4, H, H)
+    gru = init_model("gru", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, scale=0.5).cell
+    lstm = init_model("lstm", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O).cell
+    assert isinstance(gru, GRU) and gru.Wh.shape == (3, H, H) and gru.Wx.shape == (3, H, D)
+    assert gru.reset == "after" and gru.bh_n.shape == (H,)
+    assert isinstance(lstm, LSTM) and lstm.Wh.shape == (4, H, H)
     chex.assert_trees_all_close(gru.Wh[0] @ gru.Wh[0].T, 0.25 * jnp.eye(H), atol=1e-5)  # orthogonal x scale
     assert jnp.all(lstm.b[1] == 1.0) and jnp.all(lstm.b[jnp.array([0, 2, 3])] == 0.0)  # forget bias 1
-    with pytest.raises(ValueError, match="init must be 'default' for the gru cell"):
-        init_params("gru", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, init="tutorial")
-    with pytest.raises(ValueError, match="cell must be one of elman, gru, lstm; got 'rnn'"):
-        init_params("rnn", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O)
+    sizes = {"key": jax.random.key(0), "input_dim": D, "hidden_dim": H, "output_dim": O}
+    with pytest.raises(ValueError, match="the gru cell takes no init"):
+        init_model("gru", **sizes, init="tutorial")
+    with pytest.raises(ValueError, match="cell must be one of elman, gru, lstm, indrnn; got 'rnn'"):
+        init_model("rnn", **sizes)
+    with pytest.raises(ValueError, match="reset must be one of after, before; got 'middle'"):
+        GRU(key=jax.random.key(0), input_dim=D, hidden_dim=H, reset="middle")
+
+
+@pytest.mark.parametrize("cls", [GRU, LSTM])
+def test_an_activation_for_a_gated_cell_is_a_clear_error(cls):
+    with pytest.raises(
+        ValueError, match="takes no activation .its gates use sigmoid and tanh.; got activation='relu'"
+    ):
+        cls(key=jax.random.key(0), input_dim=D, hidden_dim=H, activation="relu")
 
 
 def test_every_gate_gets_its_own_orthogonal_matrix():
@@ -97,10 +120,10 @@ def test_vmapped_lstm_initialisation_finishes():
     # of members over the shared CPU thread pool and waiting: a deadlock on a 2-core machine.
     script = textwrap.dedent("""
         import jax
-        from rnn_jax.unroll import init_params
+        from rnn_jax.model import init_model
         keys = jax.random.split(jax.random.key(0), 4)
-        init = jax.vmap(lambda k: init_params("lstm", key=k, input_dim=1, hidden_dim=512, output_dim=1))
-        print("Wh", jax.block_until_ready(jax.jit(init)(keys)).Wh.shape)
+        init = jax.vmap(lambda k: init_model("lstm", key=k, input_dim=1, hidden_dim=512, output_dim=1))
+        print("Wh", jax.block_until_ready(jax.jit(init)(keys)).cell.Wh.shape)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "Wh (4, 4, 512, 512)" in out.stdout, out.stderr[-2000:]
@@ -112,7 +135,7 @@ def gradients(params, xs, ys, *, target, truncation, backward):
     return fn(params, xs, ys, target=target, truncation=truncation)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize(
     ("truncation", "n"), [(None, 1), (None, 4), (1, 4), (2, 4), (T - 1, 4), (T, 4), (T + 3, 1)]
@@ -127,7 +150,7 @@ def test_manual_grads_equal_autodiff_in_float64(cell, target, truncation, n):
         chex.assert_trees_all_close(manual, reference, rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("truncation", [None, 2])
 def test_manual_grads_equal_autodiff_in_float32(cell, truncation):
     params, xs, ys = problem(cell, "all")
@@ -137,24 +160,30 @@ def test_manual_grads_equal_autodiff_in_float32(cell, truncation):
     chex.assert_trees_all_close(manual, reference, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", list(CELLS))
 def test_manual_grads_match_finite_differences(cell):
     """Independent of autodiff: central differences of the untruncated loss, float64."""
     with jax.enable_x64(True):
-        params, xs, ys = problem(cell, "last", 2, jnp.float64)
-        grads = manual_grads(params, xs, ys, target="last")
+        model, xs, ys = problem(cell, "last", 2, jnp.float64)
+        grads = manual_grads(model, xs, ys, target="last")
         eps = 1e-6
-        for name in ("Wx", "Wh", "b"):
-            flat = getattr(params, name).ravel()
+        names = (
+            ("Wx", "Wh", "b") + (("bh_n",) if model.cell.bh_n is not None else ())
+            if cell != "lstm"
+            else ("Wx", "Wh", "b")
+        )
+        for name in names:
+            weight = getattr(model.cell, name)
+            flat = weight.ravel()
             for idx in (0, flat.size // 2, flat.size - 1):
-                bump = jnp.zeros_like(flat).at[idx].set(eps).reshape(getattr(params, name).shape)
+                bump = jnp.zeros_like(flat).at[idx].set(eps).reshape(weight.shape)
 
-                def at(delta, name=name):
-                    p = params.__class__(**{**vars(params), name: getattr(params, name) + delta})
-                    return loss(p, xs, ys, target="last")
+                def at(delta, name=name, weight=weight):
+                    moved = eqx.tree_at(lambda m, name=name: getattr(m.cell, name), model, weight + delta)
+                    return loss(moved, xs, ys, target="last")
 
                 numeric = (at(bump) - at(-bump)) / (2 * eps)
-                assert abs(float(numeric) - float(getattr(grads, name).ravel()[idx])) < 1e-7
+                assert abs(float(numeric) - float(getattr(grads.cell, name).ravel()[idx])) < 1e-7
 
 
 def test_tutorial_init_and_grad_are_refused_for_gated_cells():
@@ -164,6 +193,8 @@ def test_tutorial_init_and_grad_are_refused_for_gated_cells():
         check_config(TrainConfig(cell="lstm", init="tutorial"), n_train=100)
     with pytest.raises(ValueError, match="cell must be one of elman, gru, lstm"):
         check_config(TrainConfig(cell="transformer", init="default"), n_train=100)
+    with pytest.raises(ValueError, match="the gru cell takes no activation"):
+        check_config(TrainConfig(cell="gru", init="default", activation="relu"), n_train=100)
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])

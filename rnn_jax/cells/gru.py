@@ -52,7 +52,7 @@ class GRU(Cell):
         reset: str = "after",
         scale: float | Array = 1.0,
         dtype: DTypeLike = jnp.float32,
-        activation: None = None,
+        activation: object = None,  # refused: see refuse_activation
     ):
         """Glorot-uniform input weights, an orthogonal recurrent matrix per gate (times
         ``scale``, which may be traced), zero biases."""
@@ -116,7 +116,7 @@ class GRU(Cell):
         z = jax.nn.sigmoid(drive[:, 0] + hp @ Wz.T)
         r = jax.nn.sigmoid(drive[:, 1] + hp @ Wr.T)
         if self.reset == "after":
-            m = hp @ Wn.T + self.bh_n  # the candidate's recurrent part, before the reset
+            m = hp @ Wn.T + self.bh_n[None]  # the candidate's recurrent part, before the reset
             n = jnp.tanh(drive[:, 2] + r * m)
         else:
             m = r * hp  # what Wh[n] multiplies

@@ -22,7 +22,8 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 from rnn_jax.cells.base import Cell, CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
 from rnn_jax.cells.gates import glorot_stack, orthogonal_stack, refuse_activation
 
-LSTMState = tuple[Float[Array, "*T H"], Float[Array, "*T H"]]  # (h, c)
+LSTMState = tuple[Float[Array, " H"], Float[Array, " H"]]  # (h, c)
+LSTMStates = tuple[Float[Array, "T H"], Float[Array, "T H"]]  # (hs, cs), every step
 
 
 class LSTM(Cell):
@@ -40,7 +41,7 @@ class LSTM(Cell):
         hidden_dim: int,
         scale: float | Array = 1.0,
         dtype: DTypeLike = jnp.float32,
-        activation: None = None,
+        activation: object = None,  # refused: see refuse_activation
     ):
         """Glorot-uniform input weights, an orthogonal recurrent matrix per gate (times
         ``scale``, which may be traced), zero biases except the forget gate's, which is 1 so
@@ -69,7 +70,7 @@ class LSTM(Cell):
         h = jnp.zeros(self.hidden_dim, self.dtype)
         return h, h
 
-    def hidden(self, state: LSTMState) -> Float[Array, "*T H"]:
+    def hidden(self, state: LSTMState | LSTMStates) -> Float[Array, "*T H"]:
         return state[0]
 
     def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T 4 H"]:
@@ -87,7 +88,7 @@ class LSTM(Cell):
         self,
         xs: Float[Array, "T D"],
         h0: LSTMState,
-        states: LSTMState,
+        states: LSTMStates,
         dh_out: Float[Array, "T H"] | Float[Array, " H"],
         cuts: Bool[Array, " T"] | None,
     ) -> CellGrads:
