@@ -17,12 +17,12 @@ from pathlib import Path
 
 import jax
 
-from rnn_jax.model import init_elman
 from rnn_jax.args import experiment_main
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import write_json
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
+from rnn_jax.model import init_elman
 from rnn_jax.train import TrainConfig, make_hparams, make_train
 
 

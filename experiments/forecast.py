@@ -109,8 +109,8 @@ def one_task(cfg: ForecastConfig, task: str, out: Path) -> dict:
     test = windows["test"]
     x, future = jnp.asarray(test.x, jnp.float32), jnp.asarray(test.y, jnp.float32)
     predictions = {
-        "closed_loop": batch_closed_loop(result.params, x, cfg.horizon, "tanh"),
-        "teacher_forced": batch_teacher_forced(result.params, x, future, "tanh"),
+        "closed_loop": batch_closed_loop(result.params, x, cfg.horizon),
+        "teacher_forced": batch_teacher_forced(result.params, x, future),
         "persistence": persistence(test, cols, cols),
         "linear_ar": predict_linear_ar(fit_linear_ar(windows["train"]), test),
     }

@@ -20,11 +20,11 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.model import init_elman
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.manual_grads import state_grads
+from rnn_jax.model import init_elman
 from rnn_jax.plots import plot_gradient_flow
 from rnn_jax.train import TrainConfig, make_hparams, make_train
 

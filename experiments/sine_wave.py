@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 from tqdm.auto import tqdm
 
-from rnn_jax.checkpoint import FILENAME
 from rnn_jax.args import (
     OneLineParser,
     RunOptions,
@@ -32,6 +31,7 @@ from rnn_jax.args import (
     make_checkpointing,
     run_options,
 )
+from rnn_jax.checkpoint import FILENAME
 from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
@@ -200,9 +200,7 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
     timing = {"wall_seconds": result.wall_seconds, "compile_seconds": result.compile_seconds}
     write_json(out / "timing.json", timing | {"resumed": options.resume})
 
-    preds = jax.device_get(
-        jax.jit(predict_in_original_units)(result.params, data)
-    )
+    preds = jax.device_get(jax.jit(predict_in_original_units)(result.params, data))
     n_train = data.x_train.shape[0]
     t = list(range(cfg.window, cfg.window + n_train + data.x_val.shape[0]))
     splits = {

@@ -141,9 +141,7 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
 
     first = (best_lr * len(ks) + best_k) * cfg.n_seeds
     ensemble = jax.tree.map(lambda x: jnp.asarray(x[first : first + cfg.n_seeds]), result.params)
-    preds = jax.jit(jax.vmap(lambda p: batch_predict(p, data.x_val)[:, 0]))(
-        ensemble
-    )
+    preds = jax.jit(jax.vmap(lambda p: batch_predict(p, data.x_val)[:, 0]))(ensemble)
     t = list(
         range(
             data.x_train.shape[0] + data.x_train.shape[1],

@@ -27,7 +27,9 @@ from rnn_jax.unroll import (
 )
 
 
-def _example_grads(model: RNN, x, y, *, target: str, truncation: Truncation, scale) -> tuple[Linear, CellGrads]:
+def _example_grads(
+    model: RNN, x, y, *, target: str, truncation: Truncation, scale
+) -> tuple[Linear, CellGrads]:
     """One sequence: the readout's gradients and the cell's ``CellGrads`` (summed over steps).
 
     With ``target="last"`` and a static ``k < T`` the states before the last ``k`` steps are a

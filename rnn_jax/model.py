@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from rnn_jax.cells import Cell, make_cell
+from rnn_jax.cells.base import with_arrays
 from rnn_jax.readout import Linear
 from rnn_jax.unroll import (
     Truncation,
@@ -45,6 +46,19 @@ class RNN(eqx.Module):
     def __call__(self, xs: Float[Array, "T D"], h0=None) -> Float[Array, "T O"]:
         """Outputs at every step of one sequence, ``(T, O)``."""
         return self.readout(unroll(self.cell, xs, h0=h0))
+
+
+def with_weights(model: RNN, **arrays: Array) -> RNN:
+    """``model`` with the named weights replaced, the cell's (``U``, ``Wh``, ...) and the
+    readout's (``V``, ``c``) alike; shapes are checked by ``model.check()``."""
+    readout = {n: a for n, a in arrays.items() if n in ("V", "c")}
+    cell = {n: a for n, a in arrays.items() if n not in readout}
+    for name in cell:
+        if not hasattr(model.cell, name):
+            raise ValueError(f"the {type(model.cell).__name__} cell has no weight {name!r}")
+    out = RNN(cell=with_arrays(model.cell, **cell), readout=with_arrays(model.readout, **readout))
+    out.check()
+    return out
 
 
 def dims(model: RNN) -> tuple[int, int, int]:
@@ -123,8 +137,8 @@ def predict(
 
     With ``target="last"`` and a Python ``int`` truncation ``k < T`` (static), the first
     ``T - k`` steps run as a separate scan on constants, so autodiff stores nothing for them and
-    the backward pass covers ``k`` steps only; values are identical to the masked form used for
-    a traced ``k``.
+    the backward pass covers ``k`` steps only; values equal the masked form used for a traced
+    ``k`` up to rounding (the two scans compile apart: 1 ulp seen in float64).
 
     ``remat=True`` (``target="last"``, full BPTT) trades one more forward pass for memory that
     grows as ``sqrt(T)`` instead of ``T`` under autodiff (``final_state_remat``)."""
@@ -136,7 +150,7 @@ def predict(
     k = static_window(xs.shape[0], target, truncation)
     if k is not None:
         entering = final_state(jax.lax.stop_gradient(cell), xs[:-k], h0=h0)
-        return model.readout(unroll(cell, xs[-k:], h0=entering)[-1])
+        return model.readout(cell.hidden(final_state(cell, xs[-k:], h0=entering)))
     starts = window_starts(xs.shape[0], target, truncation)
     if target == "last":  # only h_T is read: nothing per step to write
         return model.readout(cell.hidden(final_state(cell, xs, starts=starts, h0=h0)))

@@ -11,40 +11,47 @@ import numpy as np
 import pytest
 from scripts import ROOT
 
-from rnn_jax.cells import ElmanParams
-from rnn_jax.manual_grads import manual_grads, tutorial_grads
-from rnn_jax.unroll import init_params
+from rnn_jax.manual_grads import manual_grads
+from rnn_jax.model import init_elman, with_weights
+from rnn_jax.tutorial import tutorial_grads
 
 sys.path.insert(0, str(ROOT / "experiments"))
 import alternatives  # noqa: E402
 
 
-def small_problem(key, hidden=6, n=4, seq_len=9):
-    params = init_params("elman", key=key, input_dim=1, hidden_dim=hidden, output_dim=1)
-    params = ElmanParams(params.U, params.W, params.b + 0.1, params.V, params.c - 0.2)  # nonzero biases
+def small_problem(key, hidden=6, n=4, seq_len=9, activation="sigmoid"):
+    params = init_elman(key=key, input_dim=1, hidden_dim=hidden, output_dim=1, activation=activation)
+    params = with_weights(params, b=params.cell.b + 0.1, c=params.readout.c - 0.2)  # nonzero biases
     xs = np.asarray(jax.random.normal(jax.random.key(1), (n, seq_len, 1)), np.float32)
     ys = np.asarray(jax.random.normal(jax.random.key(2), (n, 1)), np.float32)
-    as_numpy = {name: np.asarray(getattr(params, name)) for name in "UWbVc"}
-    return params, as_numpy, xs, ys
+    return params, flat_weights(params), xs, ys
+
+
+def flat_weights(model) -> dict[str, np.ndarray]:
+    """``U, W, b, V, c`` as NumPy arrays, the form the other implementations take."""
+    cell, readout = model.cell, model.readout
+    return {
+        n: np.asarray(a) for n, a in zip("UWbVc", (cell.U, cell.W, cell.b, readout.V, readout.c), strict=True)
+    }
 
 
 @pytest.mark.parametrize("truncation", [None, 3])
 def test_pytorch_sigmoid_cell_gradient_equals_ours(key, truncation):
     pytest.importorskip("torch")
     params, p, xs, ys = small_problem(key)
-    ours = manual_grads(params, jnp.asarray(xs), jnp.asarray(ys), activation="sigmoid", truncation=truncation)
+    ours = flat_weights(manual_grads(params, jnp.asarray(xs), jnp.asarray(ys), truncation=truncation))
     theirs = alternatives.torch_gradient_step(p, xs, ys, truncation)()
     for name in "UWbVc":
-        np.testing.assert_allclose(theirs[name].numpy(), getattr(ours, name), rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(theirs[name].numpy(), ours[name], rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("truncation", [None, 3])
 def test_pytorch_nn_rnn_gradient_equals_ours_with_tanh(key, truncation):
     pytest.importorskip("torch")
-    params, p, xs, ys = small_problem(key)
-    ours = manual_grads(params, jnp.asarray(xs), jnp.asarray(ys), activation="tanh", truncation=truncation)
+    params, p, xs, ys = small_problem(key, activation="tanh")
+    ours = manual_grads(params, jnp.asarray(xs), jnp.asarray(ys), truncation=truncation)
     dW = alternatives.torch_nn_rnn_step(p, xs, ys, truncation)()  # returns the W gradient
-    np.testing.assert_allclose(dW.numpy(), ours.W, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(dW.numpy(), ours.cell.W, rtol=1e-4, atol=1e-6)
 
 
 def test_flax_gradient_step_runs_and_is_finite():
@@ -61,11 +68,11 @@ def test_published_tutorial_epoch_moves_weights_as_its_wrong_pass_says(key):
     ``tutorial_grads`` (its wrong gradient) for U, W and V."""
     params, p, xs, ys = small_problem(key, hidden=5, n=1, seq_len=7)
     p = {**p, "b": np.zeros_like(p["b"]), "c": np.zeros_like(p["c"])}  # the tutorial has no biases
-    params = ElmanParams(params.U, params.W, jnp.zeros(5), params.V, jnp.zeros(1))
+    params = with_weights(params, b=jnp.zeros(5), c=jnp.zeros(1))
     lr = 1e-3
     seen = {}
     total = alternatives.tutorial_epoch_as_published(p, xs, ys, lr, k=3, updated=seen)
-    g = tutorial_grads(params, jnp.asarray(xs), jnp.asarray(ys), activation="sigmoid", truncation=3)
+    g = flat_weights(tutorial_grads(params, jnp.asarray(xs), jnp.asarray(ys), truncation=3))
     assert np.isfinite(total)
-    np.testing.assert_allclose(seen["W"], p["W"] - lr * np.clip(np.asarray(g.W), -10, 10), rtol=1e-5)
-    np.testing.assert_allclose(seen["V"], p["V"] - lr * np.clip(np.asarray(g.V), -10, 10), rtol=1e-5)
+    np.testing.assert_allclose(seen["W"], p["W"] - lr * np.clip(g["W"], -10, 10), rtol=1e-5)
+    np.testing.assert_allclose(seen["V"], p["V"] - lr * np.clip(g["V"], -10, 10), rtol=1e-5)

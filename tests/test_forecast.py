@@ -3,12 +3,12 @@ import jax.numpy as jnp
 import pytest
 
 from rnn_jax.forecast import batch_closed_loop, batch_teacher_forced, closed_loop, teacher_forced
-from rnn_jax.unroll import init_params, predict
+from rnn_jax.model import init_model, predict
 
 
 @pytest.fixture
 def model():
-    return init_params("gru", key=jax.random.key(0), input_dim=2, hidden_dim=6, output_dim=2)
+    return init_model("gru", key=jax.random.key(0), input_dim=2, hidden_dim=6, output_dim=2)
 
 
 def test_closed_loop_feeds_each_prediction_back(model):
@@ -28,11 +28,11 @@ def test_teacher_forcing_reads_the_true_values(model):
     assert jnp.allclose(teacher_forced(model, xs, future), expected, atol=1e-6)
     # The first step of both is the same one-step prediction.
     assert jnp.allclose(closed_loop(model, xs, 3)[0], expected[0], atol=1e-6)
-    batch = batch_teacher_forced(model, xs[None], future[None], "sigmoid")
-    assert batch.shape == (1, 3, 2) and batch_closed_loop(model, xs[None], 3, "sigmoid").shape == (1, 3, 2)
+    batch = batch_teacher_forced(model, xs[None], future[None])
+    assert batch.shape == (1, 3, 2) and batch_closed_loop(model, xs[None], 3).shape == (1, 3, 2)
 
 
 def test_closed_loop_needs_outputs_that_are_inputs():
-    params = init_params("elman", key=jax.random.key(0), input_dim=2, hidden_dim=4, output_dim=1)
+    params = init_model("elman", key=jax.random.key(0), input_dim=2, hidden_dim=4, output_dim=1)
     with pytest.raises(ValueError, match="needs outputs = inputs; got D=2, O=1"):
         closed_loop(params, jnp.zeros((5, 2)), 3)

@@ -2,9 +2,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.cells import init_elman
-from rnn_jax.losses import batch_predict, check_batch, example_loss, loss
-from rnn_jax.unroll import predict
+from rnn_jax.losses import batch_predict, check_batch, check_model, example_loss, loss
+from rnn_jax.model import init_elman, predict
 
 
 @pytest.fixture
@@ -49,3 +48,14 @@ def test_shape_mismatch_is_named(params, xs_shape, ys_shape, target, message):
         check_batch(params, jnp.zeros(xs_shape), jnp.zeros(ys_shape), target)
     with pytest.raises((ValueError, TypeError)):
         loss(params, jnp.zeros(xs_shape), jnp.zeros(ys_shape), target=target)
+
+
+def test_a_model_of_the_wrong_type_is_named(params):
+    with pytest.raises(TypeError, match="model must be an rnn_jax.RNN .* got Elman"):
+        check_model(params.cell)
+
+
+def test_loss_jits_with_no_static_arguments(params):
+    """Every option of the model is in the pytree's structure: plain ``jax.jit`` takes it."""
+    xs, ys = jnp.ones((2, 4, 2)), jnp.zeros((2, 3))
+    assert jnp.allclose(jax.jit(loss)(params, xs, ys), loss(params, xs, ys))

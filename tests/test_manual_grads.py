@@ -9,29 +9,26 @@ import jax.numpy as jnp
 import pytest
 from jax.test_util import check_grads
 
-from rnn_jax.cells import ElmanParams, init_elman, readout
 from rnn_jax.gradcheck import GradcheckConfig, run_gradcheck
 from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads, state_grads, tutorial_grads
-from rnn_jax.unroll import predict, unroll
+from rnn_jax.manual_grads import manual_grads, state_grads
+from rnn_jax.model import init_elman, predict, with_weights
+from rnn_jax.tutorial import tutorial_grads
+from rnn_jax.unroll import unroll
 
 D, H, O, T = 3, 5, 2, 7
 TRUNCATIONS = [None, 1, 2, T - 1, T, T + 3]
-STATIC = ("activation", "target")
+STATIC = ("target",)
 autodiff = jax.jit(jax.grad(loss), static_argnames=STATIC)
 manual = jax.jit(manual_grads, static_argnames=STATIC)
 
 
-def problem(dtype, n, target, seed=0):
+def problem(dtype, n, target, seed=0, activation="sigmoid"):
     init_key, x_key, y_key, b_key = jax.random.split(jax.random.key(seed), 4)
-    params = init_elman(key=init_key, input_dim=D, hidden_dim=H, output_dim=O, dtype=dtype)
-    params = ElmanParams(
-        U=params.U,
-        W=params.W,
-        b=0.3 * jax.random.normal(b_key, (H,), dtype),
-        V=params.V,
-        c=jnp.full((O,), 0.1, dtype),
+    params = init_elman(
+        key=init_key, input_dim=D, hidden_dim=H, output_dim=O, dtype=dtype, activation=activation
     )
+    params = with_weights(params, b=0.3 * jax.random.normal(b_key, (H,), dtype), c=jnp.full((O,), 0.1, dtype))
     xs = jax.random.normal(x_key, (n, T, D), dtype)
     ys = jax.random.normal(y_key, (n, O) if target == "last" else (n, T, O), dtype)
     return params, xs, ys
@@ -48,10 +45,10 @@ def truncation_arg(k):
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_manual_equals_autodiff_float64(activation, target, truncation, n):
     with jax.enable_x64(True):
-        params, xs, ys = problem(jnp.float64, n, target)
-        kw = {"activation": activation, "target": target, "truncation": truncation_arg(truncation)}
+        params, xs, ys = problem(jnp.float64, n, target, activation=activation)
+        kw = {"target": target, "truncation": truncation_arg(truncation)}
         m, a = manual(params, xs, ys, **kw), autodiff(params, xs, ys, **kw)
-        assert m.W.dtype == jnp.float64
+        assert m.cell.W.dtype == jnp.float64
         chex.assert_trees_all_close(m, a, rtol=1e-10, atol=1e-13)
 
 
@@ -59,8 +56,8 @@ def test_manual_equals_autodiff_float64(activation, target, truncation, n):
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
 def test_manual_equals_autodiff_float32(activation, target, truncation):
-    params, xs, ys = problem(jnp.float32, 3, target)
-    kw = {"activation": activation, "target": target, "truncation": truncation_arg(truncation)}
+    params, xs, ys = problem(jnp.float32, 3, target, activation=activation)
+    kw = {"target": target, "truncation": truncation_arg(truncation)}
     chex.assert_trees_all_close(
         manual(params, xs, ys, **kw), autodiff(params, xs, ys, **kw), rtol=1e-4, atol=1e-6
     )
@@ -73,8 +70,8 @@ def test_truncation_changes_the_gradient(target):
         params, xs, ys = problem(jnp.float64, 2, target)
         full = manual(params, xs, ys, target=target, truncation=None)
         cut = manual(params, xs, ys, target=target, truncation=jnp.asarray(2))
-        assert float(jnp.max(jnp.abs(full.W - cut.W))) > 1e-3
-        chex.assert_trees_all_close(full.V, cut.V)  # the readout sees no recurrence
+        assert float(jnp.max(jnp.abs(full.cell.W - cut.cell.W))) > 1e-3
+        chex.assert_trees_all_close(full.readout.V, cut.readout.V)  # the readout sees no recurrence
 
 
 def test_worked_example_by_hand():
@@ -89,30 +86,35 @@ def test_worked_example_by_hand():
       full BPTT: delta1 = W*delta2 = 12:  dU += 12*1,  dW += 12*h0 = 0,  db += 12
       -> full: dU=24, dW=3, db=18;   truncation=1 stops after step 2: dU=12, dW=3, db=6
     """
-    p = ElmanParams(
-        U=jnp.array([[0.5]]), W=jnp.array([[2.0]]), b=jnp.zeros(1), V=jnp.array([[3.0]]), c=jnp.zeros(1)
+    p = with_weights(
+        init_elman(key=jax.random.key(0), input_dim=1, hidden_dim=1, output_dim=1, activation="relu"),
+        U=jnp.array([[0.5]]),
+        W=jnp.array([[2.0]]),
+        b=jnp.zeros(1),
+        V=jnp.array([[3.0]]),
+        c=jnp.zeros(1),
     )
     xs, ys = jnp.array([[[1.0], [2.0]]]), jnp.array([[4.0]])
-    assert float(loss(p, xs, ys, activation="relu")) == 2.0
+    assert float(loss(p, xs, ys)) == 2.0
     for truncation, expected in ((None, (24, 3, 18)), (1, (12, 3, 6))):
-        g = manual_grads(p, xs, ys, activation="relu", truncation=truncation)
-        assert (float(g.U[0, 0]), float(g.W[0, 0]), float(g.b[0])) == expected
-        assert (float(g.V[0, 0]), float(g.c[0])) == (4.0, 2.0)
-        chex.assert_trees_all_close(g, jax.grad(loss)(p, xs, ys, activation="relu", truncation=truncation))
+        g = manual_grads(p, xs, ys, truncation=truncation)
+        assert (float(g.cell.U[0, 0]), float(g.cell.W[0, 0]), float(g.cell.b[0])) == expected
+        assert (float(g.readout.V[0, 0]), float(g.readout.c[0])) == (4.0, 2.0)
+        chex.assert_trees_all_close(g, jax.grad(loss)(p, xs, ys, truncation=truncation))
 
 
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
 def test_untruncated_loss_against_finite_differences(activation, target):
     with jax.enable_x64(True):
-        params, xs, ys = problem(jnp.float64, 2, target)
-        f = functools.partial(loss, xs=xs, ys=ys, activation=activation, target=target)
+        params, xs, ys = problem(jnp.float64, 2, target, activation=activation)
+        f = functools.partial(loss, xs=xs, ys=ys, target=target)
         check_grads(f, (params,), order=1, modes=["rev"])
         # and the hand-derived gradient agrees with the same central differences
         eps, direction = 1e-6, jax.tree.map(jnp.ones_like, params)
         plus = f(jax.tree.map(lambda p, d: p + eps * d, params, direction))
         minus = f(jax.tree.map(lambda p, d: p - eps * d, params, direction))
-        g = manual_grads(params, xs, ys, activation=activation, target=target)
+        g = manual_grads(params, xs, ys, target=target)
         directional = sum(jnp.sum(x) for x in jax.tree.leaves(g))
         assert jnp.allclose((plus - minus) / (2 * eps), directional, rtol=1e-7)
 
@@ -122,7 +124,7 @@ def test_vmap_over_truncation_lengths_matches_one_by_one():
     ks = jnp.array([1, 2, 3, 7])
     batched = jax.vmap(lambda k: manual_grads(params, xs, ys, target="all", truncation=k))(ks)
     for i, k in enumerate(ks.tolist()):
-        one = autodiff(params, xs, ys, activation="sigmoid", target="all", truncation=k)
+        one = autodiff(params, xs, ys, target="all", truncation=k)
         chex.assert_trees_all_close(jax.tree.map(lambda g, i=i: g[i], batched), one, rtol=1e-5, atol=1e-7)
 
 
@@ -134,7 +136,7 @@ def test_the_check_rejects_the_tutorial_backward_pass():
     with pytest.raises(AssertionError):
         chex.assert_trees_all_close(
             tutorial_grads(params, xs, ys, truncation=5),
-            autodiff(params, xs, ys, activation="sigmoid", target="last", truncation=5),
+            autodiff(params, xs, ys, target="last", truncation=5),
             rtol=1e-2,
         )
 
@@ -144,10 +146,10 @@ def test_tutorial_grads_follow_its_recipe():
     params, xs, ys = problem(jnp.float32, 1, "last")
     g = tutorial_grads(params, xs, ys, truncation=3)
     g_other_target = tutorial_grads(params, xs, ys + 5.0, truncation=3)
-    chex.assert_trees_all_close(g.W, g_other_target.W)
-    chex.assert_trees_all_close(g.U, g_other_target.U)
-    assert jnp.all(g.W[:, :1] == g.W)  # one column broadcast over all columns
-    assert not jnp.any(g.b) and not jnp.any(g.c)
+    chex.assert_trees_all_close(g.cell.W, g_other_target.cell.W)
+    chex.assert_trees_all_close(g.cell.U, g_other_target.cell.U)
+    assert jnp.all(g.cell.W[:, :1] == g.cell.W)  # one column broadcast over all columns
+    assert not jnp.any(g.cell.b) and not jnp.any(g.readout.c)
     with pytest.raises(ValueError, match="target must be 'last'"):
         tutorial_grads(params, xs, jnp.zeros((1, T, O)), target="all")
 
@@ -155,15 +157,17 @@ def test_tutorial_grads_follow_its_recipe():
 def test_state_grads_equal_autodiff_through_the_suffix():
     """dL/dh_t is the gradient of the loss of the remaining steps started from h_t."""
     with jax.enable_x64(True):
-        params, xs, ys = problem(jnp.float64, 1, "last")
-        dhs = state_grads(params, xs, ys, activation="tanh")
-        hs = unroll(params, xs[0], activation="tanh")
+        params, xs, ys = problem(jnp.float64, 1, "last", activation="tanh")
+        dhs = state_grads(params, xs, ys)
+        hs = unroll(params.cell, xs[0])
         for t in (0, 3, T - 2):
 
             def suffix_loss(h, t=t):
-                return 0.5 * jnp.sum((predict(params, xs[0, t + 1 :], activation="tanh", h0=h) - ys[0]) ** 2)
+                return 0.5 * jnp.sum((predict(params, xs[0, t + 1 :], h0=h) - ys[0]) ** 2)
 
             chex.assert_trees_all_close(dhs[0, t], jax.grad(suffix_loss)(hs[t]), rtol=1e-10)
-        chex.assert_trees_all_close(dhs[0, -1], params.V.T @ (readout(params, hs[-1]) - ys[0]), rtol=1e-10)
-        cut = state_grads(params, xs, ys, activation="tanh", truncation=2)
+        chex.assert_trees_all_close(
+            dhs[0, -1], params.readout.V.T @ (params.readout(hs[-1]) - ys[0]), rtol=1e-10
+        )
+        cut = state_grads(params, xs, ys, truncation=2)
         assert not jnp.any(cut[0, : T - 2]) and jnp.allclose(cut[0, T - 2 :], dhs[0, T - 2 :])

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnn_jax.cells import init_elman
 from rnn_jax.data import make_sine_data
 from rnn_jax.losses import batch_predict, loss
 from rnn_jax.manual_grads import manual_grads
+from rnn_jax.model import init_elman
 from rnn_jax.train import TrainConfig, make_hparams, make_train
 
 SETTINGS = settings(max_examples=15, deadline=None)
@@ -27,21 +27,23 @@ def problems(draw):
     return (d, h, o, n, t), target, truncation, draw(st.integers(0, 2**16))
 
 
-def arrays(sizes, target, seed):
+def arrays(sizes, target, seed, activation):
     """float64 parameters, inputs and targets (call with x64 enabled)."""
     d, h, o, n, t = sizes
     k_params, k_x, k_y = jax.random.split(jax.random.key(seed), 3)
-    params = init_elman(key=k_params, input_dim=d, hidden_dim=h, output_dim=o, dtype=jnp.float64)
+    params = init_elman(
+        key=k_params, input_dim=d, hidden_dim=h, output_dim=o, dtype=jnp.float64, activation=activation
+    )
     xs = jax.random.normal(k_x, (n, t, d), jnp.float64)
     ys = jax.random.normal(k_y, (n, o) if target == "last" else (n, t, o), jnp.float64)
     return params, xs, ys
 
 
-@functools.partial(jax.jit, static_argnames=("activation", "target", "k"))
-def truncated_and_full(params, xs, ys, *, activation, target, k):
+@functools.partial(jax.jit, static_argnames=("target", "k"))
+def truncated_and_full(params, xs, ys, *, target, k):
     """Losses with and without truncation, manual and autodiff gradients, predictions: one
     compiled program per example keeps the test fast."""
-    kw = {"activation": activation, "target": target}
+    kw = {"target": target}
     return (
         loss(params, xs, ys, truncation=k, **kw),
         loss(params, xs, ys, **kw),
@@ -56,11 +58,13 @@ def truncated_and_full(params, xs, ys, *, activation, target, k):
 def test_truncation_changes_gradients_never_forward_values(problem, activation):
     sizes, target, k, seed = problem
     with jax.enable_x64(True):
-        params, xs, ys = arrays(sizes, target, seed)
+        params, xs, ys = arrays(sizes, target, seed, activation)
         truncated, full, grads, reference, predictions = truncated_and_full(
-            params, xs, ys, activation=activation, target=target, k=k
+            params, xs, ys, target=target, k=k
         )
-        assert float(truncated) == float(full)
+        # A static k < T (target "last") runs the steps before the window as their own scan;
+        # XLA compiles that program apart, so the value may differ in the last bit.
+        assert abs(float(truncated) - float(full)) <= 1e-14 * abs(float(full))
         chex.assert_trees_all_equal_shapes_and_dtypes(grads, params)
         chex.assert_trees_all_close(grads, reference, rtol=1e-9, atol=1e-12)
         assert predictions.shape == ys.shape
@@ -78,7 +82,7 @@ def test_training_metrics_have_one_finite_value_per_epoch(batch_size, truncation
     config = TrainConfig(hidden_dim=hidden_dim, init="default", epochs=epochs, batch_size=batch_size)
     hparams = make_hparams(learning_rate=1e-2, truncation=truncation, seq_len=6)
     params, metrics = jax.jit(make_train(config).train)(jax.random.key(0), hparams, data)
-    assert params.W.shape == (hidden_dim, hidden_dim)
+    assert params.cell.W.shape == (hidden_dim, hidden_dim)
     for name, values in metrics.items():
         assert values.shape == (epochs,), name
         assert jnp.all(jnp.isfinite(values)), name

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import chex
+import jax
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -21,3 +22,23 @@ def test_readme_quick_start_has_exactly_the_two_commands():
     quick = README.read_text().split("## Quick start")[1].split("##")[0]
     commands = re.findall(r"^uv run [^\n#]*", quick, re.M)
     assert [c.strip() for c in commands] == ["uv run experiments/sine_wave.py", "uv run pytest"]
+
+
+def test_readme_equinox_example_trains_with_a_plain_optax_loop():
+    """An rnn_jax LSTM inside the reader's own eqx.Module, jitted with no static arguments."""
+    block = re.search(
+        r"trained with your own optax\nloop .*?```python\n(.*?)```", README.read_text(), re.S
+    ).group(1)
+    block = block.replace("range(300)", "range(60)")  # the test needs the trend, not the result
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102 - our own README
+    first = float(
+        namespace["step"](
+            namespace["Regressor"](jax.random.key(0)),
+            namespace["optimizer"].init(namespace["Regressor"](jax.random.key(0))),
+            namespace["data"].x_train,
+            namespace["data"].y_train,
+        )[2]
+    )
+    assert float(namespace["value"]) < 0.2 * first
+    assert isinstance(namespace["model"].encoder, namespace["rnn_jax"].LSTM)

@@ -3,7 +3,6 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.cells import readout_all
 from rnn_jax.runner import fit_stream
 from rnn_jax.stream import StreamConfig, array_source, check_stream_config, make_stream_train, n_updates
 from rnn_jax.unroll import unroll_states
@@ -26,7 +25,7 @@ def test_the_carried_state_is_the_stream_unrolled_from_the_start(stream, cell):
     init, chunk = make_stream_train(config, array_source(*stream, config.k2), input_dim=1, output_dim=1)
     state = init(jax.random.key(0))
     after, _ = jax.jit(chunk, static_argnames="length")(state, length=5)
-    states = unroll_states(state.params, stream[0][: 5 * config.k1], activation=config.activation)
+    states = unroll_states(state.params.cell, stream[0][: 5 * config.k1])
     chex.assert_trees_all_close(after.carry, jax.tree.map(lambda s: s[-1], states), atol=1e-5)
     assert int(after.start) == 5 * config.k1
 
@@ -40,8 +39,8 @@ def test_each_update_uses_the_gradient_of_its_window_only(stream):
     xs, ys = stream[0][: config.k2], stream[1][: config.k2]
 
     def by_hand(params):
-        hs = unroll_states(params, xs, activation="tanh")
-        pred = readout_all(params, hs[-config.k1 :])
+        hs = unroll_states(params.cell, xs)
+        pred = params.readout(hs[-config.k1 :])
         return 0.5 * jnp.mean(jnp.sum((pred - ys[-config.k1 :]) ** 2, axis=-1))
 
     grads = jax.grad(by_hand)(state.params)

@@ -125,7 +125,7 @@ def test_sharded_over_cpu_devices_equals_one_device(n_devices, hidden, n_seeds):
         members = grid(key=jax.random.key(0), n_seeds={n_seeds}, seq_len=10, learning_rate=[1e-3, 1e-2])
         many = run_sweep(config, members, data, progress=False)
         one = run_sweep(config, members, data, devices=jax.devices()[:1], progress=False)
-        assert many.params.W.shape == ({2 * n_seeds}, {hidden}, {hidden})
+        assert many.params.cell.W.shape == ({2 * n_seeds}, {hidden}, {hidden})
         pairs = zip(jax.tree.leaves((many.params, many.metrics)), jax.tree.leaves((one.params, one.metrics)))
         diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in pairs)
         print("max diff", diff)

@@ -3,8 +3,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.cells import elman_step, init_elman, readout
-from rnn_jax.unroll import predict, unroll, window_starts
+from rnn_jax.cells import elman_step
+from rnn_jax.model import init_elman, init_model, predict
+from rnn_jax.unroll import unroll, window_starts
 
 
 @pytest.fixture
@@ -16,21 +17,22 @@ def problem(key):
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
-def test_scan_equals_python_loop(problem, activation):
-    params, xs = problem
+def test_scan_equals_python_loop(key, activation):
+    cell = init_elman(key=key, input_dim=3, hidden_dim=6, output_dim=2, activation=activation).cell
+    xs = jax.random.normal(jax.random.key(1), (9, 3))
     h = jnp.zeros(6)
     expected = []
     for x in xs:
-        h = elman_step(params, h, x, activation)
+        h = elman_step(cell, h, x)
         expected.append(h)
-    assert jnp.allclose(unroll(params, xs, activation=activation), jnp.stack(expected), atol=1e-6)
+    assert jnp.allclose(unroll(cell, xs), jnp.stack(expected), atol=1e-6)
 
 
 def test_initial_state_is_used(problem):
     params, xs = problem
     h0 = jnp.ones(6)
-    hs = unroll(params, xs, h0=h0)
-    assert jnp.allclose(hs[0], elman_step(params, h0, xs[0]), atol=1e-6)
+    hs = unroll(params.cell, xs, h0=h0)
+    assert jnp.allclose(hs[0], elman_step(params.cell, h0, xs[0]), atol=1e-6)
 
 
 @pytest.mark.parametrize("target", ["last", "all"])
@@ -42,7 +44,7 @@ def test_forward_values_do_not_depend_on_truncation(problem, target, truncation)
     want_shape = (2,) if target == "last" else (9, 2)
     assert full.shape == want_shape
     if target == "last":
-        assert jnp.allclose(full, readout(params, unroll(params, xs)[-1]))
+        assert jnp.allclose(full, params.readout(unroll(params.cell, xs)[-1]))
 
 
 def test_window_starts_last_marks_one_step():
@@ -102,20 +104,20 @@ def test_a_static_truncation_stores_nothing_for_the_steps_before_its_window(key)
 @pytest.mark.parametrize("cell", ["elman", "lstm"])
 def test_remat_gives_the_same_gradient_in_sqrt_t_memory(cell):
     from rnn_jax.losses import loss
-    from rnn_jax.unroll import init_params, remat_segment
+    from rnn_jax.unroll import remat_segment
 
     assert remat_segment(50) == 5 and remat_segment(50_000) == 200 and remat_segment(7) in (1, 7)
     with jax.enable_x64(True):
-        params = init_params(
+        params = init_model(
             cell, key=jax.random.key(0), input_dim=2, hidden_dim=6, output_dim=1, dtype=jnp.float64
         )
         xs = jax.random.normal(jax.random.key(1), (3, 36, 2), jnp.float64)
         ys = jax.random.normal(jax.random.key(2), (3, 1), jnp.float64)
-        plain = jax.grad(loss)(params, xs, ys, activation="tanh")
-        remat = jax.grad(lambda p: loss(p, xs, ys, activation="tanh", remat=True))(params)
+        plain = jax.grad(loss)(params, xs, ys)
+        remat = jax.grad(lambda p: loss(p, xs, ys, remat=True))(params)
         chex.assert_trees_all_close(remat, plain, rtol=1e-12, atol=1e-14)
     # Memory at a hidden size where states, not the (T, N, D) inputs both variants keep, dominate.
-    params = init_params(cell, key=jax.random.key(0), input_dim=2, hidden_dim=32, output_dim=1)
+    params = init_model(cell, key=jax.random.key(0), input_dim=2, hidden_dim=32, output_dim=1)
     scratch = {}
     for remat in (False, True):
         for seq_len in (400, 1600):
@@ -128,8 +130,6 @@ def test_remat_gives_the_same_gradient_in_sqrt_t_memory(cell):
 
 
 def test_remat_is_refused_where_it_does_not_apply(problem):
-    from rnn_jax.unroll import predict
-
     params, xs = problem
     with pytest.raises(ValueError, match="remat=True needs target 'last' and full BPTT"):
         predict(params, xs, target="all", remat=True)

@@ -56,6 +56,8 @@ class Cell(eqx.Module):
     # Keyword options the cell's constructor takes beyond key, sizes, scale and dtype (such as
     # "activation"): configs and commands pass only these, and name the cell in their error.
     OPTIONS: ClassVar[tuple[str, ...]] = ()
+    # The PyTorch module with the same computation ("rnn", "gru", "lstm"; rnn_jax.interop).
+    TORCH: ClassVar[str | None] = None
 
     @property
     @abc.abstractmethod

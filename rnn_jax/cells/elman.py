@@ -55,6 +55,7 @@ class Elman(Cell):
     """Elman cell: ``U (H, D)``, ``W (H, H)``, ``b (H,)``; ``activation`` and its optional
     derivative ``activation_grad`` (of the pre-activation) are static fields."""
 
+    TORCH = "rnn"
     OPTIONS = ("activation", "init")
 
     U: Float[Array, "H D"]  # input -> hidden

@@ -35,6 +35,7 @@ class GRU(Cell):
     """GRU weights: ``Wx (3, H, D)``, ``Wh (3, H, H)``, ``b (3, H)`` and, for
     ``reset="after"``, the candidate's recurrent bias ``bh_n (H,)`` (``None`` otherwise)."""
 
+    TORCH = "gru"
     OPTIONS = ("reset",)
 
     Wx: Float[Array, "3 H D"]  # input -> gate

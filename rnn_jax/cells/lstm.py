@@ -29,6 +29,8 @@ LSTMStates = tuple[Float[Array, "T H"], Float[Array, "T H"]]  # (hs, cs), every 
 class LSTM(Cell):
     """LSTM weights: ``Wx (4, H, D)``, ``Wh (4, H, H)``, ``b (4, H)``."""
 
+    TORCH = "lstm"
+
     Wx: Float[Array, "4 H D"]
     Wh: Float[Array, "4 H H"]
     b: Float[Array, "4 H"]
