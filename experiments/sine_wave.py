@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +38,7 @@ from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_losses, plot_predictions
 from rnn_jax.runner import fit
-from rnn_jax.train import TrainConfig, check_config, make_hparams
+from rnn_jax.train import HPARAM_HELP, TrainConfig, check_config, make_hparams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,23 +53,25 @@ class SineWaveConfig:
     window: int = 50
     train_fraction: float = 2 / 3
     scale: bool = False
-    # model and training
-    cell: str = "elman"
-    hidden_dim: int = 100
-    activation: str | None = "sigmoid"
-    init: str = "tutorial"
+    # model and training: static settings, then the hyperparameters
+    train: TrainConfig = TrainConfig(activation="sigmoid")
     init_scale: float = 1.0
-    optimizer: str = "sgd"
     learning_rate: float = 1e-4
-    clip: str = "value"
     clip_threshold: float = 10.0
-    schedule: str = "constant"
     truncation: int | None = 5
-    epochs: int = 25
-    batch_size: int = 1
-    shuffle: bool = False
-    grad: str = "autodiff"
     seed: int = 0
+
+    HELP: ClassVar[dict[str, str]] = {
+        "length": "number of samples in the series",
+        "step": "sampling interval",
+        "frequency": "angular frequency, radians per unit time",
+        "noise": "std of added Gaussian noise",
+        "window": "input values per example",
+        "train_fraction": "share of windows (earliest first) that train",
+        "scale": "standardise with training-split statistics",
+        "seed": "random seed (data noise, initialisation, shuffling)",
+        **HPARAM_HELP,
+    }
 
 
 PRESETS = {
@@ -78,41 +81,21 @@ PRESETS = {
     # The best settings found on this task: see README "Results".
     "default": SineWaveConfig(
         scale=True,
-        hidden_dim=32,
-        activation=None,  # the cell's own: tanh for Elman; GRU and LSTM take none
-        init="default",
-        optimizer="adam",
+        train=TrainConfig(
+            hidden_dim=32,
+            activation=None,  # the cell's own: tanh for Elman; GRU and LSTM take none
+            init="default",
+            optimizer="adam",
+            clip="norm",
+            schedule="cosine",
+            epochs=300,
+            batch_size=10,
+            shuffle=True,
+        ),
         learning_rate=3e-3,
-        clip="norm",
         clip_threshold=1.0,
-        schedule="cosine",
         truncation=None,
-        epochs=300,
-        batch_size=10,
-        shuffle=True,
     ),
-}
-
-HELP = {
-    "length": "number of samples in the series",
-    "step": "sampling interval",
-    "frequency": "angular frequency, radians per unit time",
-    "noise": "std of added Gaussian noise",
-    "window": "input values per example",
-    "train_fraction": "share of windows (earliest first) that train",
-    "scale": "standardise with training-split statistics",
-    "cell": "a registered cell: elman, gru, lstm, indrnn",
-    "activation": "sigmoid, tanh or relu: the Elman (or IndRNN) nonlinearity; none for the cell's "
-    "default (tanh for Elman; GRU and LSTM take none)",
-    "init": "default (Glorot/orthogonal) or tutorial (uniform [0, 1))",
-    "init_scale": "multiplies the initial W",
-    "optimizer": "sgd or adam",
-    "clip": "value, norm or none",
-    "schedule": "constant or cosine (learning rate decays to 0)",
-    "truncation": "BPTT steps, or none for full BPTT",
-    "batch_size": "examples per update (1 = the tutorial's per-example SGD)",
-    "shuffle": "reshuffle the training windows every epoch",
-    "grad": "autodiff, manual (hand-derived) or tutorial (the tutorial's wrong backward pass)",
 }
 
 
@@ -134,14 +117,10 @@ def parse_config(argv: list[str]) -> tuple[SineWaveConfig, RunOptions]:
         "--out", type=Path, default=None, help="output folder (default: results/sine_wave/<preset>)"
     )
     add_run_options(parser)
-    add_config_arguments(parser, PRESETS[known.preset], HELP)
+    add_config_arguments(parser, PRESETS[known.preset])
     args = parser.parse_args(argv)
     options = run_options(parser, args, Path("results") / "sine_wave" / args.preset)
     return config_from_args(SineWaveConfig, args), options
-
-
-def train_config(cfg: SineWaveConfig) -> TrainConfig:
-    return TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
 
 
 def predict_in_original_units(params, data) -> dict[str, jax.Array]:
@@ -165,7 +144,7 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
         seq_len=cfg.window,
         init_scale=cfg.init_scale,
     )
-    tcfg = train_config(cfg)
+    tcfg = cfg.train
     n_train = n_train_windows(cfg.length - cfg.window, cfg.train_fraction)
     check_config(tcfg, n_train)
 
@@ -187,7 +166,7 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
         "val_loss": result.metrics["val_loss"],
         "train_rmse": result.metrics["train_rmse"][-1],
         "val_rmse": result.metrics["val_rmse"][-1],
-        "epochs": cfg.epochs,
+        "epochs": cfg.train.epochs,
         "epochs_run": len(result.metrics["train_loss"]),
         "diverged_at_epoch": result.diverged_at_epoch,
         "diverged_at_step": result.diverged_at_step,

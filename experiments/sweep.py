@@ -40,16 +40,17 @@ class SweepConfig:
     n_seeds: int = 8
     learning_rates: str = "3e-4,6e-4,1e-3,2e-3,3e-3,6e-3,1e-2,2e-2"
     truncations: str = "2,5,10,none"
-    cell: str = "elman"
-    grad: str = "autodiff"
-    hidden_dim: int = 32
-    activation: str | None = None  # the cell's option; None: its default (tanh for Elman)
-    optimizer: str = "adam"
-    clip: str = "norm"
+    train: TrainConfig = TrainConfig(
+        hidden_dim=32,
+        optimizer="adam",
+        clip="norm",
+        schedule="cosine",
+        epochs=300,
+        batch_size=10,
+        shuffle=True,
+        init="default",
+    )
     clip_threshold: float = 1.0
-    schedule: str = "cosine"
-    epochs: int = 300
-    batch_size: int = 10
     seed: int = 0
     benchmark: bool = False
     bench_members: int = 32
@@ -59,22 +60,8 @@ class SweepConfig:
 
 
 def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
-    return TrainConfig(
-        **{
-            "cell": cfg.cell,
-            "grad": cfg.grad,
-            "hidden_dim": cfg.hidden_dim,
-            "activation": cfg.activation,
-            "optimizer": cfg.optimizer,
-            "clip": cfg.clip,
-            "schedule": cfg.schedule,
-            "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size,
-            "shuffle": True,
-            "init": "default",
-            **overrides,
-        }
-    )
+    """The members' static settings, with ``overrides`` (the benchmark's batch sizes)."""
+    return dataclasses.replace(cfg.train, **overrides)
 
 
 def sweep(cfg: SweepConfig, options: RunOptions) -> int:
@@ -98,7 +85,7 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
     n = len(members.table)
     print(
         f"{n} members ({cfg.n_seeds} seeds x {len(lrs)} learning rates x {len(ks)} truncations), "
-        f"{cfg.epochs} epochs each, {len(jax.devices())} device(s)"
+        f"{cfg.train.epochs} epochs each, {len(jax.devices())} device(s)"
     )
     checkpointing = make_checkpointing(options, dataclasses.asdict(cfg))
     result = run_sweep(config, members, data, checkpointing=checkpointing, resume=options.resume)
@@ -182,7 +169,7 @@ def _median_time(fn, repeats: int) -> dict[str, float]:
 def time_batch_size(cfg: SweepConfig, data, batch_size: int) -> dict:
     """Seconds for ``bench_members`` members vmapped, and for the same runs one by one."""
     # about the same number of optimiser steps whatever the batch size
-    epochs = max(2, min(cfg.epochs, batch_size * 3))
+    epochs = max(2, min(cfg.train.epochs, batch_size * 3))
     config = train_config(cfg, batch_size=batch_size, epochs=epochs)
     check_config(config, data.x_train.shape[0])
     lrs = [1e-3 * (1 + i / cfg.bench_members) for i in range(cfg.bench_members)]

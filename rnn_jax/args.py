@@ -42,33 +42,56 @@ def _is_optional(annotation: Any, kind: type) -> bool:
     return origin in (typing.Union, types.UnionType) and args == {kind, type(None)}
 
 
+def config_fields(defaults: Any, path: tuple[str, ...] = ()):
+    """``(path, default, type hint, help)`` for every leaf field of a frozen dataclass instance,
+    descending into fields that are dataclasses themselves (a ``TrainConfig`` inside an
+    experiment's config). Help comes from each class's ``HELP`` mapping, if it has one."""
+    hints = typing.get_type_hints(type(defaults))
+    helps = getattr(type(defaults), "HELP", {})
+    for field in dataclasses.fields(defaults):
+        value = getattr(defaults, field.name)
+        if dataclasses.is_dataclass(value):
+            yield from config_fields(value, (*path, field.name))
+        else:
+            yield (*path, field.name), value, hints[field.name], helps.get(field.name, "")
+
+
 def add_config_arguments(
     parser: argparse.ArgumentParser, defaults: Any, help: dict[str, str] | None = None
 ) -> None:
-    """One ``--field-name`` option per field of the frozen dataclass instance ``defaults``."""
-    hints = typing.get_type_hints(type(defaults))
-    for field in dataclasses.fields(defaults):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        text = (help or {}).get(field.name, "") + " (default: %(default)s)"
-        hint = hints[field.name]
+    """One ``--field-name`` option per leaf field of the frozen dataclass instance ``defaults``
+    (nested configs give their fields flat names, which must not repeat). ``help`` overrides
+    or adds to the classes' own ``HELP`` texts."""
+    seen: set[str] = set()
+    for path, default, hint, text in config_fields(defaults):
+        name = path[-1]
+        if name in seen:
+            raise ValueError(f"config field {name!r} appears twice; nested configs need distinct names")
+        seen.add(name)
+        flag, dest = "--" + name.replace("_", "-"), ".".join(path)
+        text = (help or {}).get(name, text) + " (default: %(default)s)"
+        common = {"dest": dest, "default": default, "help": text}
         if hint is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         elif _is_optional(hint, int):
-            parser.add_argument(
-                flag, type=_parse_optional_int, default=default, metavar="INT|none", help=text
-            )
+            parser.add_argument(flag, type=_parse_optional_int, metavar="INT|none", **common)
         elif _is_optional(hint, str):
-            parser.add_argument(
-                flag, type=_parse_optional_str, default=default, metavar="STR|none", help=text
-            )
+            parser.add_argument(flag, type=_parse_optional_str, metavar="STR|none", **common)
         else:
-            parser.add_argument(flag, type=hint, default=default, metavar=hint.__name__.upper(), help=text)
+            parser.add_argument(flag, type=hint, metavar=hint.__name__.upper(), **common)
 
 
-def config_from_args(cls: type, args: argparse.Namespace) -> Any:
-    """Build the dataclass ``cls`` from parsed arguments (fields only)."""
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+def config_from_args(cls: type, args: argparse.Namespace, path: tuple[str, ...] = ()) -> Any:
+    """Build the dataclass ``cls`` (nested configs included) from parsed arguments."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            values[field.name] = config_from_args(hint, args, (*path, field.name))
+        else:
+            values[field.name] = getattr(args, ".".join((*path, field.name)))
+    return cls(**values)
 
 
 def exit_on_user_error(fn: Callable[[], int | None]) -> int:

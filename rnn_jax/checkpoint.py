@@ -98,8 +98,21 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], bytes]:
     return header, payload
 
 
+def flat(run: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested run description with dotted keys: ``{"train": {"epochs": 3}}`` ->
+    ``{"train.epochs": 3}``."""
+    out = {}
+    for key, value in run.items():
+        if isinstance(value, dict):
+            out |= flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str:
-    """``"a: 1 in the checkpoint, 2 now; ..."`` for every key whose value differs."""
+    """``"a: 1 in the checkpoint, 2 now; ..."`` for every (dotted) key whose value differs."""
+    saved, current = flat(saved), flat(current)
     keys = sorted(set(saved) | set(current))
     diffs = [
         f"{k}: {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now"
@@ -148,8 +161,8 @@ def refuse_unfinished(path: Path) -> None:
     except CheckpointError as err:
         raise CheckpointError(f"{err}; pass --overwrite to start again over it") from None
     if not header.get("finished"):
+        epochs = next((v for k, v in flat(header["run"]).items() if k.rsplit(".", 1)[-1] == "epochs"), "?")
         raise CheckpointError(
-            f"{path.parent} holds an unfinished run (epoch {header['epoch']} of "
-            f"{header['run'].get('epochs')}); continue it with "
-            f"--resume {path.parent}, or pass --overwrite to start again"
+            f"{path.parent} holds an unfinished run (epoch {header['epoch']} of {epochs}); continue it "
+            f"with --resume {path.parent}, or pass --overwrite to start again"
         )

@@ -54,7 +54,7 @@ def _gradcheck(argv: Sequence[str]) -> int:
 
 
 def _train(argv: Sequence[str]) -> int:
-    from rnn_jax.csv_train import HELP, CsvTrainConfig, format_summary, run_csv_training
+    from rnn_jax.csv_train import CsvTrainConfig, format_summary, run_csv_training
 
     parser = OneLineParser(
         prog="rnn-jax train",
@@ -64,7 +64,7 @@ def _train(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/train)")
     add_run_options(parser)
-    add_config_arguments(parser, CsvTrainConfig(), HELP)
+    add_config_arguments(parser, CsvTrainConfig())
     args = parser.parse_args(argv)
     options = run_options(parser, args, Path("results") / "train")
     config = config_from_args(CsvTrainConfig, args)

@@ -12,6 +12,7 @@ per target column and per horizon step, in the columns' own units.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +34,7 @@ from rnn_jax.series import (
     predict_linear_ar,
     rmse_by_column_and_step,
 )
-from rnn_jax.train import TrainConfig, check_config, make_hparams
+from rnn_jax.train import HPARAM_HELP, TrainConfig, check_config, make_hparams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,31 +47,31 @@ class CsvTrainConfig:
     window: int = 24
     horizon: int = 1
     split: str = "0.7,0.15,0.15"  # train, validation, test fractions of the rows, in time order
-    cell: str = "elman"
-    hidden_dim: int = 32
-    activation: str | None = None
-    optimizer: str = "adam"
+    train: TrainConfig = TrainConfig(
+        hidden_dim=32,
+        optimizer="adam",
+        clip="norm",
+        schedule="cosine",
+        epochs=100,
+        batch_size=16,
+        shuffle=True,
+        init="default",
+    )
     learning_rate: float = 3e-3
-    clip: str = "norm"
     clip_threshold: float = 1.0
-    schedule: str = "cosine"
     truncation: int | None = None
-    epochs: int = 100
-    batch_size: int = 16
-    grad: str = "autodiff"
     seed: int = 0
 
-
-HELP = {
-    "csv": "the CSV file: a header row of column names, one row per time step",
-    "inputs": "input columns, comma-separated",
-    "targets": "columns to predict, comma-separated (may repeat inputs)",
-    "window": "input steps per example",
-    "horizon": "steps ahead to predict (all at once)",
-    "split": "train,validation,test fractions of the rows, in time order",
-    "cell": "a registered cell: elman, gru, lstm, indrnn",
-    "activation": "sigmoid, tanh or relu (Elman, IndRNN; none: the cell's default, tanh for Elman)",
-}
+    HELP: ClassVar[dict[str, str]] = {
+        "csv": "the CSV file: a header row of column names, one row per time step",
+        "inputs": "input columns, comma-separated",
+        "targets": "columns to predict, comma-separated (may repeat inputs)",
+        "window": "input steps per example",
+        "horizon": "steps ahead to predict (all at once)",
+        "split": "train,validation,test fractions of the rows, in time order",
+        "seed": "random seed (initialisation, shuffling)",
+        **HPARAM_HELP,
+    }
 
 
 def columns(cfg: CsvTrainConfig) -> tuple[list[str], list[str]]:
@@ -100,15 +101,7 @@ def run_csv_training(cfg: CsvTrainConfig, options: RunOptions) -> dict:
     )
     (x_tr, y_tr), (x_va, y_va) = as_jnp(windows["train"]), as_jnp(windows["val"])
     data = WindowData(x_train=x_tr, y_train=y_tr, x_val=x_va, y_val=y_va, scaler=identity_scaler())
-    config = TrainConfig(
-        **{
-            f.name: getattr(cfg, f.name)
-            for f in dataclasses.fields(TrainConfig)
-            if f.name not in ("shuffle", "init")
-        },
-        shuffle=True,
-        init="default",
-    )
+    config = cfg.train
     check_config(config, x_tr.shape[0])
     hparams = make_hparams(
         learning_rate=cfg.learning_rate,

@@ -13,10 +13,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from rnn_jax.cells import CellGrads
 from rnn_jax.losses import check_batch, loss_scale
 from rnn_jax.model import RNN
-from rnn_jax.readout import Linear
 from rnn_jax.unroll import (
     Truncation,
     check_truncation,
@@ -27,10 +25,9 @@ from rnn_jax.unroll import (
 )
 
 
-def _example_grads(
-    model: RNN, x, y, *, target: str, truncation: Truncation, scale
-) -> tuple[Linear, CellGrads]:
-    """One sequence: the readout's gradients and the cell's ``CellGrads`` (summed over steps).
+def _example_grads(model: RNN, x, y, *, target: str, truncation: Truncation, scale):
+    """One sequence: the states the readout scored, their output errors, and the cell's
+    ``CellGrads``.
 
     With ``target="last"`` and a static ``k < T`` the states before the last ``k`` steps are a
     constant: they are run through without storing anything, and the backward pass covers the
@@ -44,18 +41,25 @@ def _example_grads(
     states = unroll_states(cell, x, h0=h0)
     hs = cell.hidden(states)
     read = hs[-1] if target == "last" else hs  # (H,): only h_T is scored, which seeds the scan
-    readout_grads, dh_out = readout.backward(read, (readout(read) - y) * scale)
-    return readout_grads, cell.backward(x, h0, states, dh_out, cuts)
+    errors = (readout(read) - y) * scale
+    dh_out = errors @ readout.V  # V^T e_t
+    return read, errors, cell.backward(x, h0, states, dh_out, cuts)
 
 
-def _batch_grads(model: RNN, xs, ys, target: str, truncation: Truncation) -> tuple[Linear, CellGrads]:
-    """Checked arguments, then every example's gradients: leaves with a leading ``N`` axis."""
+def _batch_grads(model: RNN, xs, ys, target: str, truncation: Truncation):
+    """Checked arguments, then every example's scored states, errors and ``CellGrads``
+    (leaves with a leading ``N`` axis)."""
     check_batch(model, xs, ys, target)
     check_truncation(truncation)
     scale = loss_scale(xs, target)
     return jax.vmap(
         lambda x, y: _example_grads(model, x, y, target=target, truncation=truncation, scale=scale)
     )(xs, ys)
+
+
+def _steps(tree):
+    """Every example's steps laid end to end: leaves ``(N, T, ...) -> (N T, ...)``."""
+    return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
 
 
 def manual_grads(
@@ -68,13 +72,16 @@ def manual_grads(
 ) -> RNN:
     """Gradient of ``rnn_jax.loss`` with the same arguments, derived by hand (no autodiff).
 
-    Args and shapes as ``rnn_jax.loss``; any cell that implements ``backward``. Returns a model
-    of the same structure holding the gradients.
+    Args and shapes as ``rnn_jax.loss``; any cell that implements ``backward`` and
+    ``param_grads``. Returns a model of the same structure holding the gradients. The weight
+    gradients are sums over examples and steps; each is formed as one product over all of them
+    (``Cell.param_grads``, ``Linear.backward``).
     """
-    readout_grads, cell_grads = _batch_grads(model, xs, ys, target, truncation)
-    # A sum over the batch axis of per-example products: XLA folds it into the products.
-    total = jax.tree.map(lambda g: jnp.sum(g, axis=0), (readout_grads, cell_grads.cell))
-    return RNN(cell=total[1], readout=total[0])
+    read, errors, grads = _batch_grads(model, xs, ys, target, truncation)
+    if target == "last":  # one scored state per example: (N, H) and (N, O)
+        read, errors = read[:, None], errors[:, None]
+    readout_grads, _ = model.readout.backward(_steps(read), _steps(errors))
+    return RNN(cell=model.cell.param_grads(_steps(grads.tape)), readout=readout_grads)
 
 
 def state_grads(
@@ -92,7 +99,7 @@ def state_grads(
     ``None`` truncation (a static ``k`` skips the early steps)."""
     if static_window(xs.shape[1], target, truncation) is not None:
         truncation = jnp.asarray(truncation)  # keep every step in the output
-    dh = _batch_grads(model, xs, ys, target, truncation)[1].dh
+    dh = _batch_grads(model, xs, ys, target, truncation)[2].dh
     if dh is None:
         raise ValueError(f"the {type(model.cell).__name__} cell's backward does not report dL/dh_t")
     return dh

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import equinox as eqx
 import jax
@@ -50,6 +50,31 @@ class TrainConfig:
     shuffle: bool = False
     init: str = "tutorial"
     grad: str = "autodiff"
+
+    # Help for each field, shown by every command whose config contains a TrainConfig.
+    HELP: ClassVar[dict[str, str]] = {
+        "cell": "a registered cell: elman, gru, lstm, indrnn",
+        "hidden_dim": "hidden size H",
+        "activation": "sigmoid, tanh or relu: the Elman (or IndRNN) nonlinearity; none for the "
+        "cell's default (tanh for Elman; GRU and LSTM take none)",
+        "optimizer": "sgd or adam",
+        "clip": "gradient clipping: value, norm or none",
+        "schedule": "constant or cosine (learning rate decays to 0)",
+        "epochs": "passes over the training windows",
+        "batch_size": "examples per update (1 = the tutorial's per-example SGD)",
+        "shuffle": "reshuffle the training windows every epoch",
+        "init": "default (Glorot/orthogonal) or tutorial (uniform [0, 1), Elman only)",
+        "grad": "autodiff, manual (hand-derived) or tutorial (the tutorial's wrong backward pass)",
+    }
+
+
+# Help for the hyperparameters that commands take as options (see make_hparams).
+HPARAM_HELP = {
+    "learning_rate": "optimiser step size (the peak of the cosine schedule)",
+    "clip_threshold": "|g| bound for clip=value, global norm for clip=norm",
+    "truncation": "BPTT window k >= 1, or none for full BPTT",
+    "init_scale": "multiplies the initial recurrent weights (their spectral radius)",
+}
 
 
 class Hyperparams(NamedTuple):

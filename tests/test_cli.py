@@ -122,7 +122,7 @@ def test_sine_wave_divergence_is_reported_and_a_usable_checkpoint_kept(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert header["run"] == config
     data = make_sine_data(scale=True)
-    fns = make_train(TrainConfig(**{f: config[f] for f in TrainConfig.__dataclass_fields__}))
+    fns = make_train(TrainConfig(**config["train"]))
     hparams = make_hparams(learning_rate=1e30, seq_len=50)
     like = jax.eval_shape(fns.init, jax.random.key(0), hparams, data)
     state, saved = load_checkpoint(tmp_path / "checkpoint.eqx", like, run=config)

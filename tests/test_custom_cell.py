@@ -69,14 +69,17 @@ class MGU(Cell):
             return cut(flag, dh_prev), jnp.stack([da_f, da_n])
 
         dh0, da = reverse_scan(step, jnp.zeros_like(h0), (f, n, hp, cuts), dh_out)
-        grads = with_arrays(
+        return CellGrads(tape=(da, xs, hp, f * hp), xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
+
+    def param_grads(self, tape):
+        da, xs, hp, fh = tape
+        return with_arrays(
             self,
             Wx=jnp.einsum("tgh,td->ghd", da, xs),
             Uf=da[:, 0].T @ hp,
-            Un=da[:, 1].T @ (f * hp),
+            Un=da[:, 1].T @ fh,
             b=jnp.sum(da, axis=0),
         )
-        return CellGrads(cell=grads, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
 
     def dh_prev(self, dh, f, q, da_f):
         """``h_{t-1}`` enters step ``t`` three ways: the carry, the candidate's product, the gate."""
@@ -143,6 +146,7 @@ def test_it_trains_and_sweeps_by_name(monkeypatch):
 def test_a_cell_without_a_backward_says_how_to_get_gradients():
     class NoBackward(MGU):
         backward = Cell.backward
+        param_grads = Cell.param_grads
 
     with jax.enable_x64(True):
         model = mgu_model(NoBackward)

@@ -84,6 +84,6 @@ def test_resume_with_other_options_is_refused_and_the_checkpoint_kept(tmp_path):
     assert done.returncode == 0, done.stderr
     before = (tmp_path / "checkpoint.eqx").read_bytes()
     out = run(*ARGS[:-2], "--resume", str(tmp_path), "--epochs", "20", "--hidden-dim", "8")
-    assert_user_error(out, "belongs to a different run (hidden_dim: 16 in the checkpoint, 8 now)")
+    assert_user_error(out, "belongs to a different run (train.hidden_dim: 16 in the checkpoint, 8 now)")
     assert (tmp_path / "checkpoint.eqx").read_bytes() == before
     assert_user_error(run(*ARGS, "--resume", str(tmp_path / "none")), "no checkpoint at")

@@ -146,8 +146,8 @@ class Elman(Cell):
         cuts: Bool[Array, " T"] | None,
     ) -> CellGrads:
         """``docs/bptt.md`` eqs. 5-8: ``delta_t = (dh_out_t + g_t) * f'(a_t)``, then
-        ``g_{t-1} = W^T delta_t`` unless step ``t`` starts a window; the weight gradients are
-        sums of outer products over the steps."""
+        ``g_{t-1} = W^T delta_t`` unless step ``t`` starts a window. The tape holds
+        ``(delta_t, x_t, h_{t-1})`` for ``param_grads``."""
         h_prev = previous(states, h0)
         if isinstance(self.activation, str):
             grad_from_output = NAMED_ACTIVATIONS[self.activation][1]
@@ -167,8 +167,12 @@ class Elman(Cell):
             return cut(flag, delta @ self.W), (delta, dh)  # delta @ W = W^T delta
 
         dh0, (deltas, dhs) = reverse_scan(step, jnp.zeros_like(h0), (slopes, cuts), dh_out)
-        grads = with_arrays(self, U=deltas.T @ xs, W=deltas.T @ h_prev, b=jnp.sum(deltas, axis=0))
-        return CellGrads(cell=grads, xs=deltas @ self.U, h0=dh0, dh=dhs)
+        return CellGrads(tape=(deltas, xs, h_prev), xs=deltas @ self.U, h0=dh0, dh=dhs)
+
+    def param_grads(self, tape: tuple[Array, Array, Array]) -> Elman:
+        """Eqs. 7: ``dU = sum_t delta_t x_t^T``, ``dW = sum_t delta_t h_{t-1}^T``, ``db = sum_t delta_t``."""
+        deltas, xs, h_prev = tape
+        return with_arrays(self, U=deltas.T @ xs, W=deltas.T @ h_prev, b=jnp.sum(deltas, axis=0))
 
 
 def elman_step(cell: Elman, h_prev: Float[Array, " H"], x: Float[Array, " D"]) -> Float[Array, " H"]:

@@ -141,14 +141,13 @@ class GRU(Cell):
             return cut(flag, dh_prev), (jnp.stack([da_z, da_r, da_n]), dm)
 
         dh0, (da, dm) = reverse_scan(step, jnp.zeros_like(h0), (z, r, n, m, hp, cuts), dh_out)
-        # What each gate's recurrent matrix multiplied, against the gradient at its product.
-        if after:
-            dWh = jnp.einsum("tgh,tk->ghk", jnp.stack([da[:, 0], da[:, 1], dm], axis=1), hp)
-            extra = {"bh_n": jnp.sum(dm, axis=0)}
-        else:
-            dWh = jnp.stack([da[:, 0].T @ hp, da[:, 1].T @ hp, da[:, 2].T @ m])
-            extra = {}
-        grads = with_arrays(
-            self, Wx=jnp.einsum("tgh,td->ghd", da, xs), Wh=dWh, b=jnp.sum(da, axis=0), **extra
-        )
-        return CellGrads(cell=grads, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
+        # What Wh[n] multiplied (h_{t-1} after, r ⊙ h_{t-1} before) and the gradient at it.
+        tape = (da, dm, xs, hp, hp if after else m)
+        return CellGrads(tape=tape, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
+
+    def param_grads(self, tape: tuple[Array, Array, Array, Array, Array]) -> GRU:
+        """``docs/gated.md`` (G2); ``Wh[n]`` takes the gradient at its own product."""
+        da, dm, xs, hp, u_n = tape
+        dWh = jnp.stack([da[:, 0].T @ hp, da[:, 1].T @ hp, dm.T @ u_n])
+        extra = {"bh_n": jnp.sum(dm, axis=0)} if self.reset == "after" else {}
+        return with_arrays(self, Wx=jnp.einsum("tgh,td->ghd", da, xs), Wh=dWh, b=jnp.sum(da, axis=0), **extra)

@@ -87,7 +87,10 @@ class IndRNN(Cell):
             return cut(flag, delta * self.w), (delta, dh)
 
         dh0, (deltas, dhs) = reverse_scan(step, jnp.zeros_like(h0), (states, cuts), dh_out)
-        grads = with_arrays(
+        return CellGrads(tape=(deltas, xs, h_prev), xs=deltas @ self.U, h0=dh0, dh=dhs)
+
+    def param_grads(self, tape: tuple[Array, Array, Array]) -> IndRNN:
+        deltas, xs, h_prev = tape
+        return with_arrays(
             self, U=deltas.T @ xs, w=jnp.sum(deltas * h_prev, axis=0), b=jnp.sum(deltas, axis=0)
         )
-        return CellGrads(cell=grads, xs=deltas @ self.U, h0=dh0, dh=dhs)

@@ -124,10 +124,14 @@ class LSTM(Cell):
 
         zeros = jnp.zeros_like(h0[0])
         dh0, da = reverse_scan(step, (zeros, zeros), (i, f, g, o, tanh_c, c_prev, cuts), dh_out)
-        grads = with_arrays(
+        return CellGrads(tape=(da, xs, h_prev), xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
+
+    def param_grads(self, tape: tuple[Array, Array, Array]) -> LSTM:
+        """``docs/gated.md`` (G2): every gate's recurrent matrix multiplied ``h_{t-1}``."""
+        da, xs, h_prev = tape
+        return with_arrays(
             self,
             Wx=jnp.einsum("tgh,td->ghd", da, xs),
             Wh=jnp.einsum("tgh,tk->ghk", da, h_prev),
             b=jnp.sum(da, axis=0),
         )
-        return CellGrads(cell=grads, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)

@@ -1,0 +1,70 @@
+"""The package's shape: no import circles, and no module outside ``rnn_jax/cells/`` asks which
+cell it holds."""
+
+import ast
+import re
+
+from scripts import ROOT
+
+PACKAGE = ROOT / "rnn_jax"
+
+
+def module_name(path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the rnn_jax modules it imports anywhere (top level or inside a function)."""
+    imports = {}
+    for path in PACKAGE.rglob("*.py"):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rnn_jax"):
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("rnn_jax")}
+        imports[module_name(path)] = found
+    return {
+        m: {d if d in imports else d.rsplit(".", 1)[0] for d in deps} - {m} for m, deps in imports.items()
+    }
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found, state = [], {}
+
+    def visit(module, path):
+        state[module] = "open"
+        for dep in sorted(graph.get(module, ())):
+            if state.get(dep) == "open":
+                found.append(path[path.index(dep) :] + [dep])
+            elif dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    return found
+
+
+def test_the_import_graph_has_no_circle():
+    graph = import_graph()
+    assert "rnn_jax.cells.base" in graph and "rnn_jax.unroll" in graph["rnn_jax.model"]
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
+
+
+def test_no_type_dispatch_on_cells_outside_the_cells_package():
+    pattern = re.compile(r"isinstance\((params|cell|model\.cell)\b")
+    offenders = [
+        f"{path.relative_to(ROOT)}:{i}"
+        for path in PACKAGE.rglob("*.py")
+        if "cells" not in path.relative_to(PACKAGE).parts
+        for i, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line) and "not a choice between cells" not in line
+    ]
+    assert offenders == []
