@@ -148,3 +148,29 @@ def test_inconsistent_weights_are_named(key):
     )
     with pytest.raises(ValueError, match="does not fit the cell's hidden size H=4"):
         loss(broken, jnp.ones((1, 3, 2)), jnp.ones((1, 1)))
+
+
+def test_an_elman_cell_with_a_callable_activation_trains():
+    """``Elman(activation=jax.nn.gelu)`` in a plain optax loop on its hand-derived gradient."""
+    import optax
+
+    data = rnn_jax.make_sine_data(length=80, window=10, scale=True)
+    model = init_elman(
+        key=jax.random.key(0), input_dim=1, hidden_dim=16, output_dim=1, activation=jax.nn.gelu
+    )
+    optimizer = optax.adam(1e-2)
+
+    @jax.jit
+    def epochs(model, opt_state):
+        def step(carry, _):
+            model, opt_state = carry
+            grads = manual_grads(model, data.x_train, data.y_train)
+            updates, opt_state = optimizer.update(grads, opt_state, model)
+            return (optax.apply_updates(model, updates), opt_state), None
+
+        return jax.lax.scan(step, (model, opt_state), length=150)[0]
+
+    before = float(loss(model, data.x_val, data.y_val))
+    model, _ = epochs(model, optimizer.init(model))
+    assert model.cell.activation is jax.nn.gelu
+    assert float(loss(model, data.x_val, data.y_val)) < 0.05 * before
