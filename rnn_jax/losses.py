@@ -6,45 +6,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from rnn_jax.model import RNN, dims, predict
-from rnn_jax.unroll import Truncation, check_target, check_truncation
+from rnn_jax.batch import check_batch, check_model, loss_scale
+from rnn_jax.manual_grads import manual_rule_loss
+from rnn_jax.model import RNN, predict
+from rnn_jax.unroll import Truncation, check_truncation
 
+BACKWARDS = ("autodiff", "manual")
 
-def check_model(model: object) -> None:
-    """``TypeError`` unless ``model`` is an ``RNN``; ``ValueError`` unless its sizes agree."""
-    if not isinstance(model, RNN):
-        raise TypeError(
-            f"model must be an rnn_jax.RNN (a cell and a readout; see rnn_jax.init_model); "
-            f"got {type(model).__name__}"
-        )
-    model.check()
-
-
-def check_batch(model: RNN, xs: Array, ys: Array, target: str) -> None:
-    """Check that a batch agrees with the model; errors name the argument and shapes.
-
-    Shapes are static, so this costs nothing inside ``jit``.
-    """
-    check_target(target)
-    check_model(model)
-    input_dim, _, output_dim = dims(model)
-    if xs.ndim != 3 or xs.shape[2] != input_dim:
-        raise ValueError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
-    n, seq_len, _ = xs.shape
-    if n < 1 or seq_len < 1:
-        raise ValueError(f"xs must hold at least one example of at least one step; got {tuple(xs.shape)}")
-    want = (n, output_dim) if target == "last" else (n, seq_len, output_dim)
-    if tuple(ys.shape) != want:
-        raise ValueError(
-            f"ys must have shape {want} for target={target!r} with xs {tuple(xs.shape)}; "
-            f"got {tuple(ys.shape)}"
-        )
-
-
-def loss_scale(xs: Array, target: str) -> Array:
-    """``d(mean over N examples [and T steps]) / d(per-step loss)``: ``1/N`` or ``1/(N T)``."""
-    n, seq_len, _ = xs.shape
-    return jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
+__all__ = ["batch_predict", "check_batch", "check_model", "example_loss", "loss", "loss_scale"]
 
 
 def example_loss(
@@ -69,6 +38,7 @@ def loss(
     target: str = "last",
     truncation: Truncation = None,
     remat: bool = False,
+    backward: str = "autodiff",
 ) -> Float[Array, ""]:
     """Mean over examples (and over steps for ``"all"``) of ``0.5 * ||prediction - y||^2``.
 
@@ -80,12 +50,21 @@ def loss(
         truncation: ``None`` for full BPTT, or the window length ``k >= 1`` (may be traced);
             see ``rnn_jax.unroll`` for the exact semantics.
         remat: recompute instead of store (memory ``O(sqrt(T))``); ``"last"`` with full BPTT.
+        backward: how ``jax.grad`` differentiates it: ``"autodiff"`` (JAX's own rules) or
+            ``"manual"``, the cell's hand-derived pass as a ``jax.custom_vjp``
+            (``rnn_jax.manual_grads.manual_rule_loss``); the value is the same.
 
     Returns:
         A scalar.
     """
     check_batch(model, xs, ys, target)
     check_truncation(truncation)
+    if backward not in BACKWARDS:
+        raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
+    if backward == "manual":
+        if remat:
+            raise ValueError("remat=True needs backward 'autodiff' (the hand-derived pass stores states)")
+        return manual_rule_loss(model, xs, ys, target=target, truncation=truncation)
     per_example = jax.vmap(
         lambda x, y: example_loss(model, x, y, target=target, truncation=truncation, remat=remat)
     )

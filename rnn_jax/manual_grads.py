@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from rnn_jax.losses import check_batch, loss_scale
-from rnn_jax.model import RNN
+from rnn_jax.batch import check_batch, loss_scale
+from rnn_jax.model import RNN, predict
 from rnn_jax.unroll import (
     Truncation,
     check_truncation,
@@ -41,14 +42,15 @@ def _example_grads(model: RNN, x, y, *, target: str, truncation: Truncation, sca
     states = unroll_states(cell, x, h0=h0)
     hs = cell.hidden(states)
     read = hs[-1] if target == "last" else hs  # (H,): only h_T is scored, which seeds the scan
-    errors = (readout(read) - y) * scale
+    prediction = readout(read)
+    errors = (prediction - y) * scale
     dh_out = errors @ readout.V  # V^T e_t
-    return read, errors, cell.backward(x, h0, states, dh_out, cuts)
+    return read, errors, cell.backward(x, h0, states, dh_out, cuts), prediction
 
 
 def _batch_grads(model: RNN, xs, ys, target: str, truncation: Truncation):
-    """Checked arguments, then every example's scored states, errors and ``CellGrads``
-    (leaves with a leading ``N`` axis)."""
+    """Checked arguments, then every example's scored states, errors, ``CellGrads`` and
+    predictions (leaves with a leading ``N`` axis)."""
     check_batch(model, xs, ys, target)
     check_truncation(truncation)
     scale = loss_scale(xs, target)
@@ -77,11 +79,77 @@ def manual_grads(
     gradients are sums over examples and steps; each is formed as one product over all of them
     (``Cell.param_grads``, ``Linear.backward``).
     """
-    read, errors, grads = _batch_grads(model, xs, ys, target, truncation)
+    read, errors, grads, _ = _batch_grads(model, xs, ys, target, truncation)
+    return _model_grads(model, read, errors, grads, target)
+
+
+def _model_grads(model: RNN, read, errors, grads, target: str) -> RNN:
+    """The batch's weight gradients, each one product over all examples and steps."""
     if target == "last":  # one scored state per example: (N, H) and (N, O)
         read, errors = read[:, None], errors[:, None]
     readout_grads, _ = model.readout.backward(_steps(read), _steps(errors))
     return RNN(cell=model.cell.param_grads(_steps(grads.tape)), readout=readout_grads)
+
+
+def _mean_loss(predictions: Array, ys: Array) -> Array:
+    """``rnn_jax.loss``'s value from its predictions: ``(N, O)`` or ``(N, T, O)``."""
+    per_step = 0.5 * jnp.sum((predictions - ys) ** 2, axis=-1)
+    return jnp.mean(jnp.mean(per_step.reshape(per_step.shape[0], -1), axis=1))
+
+
+def _value_and_grads(model: RNN, xs, ys, target: str, truncation: Truncation):
+    """The loss and its gradients with respect to the model, the inputs and the targets."""
+    read, errors, grads, predictions = _batch_grads(model, xs, ys, target, truncation)
+    covered = grads.xs.shape[1]  # a static window: the steps before it get no gradient
+    dxs = jnp.zeros_like(xs).at[:, xs.shape[1] - covered :].set(grads.xs)
+    return _mean_loss(predictions, ys), (_model_grads(model, read, errors, grads, target), dxs, -errors)
+
+
+def _hand_rule(target: str, static_truncation: int | None):
+    """``loss(model, xs, ys, k)`` whose reverse-mode rule is the hand-derived pass. ``k`` is a
+    traced truncation, or ``None`` when ``static_truncation`` (``None`` or a Python int) holds."""
+
+    def truncation(k):
+        return static_truncation if k is None else k
+
+    @jax.custom_vjp
+    def value(model, xs, ys, k):
+        predictions = jax.vmap(lambda x: predict(model, x, target=target))(xs)
+        return _mean_loss(predictions, ys)
+
+    def forward(model, xs, ys, k):
+        loss_value, grads = _value_and_grads(model, xs, ys, target, truncation(k))
+        return loss_value, (grads, k)
+
+    def backward(residuals, g):
+        grads, k = residuals
+        k_cotangent = None if k is None else np.zeros(jnp.shape(k), jax.dtypes.float0)
+        return (*jax.tree.map(lambda a: g * a, grads), k_cotangent)
+
+    value.defvjp(forward, backward)
+    return value
+
+
+def manual_rule_loss(
+    model: RNN,
+    xs: Float[Array, "N T D"],
+    ys: Float[Array, "N O"] | Float[Array, "N T O"],
+    *,
+    target: str = "last",
+    truncation: Truncation = None,
+) -> Float[Array, ""]:
+    """``rnn_jax.loss`` whose gradient under ``jax.grad`` (and ``jax.vjp``) is computed by the
+    hand-derived pass: with respect to the model, the inputs and the targets.
+
+    A ``jax.custom_vjp``: reverse mode over it works to any order (the hand-derived pass is
+    itself differentiable JAX), forward mode (``jax.jvp``, ``jax.jacfwd``) is refused by JAX
+    with "can't apply forward-mode autodiff (jvp) to a custom_vjp function". The loss value is
+    computed as ``rnn_jax.loss`` computes it."""
+    check_batch(model, xs, ys, target)
+    check_truncation(truncation)
+    static = truncation is None or (isinstance(truncation, int) and not isinstance(truncation, bool))
+    rule = _hand_rule(target, truncation if static else None)
+    return rule(model, xs, ys, None if static else jnp.asarray(truncation))
 
 
 def state_grads(

@@ -149,7 +149,9 @@ def predict(
         return model.readout(cell.hidden(final_state_remat(cell, xs, h0=h0)))
     k = static_window(xs.shape[0], target, truncation)
     if k is not None:
-        entering = final_state(jax.lax.stop_gradient(cell), xs[:-k], h0=h0)
+        # The state entering the window is a constant, as the masked form makes it: no gradient
+        # reaches the weights, the inputs or h0 through the steps before the window.
+        entering = jax.lax.stop_gradient(final_state(cell, xs[:-k], h0=h0))
         return model.readout(cell.hidden(final_state(cell, xs[-k:], h0=entering)))
     starts = window_starts(xs.shape[0], target, truncation)
     if target == "last":  # only h_T is read: nothing per step to write
