@@ -32,7 +32,7 @@ from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
 from rnn_jax.runner import diverged_epoch
 from rnn_jax.sharding import member_mesh, replicate, use_cpu_cores
 from rnn_jax.sweep import grid, initial_states, over_members, run_sweep, split_members
-from rnn_jax.train import TrainConfig, check_config, make_train
+from rnn_jax.train import TUNED, TrainConfig, check_config, make_train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,16 +40,7 @@ class SweepConfig:
     n_seeds: int = 8
     learning_rates: str = "3e-4,6e-4,1e-3,2e-3,3e-3,6e-3,1e-2,2e-2"
     truncations: str = "2,5,10,none"
-    train: TrainConfig = TrainConfig(
-        hidden_dim=32,
-        optimizer="adam",
-        clip="norm",
-        schedule="cosine",
-        epochs=300,
-        batch_size=10,
-        shuffle=True,
-        init="default",
-    )
+    train: TrainConfig = TUNED
     clip_threshold: float = 1.0
     seed: int = 0
     benchmark: bool = False

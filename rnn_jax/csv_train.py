@@ -34,7 +34,7 @@ from rnn_jax.series import (
     predict_linear_ar,
     rmse_by_column_and_step,
 )
-from rnn_jax.train import HPARAM_HELP, TrainConfig, check_config, make_hparams
+from rnn_jax.train import HPARAM_HELP, TUNED, TrainConfig, check_config, make_hparams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,16 +47,7 @@ class CsvTrainConfig:
     window: int = 24
     horizon: int = 1
     split: str = "0.7,0.15,0.15"  # train, validation, test fractions of the rows, in time order
-    train: TrainConfig = TrainConfig(
-        hidden_dim=32,
-        optimizer="adam",
-        clip="norm",
-        schedule="cosine",
-        epochs=100,
-        batch_size=16,
-        shuffle=True,
-        init="default",
-    )
+    train: TrainConfig = dataclasses.replace(TUNED, epochs=100, batch_size=16)
     learning_rate: float = 3e-3
     clip_threshold: float = 1.0
     truncation: int | None = None

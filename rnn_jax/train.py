@@ -68,6 +68,20 @@ class TrainConfig:
     }
 
 
+# The static settings the sine task's default preset found (README "Results"), and the
+# starting point of the sweep and CSV commands: tanh Elman H=32, Adam, global-norm clipping,
+# cosine decay, shuffled batches of 10, Glorot/orthogonal initialisation.
+TUNED = TrainConfig(
+    hidden_dim=32,
+    optimizer="adam",
+    clip="norm",
+    schedule="cosine",
+    epochs=300,
+    batch_size=10,
+    shuffle=True,
+    init="default",
+)
+
 # Help for the hyperparameters that commands take as options (see make_hparams).
 HPARAM_HELP = {
     "learning_rate": "optimiser step size (the peak of the cosine schedule)",
