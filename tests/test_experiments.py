@@ -249,3 +249,16 @@ def test_benchmark_small(tmp_path):
     assert {r["seq_len"] for r in result["rows"] if r["workload"].startswith("d")} == {60}
     assert {r["hidden"] for r in result["rows"] if r["workload"].startswith("e")} == {16}
     assert (tmp_path / "benchmark.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gpu_benchmark_runs_on_cpu_and_names_a_missing_gpu(tmp_path):
+    out = run("experiments/benchmark_gpu.py", "--device", "cpu", "--quick", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "benchmark_gpu.json").read_text())
+    variants = {row["variant"] for row in result["rows"]}
+    assert {"rnn_jax autodiff", "rnn_jax manual"} <= variants and result["quick"]
+    assert all(row["median_s"] > 0 for row in result["rows"])
+    if "gpu" not in {d.platform for d in __import__("jax").devices()}:
+        args = ["--device", "gpu", "--quick", "--out", str(tmp_path / "g")]
+        missing = run("experiments/benchmark_gpu.py", *args)
+        assert_user_error(missing, "JAX sees no gpu device")

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The GPU check: rnn_jax's exactness tests on the accelerator's backend, the gradient check at
+# the tutorial's sizes in float64 and float32, and the GPU benchmark. Written for a machine
+# where JAX with CUDA (and, optionally, PyTorch and Flax) is installed for python3 and nothing
+# can be downloaded, so it runs from the checkout without uv:
+#
+#     experiments/gpu_check.sh              # on the GPU; results in results/gpu_check/
+#     experiments/gpu_check.sh cpu quick    # the same steps on a CPU, tiny benchmark
+set -euo pipefail
+cd "$(dirname "$0")/.."
+device=${1:-gpu}
+quick=${2:-}
+out=${OUT:-results/gpu_check}
+export PYTHONPATH=.
+mkdir -p "$out"
+
+python3 -c "import jax; print('JAX', jax.__version__, 'devices:', jax.devices())"
+if [ "$device" = gpu ]; then
+  python3 -c "import jax, sys; sys.exit(0 if jax.devices()[0].platform == 'gpu' else 'no GPU visible to JAX')"
+fi
+
+# Exactness tests (float64 against autodiff), without the xdist option of pyproject.toml.
+python3 -m pytest -q -o addopts="" -p no:cacheprovider \
+  tests/test_manual_grads.py tests/test_manual_rule.py tests/test_custom_cell.py tests/test_cells.py \
+  | tee "$out/tests.txt"
+
+tutorial="--activation sigmoid --input-dim 1 --hidden-dim 100 --output-dim 1 --seq-len 50 --batch 100 --truncation 5"
+for dtype in float64 float32; do
+  # shellcheck disable=SC2086
+  python3 -m rnn_jax gradcheck $tutorial --dtype "$dtype" --json > "$out/gradcheck_$dtype.json"
+  python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print(sys.argv[1], 'ok' if r['ok'] else 'FAIL', r['max_rel_err']); sys.exit(0 if r['ok'] else 1)" "$out/gradcheck_$dtype.json"
+done
+
+python3 experiments/benchmark_gpu.py --device "$device" --out "$out" ${quick:+--quick}
+echo "GPU check finished: $out"
