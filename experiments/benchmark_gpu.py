@@ -16,12 +16,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from benchmark import median_time  # experiments/ is the script's folder
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.io import write_json
@@ -41,17 +40,6 @@ class GpuBenchmarkConfig:
     cells: str = "elman,lstm"
     repeats: int = 5
     quick: bool = False  # tiny sizes and one repeat: checks the script, measures nothing
-
-
-def median_seconds(fn, repeats: int) -> dict[str, float]:
-    """``fn()`` must block until its work is done; one warm-up call first."""
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
 
 
 def jax_device(kind: str) -> jax.Device:
@@ -155,7 +143,7 @@ def run(cfg: GpuBenchmarkConfig, out: Path) -> dict:
         if flax_ok:
             variants["flax nn.RNN"] = flax_step(cell, batch, seq_len, hidden, device)
         for name, step in variants.items():
-            timing = median_seconds(step, repeats)
+            timing = median_time(step, repeats)
             rows.append(
                 {"cell": cell, "batch": batch, "seq_len": seq_len, "hidden": hidden, "variant": name} | timing
             )

@@ -1,11 +1,43 @@
-"""Initialisers shared by the gated cells (their gates are stacked on a leading axis)."""
+"""What the gated cells share: their gates are stacked on a leading axis, so sizes, checks and
+the input drive are written once here, with the initialisers."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
+
+from rnn_jax.cells.base import Cell, sized_message
+
+
+class GatedCell(Cell):
+    """A cell with ``GATES`` gates: ``Wx (G, H, D)``, ``Wh (G, H, H)``, ``b (G, H)``."""
+
+    GATES: ClassVar[int]
+
+    Wx: Float[Array, "G H D"]  # input -> gate
+    Wh: Float[Array, "G H H"]  # hidden -> gate
+    b: Float[Array, "G H"]  # gate biases
+
+    @property
+    def input_dim(self) -> int:
+        return self.Wx.shape[2]
+
+    @property
+    def hidden_dim(self) -> int:
+        return self.Wx.shape[1]
+
+    def check(self) -> None:
+        g, h = self.GATES, self.hidden_dim
+        if self.Wx.shape[0] != g or self.Wh.shape != (g, h, h) or self.b.shape != (g, h):
+            raise ValueError(sized_message(self, f"Wx {self.Wx.shape}, Wh {self.Wh.shape}, b {self.b.shape}"))
+
+    def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T G H"]:
+        """``Wx[k] x_t + b[k]`` for every gate and step at once."""
+        return jnp.einsum("ghd,td->tgh", self.Wx, xs) + self.b[None]
 
 
 def orthogonal_stack(key: PRNGKeyArray, n: int, size: int, dtype: DTypeLike) -> Float[Array, "n H H"]:

@@ -25,22 +25,20 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import Cell, CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
-from rnn_jax.cells.gates import glorot_stack, orthogonal_stack, refuse_activation
+from rnn_jax.cells.base import CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
 
 RESETS = ("after", "before")
 
 
-class GRU(Cell):
+class GRU(GatedCell):
     """GRU weights: ``Wx (3, H, D)``, ``Wh (3, H, H)``, ``b (3, H)`` and, for
     ``reset="after"``, the candidate's recurrent bias ``bh_n (H,)`` (``None`` otherwise)."""
 
     TORCH = "gru"
     OPTIONS = ("reset",)
 
-    Wx: Float[Array, "3 H D"]  # input -> gate
-    Wh: Float[Array, "3 H H"]  # hidden -> gate
-    b: Float[Array, "3 H"]  # gate biases
+    GATES = 3
     bh_n: Float[Array, " H"] | None  # candidate's recurrent bias (reset="after" only)
     reset: str = eqx.field(static=True)
 
@@ -67,25 +65,10 @@ class GRU(Cell):
         self.bh_n = jnp.zeros((hidden_dim,), dtype) if reset == "after" else None
         self.reset = reset
 
-    @property
-    def input_dim(self) -> int:
-        return self.Wx.shape[2]
-
-    @property
-    def hidden_dim(self) -> int:
-        return self.Wx.shape[1]
-
     def check(self) -> None:
-        h = self.hidden_dim
-        ok = self.Wx.shape[0] == 3 and self.Wh.shape == (3, h, h) and self.b.shape == (3, h)
-        if self.reset == "after":
-            ok = ok and self.bh_n is not None and self.bh_n.shape == (h,)
-        if not ok:
-            raise ValueError(sized_message(self, f"Wx {self.Wx.shape}, Wh {self.Wh.shape}, b {self.b.shape}"))
-
-    def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T 3 H"]:
-        """``Wx[k] x_t + b[k]`` for every gate and step at once."""
-        return jnp.einsum("ghd,td->tgh", self.Wx, xs) + self.b[None]
+        super().check()
+        if self.reset == "after" and (self.bh_n is None or self.bh_n.shape != (self.hidden_dim,)):
+            raise ValueError(sized_message(self, f"bh_n {None if self.bh_n is None else self.bh_n.shape}"))
 
     def recur(self, state: Float[Array, " H"], drive: Float[Array, "3 H"]) -> Float[Array, " H"]:
         h = state

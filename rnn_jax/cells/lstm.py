@@ -19,21 +19,18 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import Cell, CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
-from rnn_jax.cells.gates import glorot_stack, orthogonal_stack, refuse_activation
+from rnn_jax.cells.base import CellGrads, cut, previous, reverse_scan, with_arrays
+from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
 
 LSTMState = tuple[Float[Array, " H"], Float[Array, " H"]]  # (h, c)
 LSTMStates = tuple[Float[Array, "T H"], Float[Array, "T H"]]  # (hs, cs), every step
 
 
-class LSTM(Cell):
+class LSTM(GatedCell):
     """LSTM weights: ``Wx (4, H, D)``, ``Wh (4, H, H)``, ``b (4, H)``."""
 
     TORCH = "lstm"
-
-    Wx: Float[Array, "4 H D"]
-    Wh: Float[Array, "4 H H"]
-    b: Float[Array, "4 H"]
+    GATES = 4
 
     def __init__(
         self,
@@ -55,29 +52,12 @@ class LSTM(Cell):
         self.Wh = orthogonal_stack(h_key, 4, hidden_dim, dtype) * jnp.asarray(scale, dtype)
         self.b = jnp.zeros((4, hidden_dim), dtype).at[1].set(1.0)
 
-    @property
-    def input_dim(self) -> int:
-        return self.Wx.shape[2]
-
-    @property
-    def hidden_dim(self) -> int:
-        return self.Wx.shape[1]
-
-    def check(self) -> None:
-        h = self.hidden_dim
-        if self.Wx.shape[0] != 4 or self.Wh.shape != (4, h, h) or self.b.shape != (4, h):
-            raise ValueError(sized_message(self, f"Wx {self.Wx.shape}, Wh {self.Wh.shape}, b {self.b.shape}"))
-
     def initial_state(self) -> LSTMState:
         h = jnp.zeros(self.hidden_dim, self.dtype)
         return h, h
 
     def hidden(self, state: LSTMState | LSTMStates) -> Float[Array, "*T H"]:
         return state[0]
-
-    def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T 4 H"]:
-        """``Wx[k] x_t + b[k]`` for every gate and step at once."""
-        return jnp.einsum("ghd,td->tgh", self.Wx, xs) + self.b[None]
 
     def recur(self, state: LSTMState, drive: Float[Array, "4 H"]) -> LSTMState:
         h_prev, c_prev = state
