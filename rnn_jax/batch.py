@@ -1,12 +1,17 @@
-"""What every batch entry point checks first, and the loss's averaging factor."""
+"""What every batch entry point checks first (shapes, labels, lengths and masks), and how the
+loss weighs each scored step."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from rnn_jax.model import RNN, dims
-from rnn_jax.unroll import check_target
+from rnn_jax.model import RNN, dims, predict
+from rnn_jax.objectives import get_objective
+from rnn_jax.unroll import Truncation, check_target, check_truncation
 
 
 def check_model(model: object) -> None:
@@ -19,28 +24,145 @@ def check_model(model: object) -> None:
     model.check()
 
 
-def check_batch(model: RNN, xs: Array, ys: Array, target: str) -> None:
+def _concrete(x) -> bool:
+    """Whether ``x``'s values can be read now (not a tracer inside ``jit``/``vmap``/``grad``)."""
+    return not isinstance(x, jax.core.Tracer)
+
+
+def check_batch(
+    model: RNN,
+    xs: Array,
+    ys: Array,
+    target: str,
+    *,
+    objective: str = "squared",
+    mask: Array | None = None,
+) -> None:
     """Check that a batch agrees with the model; errors name the argument and shapes.
 
-    Shapes are static, so this costs nothing inside ``jit``.
+    Shapes are static, so this costs nothing inside ``jit``; label ranges are checked when the
+    labels are concrete (outside ``jit``).
     """
     check_target(target)
     check_model(model)
+    kind = get_objective(objective)
     input_dim, _, output_dim = dims(model)
     if xs.ndim != 3 or xs.shape[2] != input_dim:
         raise ValueError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
     n, seq_len, _ = xs.shape
     if n < 1 or seq_len < 1:
         raise ValueError(f"xs must hold at least one example of at least one step; got {tuple(xs.shape)}")
-    want = (n, output_dim) if target == "last" else (n, seq_len, output_dim)
+    want = (n,) if target == "last" else (n, seq_len)
+    if not kind.labels:
+        want = (*want, output_dim)
     if tuple(ys.shape) != want:
+        what = "integer labels" if kind.labels else "targets"
         raise ValueError(
-            f"ys must have shape {want} for target={target!r} with xs {tuple(xs.shape)}; "
-            f"got {tuple(ys.shape)}"
+            f"ys must have shape {want} for target={target!r} ({what} for objective {objective!r}) "
+            f"with xs {tuple(xs.shape)}; got {tuple(ys.shape)}"
         )
+    if kind.labels:
+        if not jnp.issubdtype(ys.dtype, jnp.integer):
+            raise ValueError(f"ys must hold integer class labels for {objective}; got dtype {ys.dtype}")
+        if _concrete(ys):
+            valid = ys if mask is None or target == "last" or not _concrete(mask) else ys[mask]
+            if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= output_dim):
+                raise ValueError(
+                    f"ys labels must lie in [0, {output_dim}) (the model's output size, the vocabulary); "
+                    f"got labels from {int(valid.min())} to {int(valid.max())}"
+                )
 
 
-def loss_scale(xs: Array, target: str) -> Array:
-    """``d(mean over N examples [and T steps]) / d(per-step loss)``: ``1/N`` or ``1/(N T)``."""
+def resolve_mask(xs: Array, target: str, *, lengths: Array | None, mask: Array | None) -> Array | None:
+    """The ``(N, T)`` boolean mask of steps that exist, from ``lengths (N,)`` (right padding) or
+    a ``mask (N, T)`` (holes anywhere), or ``None`` when neither is given."""
     n, seq_len, _ = xs.shape
-    return jnp.asarray(1.0 / (n if target == "last" else n * seq_len), xs.dtype)
+    if lengths is not None and mask is not None:
+        raise ValueError("give lengths or mask, not both")
+    if lengths is not None:
+        if jnp.shape(lengths) != (n,) or not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
+            raise ValueError(
+                f"lengths must be an integer array of shape (N={n},); got shape {jnp.shape(lengths)} "
+                f"of {jnp.asarray(lengths).dtype}"
+            )
+        if _concrete(lengths) and lengths.size and (int(lengths.min()) < 1 or int(lengths.max()) > seq_len):
+            raise ValueError(
+                f"lengths must lie in [1, T={seq_len}]; got lengths from {int(lengths.min())} "
+                f"to {int(lengths.max())}"
+            )
+        return jnp.arange(seq_len)[None, :] < jnp.asarray(lengths)[:, None]
+    if mask is None:
+        return None
+    if jnp.shape(mask) != (n, seq_len) or jnp.asarray(mask).dtype != jnp.bool_:
+        raise ValueError(
+            f"mask must be a boolean array of shape (N, T) = {(n, seq_len)}; got shape "
+            f"{jnp.shape(mask)} of {jnp.asarray(mask).dtype}"
+        )
+    if _concrete(mask):
+        empty = ~jnp.any(mask, axis=1)
+        if target == "last" and bool(jnp.any(empty)):
+            raise ValueError(
+                f"mask must keep at least one step of every example for target 'last'; example "
+                f"{int(jnp.argmax(empty))} has none"
+            )
+        if not bool(jnp.any(mask)):
+            raise ValueError("mask keeps no step at all")
+    return mask
+
+
+def step_weights(xs: Array, target: str, mask: Array | None) -> Array:
+    """Each scored step's share of the batch loss, ``d loss / d(loss at a step)``: ``1/N`` for
+    ``"last"``; for ``"all"``, ``1/(N T)``, or with a mask one over the number of steps it
+    keeps (the mean over valid steps), zero on skipped ones. Broadcasts against ``(N,)`` or
+    ``(N, T)``."""
+    n, seq_len, _ = xs.shape
+    if target == "last":
+        return jnp.asarray(1.0 / n, xs.dtype)
+    if mask is None:
+        return jnp.asarray(1.0 / (n * seq_len), xs.dtype)
+    return mask.astype(xs.dtype) / jnp.sum(mask).astype(xs.dtype)
+
+
+class Batch(NamedTuple):
+    """A checked batch: what every example of it needs besides the model."""
+
+    xs: Array  # (N, T, D)
+    ys: Array  # (N, O) / (N, T, O) targets, or (N,) / (N, T) labels
+    mask: Array | None  # (N, T) steps that exist
+    h0: object | None  # initial states, leaves (N, ...)
+    keys: Array | None  # (N,) dropout keys
+    weights: Array  # each scored step's share of the loss (step_weights)
+
+
+def prepare(model: RNN, xs, ys, *, target, truncation, objective, lengths, mask, h0, key) -> Batch:
+    """Check every argument (errors name it) and put the batch in the form the passes read."""
+    mask = resolve_mask(xs, target, lengths=lengths, mask=mask)
+    check_batch(model, xs, ys, target, objective=objective, mask=mask)
+    check_truncation(truncation)
+    n = xs.shape[0]
+    if h0 is not None:
+        want = jax.tree.map(lambda s: (n, *jnp.shape(s)), model.cell.initial_state())
+        got = jax.tree.map(jnp.shape, h0)
+        if jax.tree.structure(got) != jax.tree.structure(want) or got != want:
+            raise ValueError(f"h0 must hold one initial state per example, shapes {want}; got {got}")
+    if get_objective(objective).labels and mask is not None and target == "all":
+        ys = jnp.where(mask, ys, 0)  # labels on skipped steps are never read; keep them in range
+    keys = None if key is None else jax.random.split(key, n)
+    return Batch(xs, ys, mask, h0, keys, step_weights(xs, target, mask))
+
+
+def batch_outputs(model: RNN, batch: Batch, *, target: str, truncation: Truncation) -> Array:
+    """Every example's predictions: ``(N, O)`` for ``"last"``, ``(N, T, O)`` for ``"all"``."""
+
+    def one(x, m, h, k):
+        return predict(model, x, target=target, truncation=truncation, mask=m, h0=h, key=k)
+
+    return jax.vmap(one)(batch.xs, batch.mask, batch.h0, batch.keys)
+
+
+def batch_loss(objective: str, predictions: Array, batch: Batch) -> Array:
+    """The weighted sum of the per-step losses (the mean over examples, or over valid steps)."""
+    per_step = get_objective(objective).per_step(predictions, batch.ys)
+    if batch.mask is None:  # the mean of the examples' means, summed in the order it always was
+        return jnp.mean(jnp.mean(per_step.reshape(per_step.shape[0], -1), axis=1))
+    return jnp.sum(per_step * batch.weights)

@@ -14,11 +14,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from rnn_jax.batch import prepare
 from rnn_jax.cells import ACTIVATIONS, cell_class, check_options
 from rnn_jax.cells.gru import RESETS
-from rnn_jax.losses import check_batch, loss
+from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.model import RNN, dims, init_model
+from rnn_jax.objectives import get_objective
 from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import Truncation, check_target, check_truncation
 
@@ -30,7 +32,12 @@ BACKWARDS = {"manual": manual_grads, "tutorial": tutorial_grads}
 class GradcheckConfig:
     """One random gradient check; every field is a command-line option."""
 
-    cell: str = "elman"
+    cell: str = "elman"  # or one per layer, comma-separated: "elman,gru,lstm"
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked layers, with a fixed key (the same draw in both passes)
+    objective: str = "squared"
+    lengths: str = "full"  # "random": right-padded lengths in [1, T]; "holes": steps masked anywhere
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: its default
     reset: str | None = None  # the GRU's option: "after" (default) or "before"
     target: str = "last"
@@ -45,6 +52,15 @@ class GradcheckConfig:
     seed: int = 0
 
 
+LENGTHS = ("full", "random", "holes")
+
+
+def cell_names(cfg: GradcheckConfig) -> list[str]:
+    """The cell of every layer: one name for all, or one per layer."""
+    names = [name.strip() for name in cfg.cell.split(",")]
+    return names if len(names) > 1 else names * cfg.layers
+
+
 def cell_options(cfg: GradcheckConfig) -> dict[str, str]:
     """The cell options the config sets."""
     return {name: getattr(cfg, name) for name in ("activation", "reset") if getattr(cfg, name) is not None}
@@ -52,40 +68,65 @@ def cell_options(cfg: GradcheckConfig) -> dict[str, str]:
 
 def check_gradcheck_config(cfg: GradcheckConfig) -> None:
     """Errors name the option and what it accepts."""
-    cell_class(cfg.cell)
+    for name in ("input_dim", "hidden_dim", "output_dim", "seq_len", "batch", "layers"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+    names = cell_names(cfg)
+    if len(names) != cfg.layers:
+        raise ValueError(f"cell lists {len(names)} cells for {cfg.layers} layers; give one or {cfg.layers}")
+    for name in names:
+        cell_class(name)
     if cfg.activation is not None and cfg.activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {cfg.activation!r}")
     if cfg.reset is not None and cfg.reset not in RESETS:
         raise ValueError(f"reset must be one of {', '.join(RESETS)}; got {cfg.reset!r}")
-    check_options(cfg.cell, cell_options(cfg))
+    for name in set(names):
+        check_options(name, cell_options(cfg))
     check_target(cfg.target)
     check_truncation(cfg.truncation)
-    for name in ("input_dim", "hidden_dim", "output_dim", "seq_len", "batch"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+    get_objective(cfg.objective)
+    if cfg.lengths not in LENGTHS:
+        raise ValueError(f"lengths must be one of {', '.join(LENGTHS)}; got {cfg.lengths!r}")
+    if not 0.0 <= cfg.dropout < 1.0 or (cfg.dropout and cfg.layers == 1):
+        raise ValueError(f"dropout must be in [0, 1), and 0 with one layer; got {cfg.dropout}")
     if cfg.dtype not in TOLERANCE:
         raise ValueError(f"dtype must be one of {', '.join(TOLERANCE)}; got {cfg.dtype!r}")
     if cfg.backward not in BACKWARDS:
         raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}; got {cfg.backward!r}")
     if cfg.backward == "tutorial" and cfg.target != "last":
         raise ValueError("backward 'tutorial' needs target 'last'; the tutorial has no 'all' form")
-    if cfg.backward == "tutorial" and cfg.cell != "elman":
-        raise ValueError(f"backward 'tutorial' exists for the elman cell only; got cell {cfg.cell!r}")
+    plain = (cfg.layers, cfg.bidirectional, cfg.objective, cfg.lengths) == (1, False, "squared", "full")
+    if cfg.backward == "tutorial" and (cfg.cell != "elman" or not plain):
+        raise ValueError(
+            f"backward 'tutorial' exists for one squared-error elman layer on full sequences only; "
+            f"got cell {cfg.cell!r}, layers {cfg.layers}, bidirectional {cfg.bidirectional}, "
+            f"objective {cfg.objective!r}, lengths {cfg.lengths!r}"
+        )
 
 
 def _leaf_name(path) -> str:
     return str(getattr(path[-1], "name", jax.tree_util.keystr(path[-1:])))
 
 
+def _param_names(model: RNN) -> list[str]:
+    """Each array's field name (``U``, ``Wh``, ``V``), or its whole path where those repeat
+    (``cell.layers[1].forward.Wx`` in a stack)."""
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(model)[0]]
+    short = [_leaf_name(path) for path in paths]
+    if len(set(short)) == len(short):
+        return short
+    return [jax.tree_util.keystr(path).lstrip(".") for path in paths]
+
+
 def relative_errors(grads: RNN, reference: RNN) -> dict[str, dict[str, float]]:
-    """Per parameter array (named by its field: ``U``, ``Wh``, ``V``, ...): ``max_abs_err`` and
-    ``max_rel_err`` (relative to ``max |reference|``)."""
+    """Per parameter array (named by its field: ``U``, ``Wh``, ``V``, ..., or by its path in a
+    stack): ``max_abs_err`` and ``max_rel_err`` (relative to ``max |reference|``)."""
     out = {}
-    pairs = zip(jax.tree_util.tree_flatten_with_path(reference)[0], jax.tree.leaves(grads), strict=True)
-    for (path, ref), g in pairs:
+    pairs = zip(_param_names(reference), jax.tree.leaves(reference), jax.tree.leaves(grads), strict=True)
+    for name, ref, g in pairs:
         abs_err = float(jnp.max(jnp.abs(g - ref)))
         scale = float(jnp.max(jnp.abs(ref)))
-        out[_leaf_name(path)] = {
+        out[name] = {
             "max_abs_err": abs_err,
             "max_rel_err": abs_err / scale if scale > 0 else abs_err,
         }
@@ -102,14 +143,31 @@ def perturbed(model: RNN, key, amount: float = 0.1) -> RNN:
     )
 
 
-def random_batch(model: RNN, key, *, batch: int, seq_len: int, target: str = "last"):
-    """Standard normal inputs ``(N, T, D)`` and targets ``(N, O)`` or ``(N, T, O)`` for ``model``."""
+def random_batch(
+    model: RNN, key, *, batch: int, seq_len: int, target: str = "last", objective: str = "squared"
+):
+    """Standard normal inputs ``(N, T, D)`` and targets ``(N, O)`` or ``(N, T, O)`` for
+    ``model``; for cross-entropy, uniform labels ``(N,)`` or ``(N, T)`` in ``[0, O)``."""
     input_dim, _, output_dim = dims(model)
     x_key, y_key = jax.random.split(key)
     dtype = model.readout.V.dtype
     xs = jax.random.normal(x_key, (batch, seq_len, input_dim), dtype)
-    y_shape = (batch, output_dim) if target == "last" else (batch, seq_len, output_dim)
-    return xs, jax.random.normal(y_key, y_shape, dtype)
+    scored = (batch,) if target == "last" else (batch, seq_len)
+    if get_objective(objective).labels:
+        return xs, jax.random.randint(y_key, scored, 0, output_dim)
+    return xs, jax.random.normal(y_key, (*scored, output_dim), dtype)
+
+
+def random_mask(key, *, batch: int, seq_len: int, kind: str) -> dict:
+    """``{"lengths": (N,)}`` drawn uniformly in ``[1, T]`` (``"random"``), ``{"mask": (N, T)}``
+    keeping each step with probability 0.6 and at least one per example (``"holes"``), or
+    ``{}`` (``"full"``)."""
+    if kind == "random":
+        return {"lengths": jax.random.randint(key, (batch,), 1, seq_len + 1)}
+    if kind == "holes":
+        keep = jax.random.bernoulli(key, 0.6, (batch, seq_len))
+        return {"mask": keep.at[:, 0].set(keep[:, 0] | ~jnp.any(keep, axis=1))}
+    return {}
 
 
 def check_gradients(
@@ -121,18 +179,24 @@ def check_gradients(
     truncation: Truncation = None,
     backward: Callable[..., RNN] = manual_grads,
     tolerance: float | None = None,
+    objective: str = "squared",
+    **batch_options,
 ) -> dict:
-    """Compare ``backward(model, xs, ys, target=, truncation=)`` (by default the cell's own
-    hand-derived pass, through ``manual_grads``) with ``jax.grad(rnn_jax.loss)``.
+    """Compare ``backward(model, xs, ys, target=, truncation=, ...)`` (by default the model's
+    own hand-derived pass, through ``manual_grads``) with ``jax.grad(rnn_jax.loss)``.
 
-    Works for any cell, your own included. ``tolerance`` defaults to ``TOLERANCE`` for the
+    Works for any cell or stack of them, your own included. ``batch_options`` are ``loss``'s
+    ``lengths``, ``mask``, ``h0`` and ``key``. ``tolerance`` defaults to ``TOLERANCE`` for the
     dtype of ``xs``. Returns ``{"ok", "max_rel_err", "tolerance", "per_param"}``.
     """
-    check_batch(model, xs, ys, target)
-    check_truncation(truncation)
-    kwargs = {"target": target, "truncation": truncation}
-    reference = jax.jit(jax.grad(loss), static_argnames=tuple(kwargs))(model, xs, ys, **kwargs)
-    grads = jax.jit(backward, static_argnames=tuple(kwargs))(model, xs, ys, **kwargs)
+    unset = dict.fromkeys(("lengths", "mask", "h0", "key"))
+    prepare(model, xs, ys, target=target, truncation=truncation, objective=objective, **unset | batch_options)
+    static = {"target": target, "truncation": truncation}
+    if objective != "squared":  # passed only where set: the tutorial's pass has no such option
+        static["objective"] = objective
+    kwargs = {**static, **batch_options}
+    reference = jax.jit(jax.grad(loss), static_argnames=tuple(static))(model, xs, ys, **kwargs)
+    grads = jax.jit(backward, static_argnames=tuple(static))(model, xs, ys, **kwargs)
     per_param = relative_errors(grads, reference)
     max_rel = max(p["max_rel_err"] for p in per_param.values())
     tol = TOLERANCE[str(xs.dtype)] if tolerance is None else tolerance
@@ -144,20 +208,35 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
     ``jax.grad(loss)``. Returns ``check_gradients``'s report plus ``"config"``."""
     check_gradcheck_config(cfg)
     with jax.enable_x64(cfg.dtype == "float64"):
-        init_key, noise_key, data_key = jax.random.split(jax.random.key(cfg.seed), 3)
+        init_key, noise_key, data_key, mask_key, dropout_key = jax.random.split(jax.random.key(cfg.seed), 5)
         model = init_model(
-            cfg.cell,
+            cell_names(cfg),
             key=init_key,
             input_dim=cfg.input_dim,
             hidden_dim=cfg.hidden_dim,
             output_dim=cfg.output_dim,
+            num_layers=cfg.layers,
+            bidirectional=cfg.bidirectional,
+            dropout=cfg.dropout,
             dtype=jnp.dtype(cfg.dtype),
             **cell_options(cfg),
         )
         model = perturbed(model, noise_key)
-        xs, ys = random_batch(model, data_key, batch=cfg.batch, seq_len=cfg.seq_len, target=cfg.target)
+        xs, ys = random_batch(
+            model, data_key, batch=cfg.batch, seq_len=cfg.seq_len, target=cfg.target, objective=cfg.objective
+        )
+        options = random_mask(mask_key, batch=cfg.batch, seq_len=cfg.seq_len, kind=cfg.lengths)
+        if cfg.dropout:
+            options["key"] = dropout_key
         report = check_gradients(
-            model, xs, ys, target=cfg.target, truncation=cfg.truncation, backward=BACKWARDS[cfg.backward]
+            model,
+            xs,
+            ys,
+            target=cfg.target,
+            truncation=cfg.truncation,
+            backward=BACKWARDS[cfg.backward],
+            objective=cfg.objective,
+            **options,
         )
     return {**report, "config": dataclasses.asdict(cfg)}
 
@@ -166,14 +245,19 @@ def format_report(report: dict) -> str:
     """A per-parameter table and a verdict line."""
     cfg = report["config"]
     options = "".join(f", {v}" for v in (cfg["activation"], cfg["reset"]) if v is not None)
+    shape = f"{cfg['layers']} layers, " if cfg["layers"] > 1 else ""
+    shape += "bidirectional, " if cfg["bidirectional"] else ""
+    shape += f"dropout {cfg['dropout']}, " if cfg["dropout"] else ""
+    shape += f"lengths {cfg['lengths']}, " if cfg["lengths"] != "full" else ""
+    width = max(6, *(len(name) for name in report["per_param"]))
     lines = [
-        f"{cfg['backward']} vs autodiff  ({cfg['cell']}{options}, target={cfg['target']}, "
-        f"truncation={cfg['truncation']}, {cfg['dtype']}, N={cfg['batch']} T={cfg['seq_len']} "
-        f"D={cfg['input_dim']} H={cfg['hidden_dim']} O={cfg['output_dim']})",
-        f"{'param':<6} {'max abs err':>12} {'max rel err':>12}",
+        f"{cfg['backward']} vs autodiff  ({cfg['cell']}{options}, {shape}{cfg['objective']}, "
+        f"target={cfg['target']}, truncation={cfg['truncation']}, {cfg['dtype']}, N={cfg['batch']} "
+        f"T={cfg['seq_len']} D={cfg['input_dim']} H={cfg['hidden_dim']} O={cfg['output_dim']})",
+        f"{'param':<{width}} {'max abs err':>12} {'max rel err':>12}",
     ]
     for name, err in report["per_param"].items():
-        lines.append(f"{name:<6} {err['max_abs_err']:>12.3e} {err['max_rel_err']:>12.3e}")
+        lines.append(f"{name:<{width}} {err['max_abs_err']:>12.3e} {err['max_rel_err']:>12.3e}")
     verdict = "PASS" if report["ok"] else "FAIL"
     lines.append(f"{verdict}: max rel err {report['max_rel_err']:.3e} (tolerance {report['tolerance']:.0e})")
     return "\n".join(lines)

@@ -1,78 +1,117 @@
-"""Squared-error loss for one sequence, and its mean over a batch (``vmap`` on top)."""
+"""The loss of one batch (``vmap`` over examples), for either objective, any mask and target."""
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.batch import check_batch, check_model, loss_scale
+from rnn_jax.batch import batch_loss, batch_outputs, check_batch, check_model, prepare
 from rnn_jax.manual_grads import manual_rule_loss
 from rnn_jax.model import RNN, predict
-from rnn_jax.unroll import Truncation, check_truncation
+from rnn_jax.objectives import get_objective
+from rnn_jax.unroll import Truncation
 
 BACKWARDS = ("autodiff", "manual")
 
-__all__ = ["batch_predict", "check_batch", "check_model", "example_loss", "loss", "loss_scale"]
+__all__ = ["batch_predict", "check_batch", "check_model", "example_loss", "loss"]
 
 
 def example_loss(
     model: RNN,
     xs: Float[Array, "T D"],
-    ys: Float[Array, " O"] | Float[Array, "T O"],
+    ys: Array,
     *,
     target: str = "last",
     truncation: Truncation = None,
     remat: bool = False,
+    objective: str = "squared",
 ) -> Float[Array, ""]:
-    """``0.5 * ||prediction - y||^2`` for one sequence (averaged over steps for ``"all"``)."""
+    """The loss of one sequence: at its last step, or averaged over its steps."""
     pred = predict(model, xs, target=target, truncation=truncation, remat=remat)
-    return 0.5 * jnp.mean(jnp.sum((pred - ys) ** 2, axis=-1))
+    return jnp.mean(get_objective(objective).per_step(pred, ys))
 
 
 def loss(
     model: RNN,
     xs: Float[Array, "N T D"],
-    ys: Float[Array, "N O"] | Float[Array, "N T O"],
+    ys: Array,
     *,
     target: str = "last",
     truncation: Truncation = None,
     remat: bool = False,
     backward: str = "autodiff",
+    objective: str = "squared",
+    lengths: Array | None = None,
+    mask: Bool[Array, "N T"] | None = None,
+    h0=None,
+    key: PRNGKeyArray | None = None,
 ) -> Float[Array, ""]:
-    """Mean over examples (and over steps for ``"all"``) of ``0.5 * ||prediction - y||^2``.
+    """The mean loss of a batch: over examples for ``"last"``, over valid steps for ``"all"``.
 
     Args:
-        model: an ``RNN`` (any cell with a linear readout).
+        model: an ``RNN`` (a cell, or a stack of layers, with a linear readout).
         xs: inputs, ``(N, T, D)``.
-        ys: targets, ``(N, O)`` for ``target="last"`` or ``(N, T, O)`` for ``"all"``.
-        target: ``"last"`` (many-to-one) or ``"all"`` (many-to-many).
+        ys: for ``objective="squared"`` targets ``(N, O)`` (``"last"``) or ``(N, T, O)``
+            (``"all"``); for ``"cross_entropy"`` integer labels ``(N,)`` or ``(N, T)`` in
+            ``[0, O)``.
+        target: ``"last"`` (many-to-one: the last valid step) or ``"all"`` (many-to-many).
         truncation: ``None`` for full BPTT, or the window length ``k >= 1`` (may be traced);
             see ``rnn_jax.unroll`` for the exact semantics.
         remat: recompute instead of store (memory ``O(sqrt(T))``); ``"last"`` with full BPTT.
         backward: how ``jax.grad`` differentiates it: ``"autodiff"`` (JAX's own rules) or
-            ``"manual"``, the cell's hand-derived pass as a ``jax.custom_vjp``
+            ``"manual"``, the hand-derived pass as a ``jax.custom_vjp``
             (``rnn_jax.manual_grads.manual_rule_loss``); the value is the same.
+        objective: ``"squared"`` (``0.5 ||y - target||^2``) or ``"cross_entropy"`` (softmax
+            over the outputs, in nats); see ``rnn_jax.objectives``.
+        lengths: ``(N,)`` valid steps per example (right padding); or
+        mask: ``(N, T)`` booleans, the steps that exist (holes anywhere); skipped steps carry
+            the state through unchanged and are not scored.
+        h0: initial states, one per example (leaves ``(N, ...)``); ``None``: zeros.
+        key: turns on dropout between stacked layers (training); ``None``: off.
 
     Returns:
         A scalar.
     """
-    check_batch(model, xs, ys, target)
-    check_truncation(truncation)
+    batch = prepare(
+        model,
+        xs,
+        ys,
+        target=target,
+        truncation=truncation,
+        objective=objective,
+        lengths=lengths,
+        mask=mask,
+        h0=h0,
+        key=key,
+    )
     if backward not in BACKWARDS:
         raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
     if backward == "manual":
         if remat:
             raise ValueError("remat=True needs backward 'autodiff' (the hand-derived pass stores states)")
-        return manual_rule_loss(model, xs, ys, target=target, truncation=truncation)
-    per_example = jax.vmap(
-        lambda x, y: example_loss(model, x, y, target=target, truncation=truncation, remat=remat)
-    )
-    return jnp.mean(per_example(xs, ys))
+        return manual_rule_loss(
+            model,
+            xs,
+            ys,
+            target=target,
+            truncation=truncation,
+            objective=objective,
+            mask=batch.mask,
+            h0=h0,
+            key=key,
+        )
+    if remat:
+        if batch.mask is not None or key is not None or h0 is not None:
+            raise ValueError("remat=True takes no lengths, mask, h0 or dropout key")
+        per_example = jax.vmap(lambda x: predict(model, x, target=target, remat=True))
+        return batch_loss(objective, per_example(xs), batch)
+    return batch_loss(objective, batch_outputs(model, batch, target=target, truncation=truncation), batch)
 
 
 def batch_predict(
-    model: RNN, xs: Float[Array, "N T D"], *, target: str = "last"
-) -> Float[Array, "N O"] | Float[Array, "N T O"]:
-    """Predictions for a batch; the forward pass does not depend on truncation."""
-    return jax.vmap(lambda x: predict(model, x, target=target))(xs)
+    model: RNN, xs: Float[Array, "N T D"], *, target: str = "last", mask: Bool[Array, "N T"] | None = None
+) -> Array:
+    """Predictions for a batch, ``(N, O)`` or ``(N, T, O)``; the forward pass does not depend on
+    truncation."""
+    return jax.vmap(lambda x, m: predict(model, x, target=target, mask=m))(xs, mask)

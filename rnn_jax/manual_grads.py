@@ -1,10 +1,11 @@
 """Hand-derived backpropagation through time for any cell that writes its backward pass.
 
-``manual_grads`` is the derivation in ``docs/bptt.md`` (Elman) and ``docs/gated.md`` (GRU,
-LSTM) written out, with no autodiff anywhere: a forward scan stores the states, the readout
-gives the output errors and their gradient at every ``h_t``, and the cell's own ``backward``
-(``rnn_jax.cells.base.Cell.backward``) runs the reverse scan. It equals
-``jax.grad(rnn_jax.loss)`` for every target and truncation form.
+``manual_grads`` is the derivation in ``docs/bptt.md`` (Elman), ``docs/gated.md`` (GRU, LSTM)
+and ``docs/layers.md`` (stacks, bidirectional layers, masks, cross-entropy) written out, with no
+autodiff anywhere: a forward pass stores the states, the objective gives the output errors and
+the readout their gradient at every ``h_t``, and the recurrent part's own ``backward``
+(``rnn_jax.cells.base.Recurrence.backward``) runs the reverse scans. It equals
+``jax.grad(rnn_jax.loss)`` for every target, truncation form, mask and objective.
 """
 
 from __future__ import annotations
@@ -12,75 +13,59 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.batch import check_batch, loss_scale
-from rnn_jax.model import RNN, predict
-from rnn_jax.unroll import (
-    Truncation,
-    check_truncation,
-    final_state,
-    static_window,
-    unroll_states,
-    window_starts,
-)
+from rnn_jax.batch import Batch, batch_loss, batch_outputs, prepare
+from rnn_jax.model import RNN, keyed, last_valid, prefix_window
+from rnn_jax.objectives import get_objective
+from rnn_jax.unroll import Truncation, static_window, window_starts
 
 
-def _example_grads(model: RNN, x, y, *, target: str, truncation: Truncation, scale):
-    """One sequence: the states the readout scored, their output errors, and the cell's
-    ``CellGrads``.
+def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncation, objective):
+    """One sequence: the states the readout scored, their output errors, the recurrent part's
+    ``CellGrads`` and the predictions.
 
-    With ``target="last"`` and a static ``k < T`` the states before the last ``k`` steps are a
-    constant: they are run through without storing anything, and the backward pass covers the
-    last ``k`` steps only (before them every gradient is zero)."""
+    With ``target="last"`` and a static ``k < T`` (causal model, no mask, no dropout) the
+    states before the last ``k`` steps are a constant: they are run through without storing
+    anything, and the backward pass covers the last ``k`` steps only (before them every
+    gradient is zero)."""
     cell, readout = model.cell, model.readout
-    k = static_window(x.shape[0], target, truncation)
+    seq_len = x.shape[0]
+    h0 = cell.initial_state() if h0 is None else h0
+    k = prefix_window(model, seq_len, target, truncation, mask, key)
+    last = last_valid(mask, seq_len)
     if k is not None:
-        h0, x, cuts = final_state(cell, x[:-k]), x[-k:], None
+        h0, x, cuts = cell.final(x[:-k], h0=h0), x[-k:], None
+        last = k - 1
     else:
-        h0, cuts = cell.initial_state(), window_starts(x.shape[0], target, truncation)
-    states = unroll_states(cell, x, h0=h0)
+        cuts = window_starts(seq_len, target, truncation, last=None if mask is None else last)
+    states = cell.states(x, h0=h0, mask=mask, **keyed(key))
     hs = cell.hidden(states)
-    read = hs[-1] if target == "last" else hs  # (H,): only h_T is scored, which seeds the scan
+    read = hs[last] if target == "last" else hs
     prediction = readout(read)
-    errors = (prediction - y) * scale
+    errors = get_objective(objective).error(prediction, y) * jnp.expand_dims(weight, -1)
     dh_out = errors @ readout.V  # V^T e_t
-    return read, errors, cell.backward(x, h0, states, dh_out, cuts), prediction
+    if target == "last" and mask is not None:  # the scored step differs between examples
+        dh_out = jnp.zeros_like(hs).at[last].set(dh_out)
+    grads = cell.backward(x, h0, states, dh_out, cuts, mask, **keyed(key))
+    return read, errors, grads, prediction
 
 
-def _batch_grads(model: RNN, xs, ys, target: str, truncation: Truncation):
-    """Checked arguments, then every example's scored states, errors, ``CellGrads`` and
-    predictions (leaves with a leading ``N`` axis)."""
-    check_batch(model, xs, ys, target)
-    check_truncation(truncation)
-    scale = loss_scale(xs, target)
-    return jax.vmap(
-        lambda x, y: _example_grads(model, x, y, target=target, truncation=truncation, scale=scale)
-    )(xs, ys)
+def _batch_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, objective: str):
+    """Every example's scored states, errors, ``CellGrads`` and predictions (leaves ``(N, ...)``)."""
+    scored = batch.xs.shape[:1] if target == "last" else batch.xs.shape[:2]
+    weights = jnp.broadcast_to(batch.weights, scored)  # one weight per scored step
+
+    def one(x, y, m, h, k, w):
+        options = {"target": target, "truncation": truncation, "objective": objective}
+        return _example_grads(model, x, y, m, h, k, w, **options)
+
+    return jax.vmap(one)(batch.xs, batch.ys, batch.mask, batch.h0, batch.keys, weights)
 
 
 def _steps(tree):
     """Every example's steps laid end to end: leaves ``(N, T, ...) -> (N T, ...)``."""
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
-
-
-def manual_grads(
-    model: RNN,
-    xs: Float[Array, "N T D"],
-    ys: Float[Array, "N O"] | Float[Array, "N T O"],
-    *,
-    target: str = "last",
-    truncation: Truncation = None,
-) -> RNN:
-    """Gradient of ``rnn_jax.loss`` with the same arguments, derived by hand (no autodiff).
-
-    Args and shapes as ``rnn_jax.loss``; any cell that implements ``backward`` and
-    ``param_grads``. Returns a model of the same structure holding the gradients. The weight
-    gradients are sums over examples and steps; each is formed as one product over all of them
-    (``Cell.param_grads``, ``Linear.backward``).
-    """
-    read, errors, grads, _ = _batch_grads(model, xs, ys, target, truncation)
-    return _model_grads(model, read, errors, grads, target)
 
 
 def _model_grads(model: RNN, read, errors, grads, target: str) -> RNN:
@@ -91,40 +76,80 @@ def _model_grads(model: RNN, read, errors, grads, target: str) -> RNN:
     return RNN(cell=model.cell.param_grads(_steps(grads.tape)), readout=readout_grads)
 
 
-def _mean_loss(predictions: Array, ys: Array) -> Array:
-    """``rnn_jax.loss``'s value from its predictions: ``(N, O)`` or ``(N, T, O)``."""
-    per_step = 0.5 * jnp.sum((predictions - ys) ** 2, axis=-1)
-    return jnp.mean(jnp.mean(per_step.reshape(per_step.shape[0], -1), axis=1))
+def manual_grads(
+    model: RNN,
+    xs: Float[Array, "N T D"],
+    ys: Array,
+    *,
+    target: str = "last",
+    truncation: Truncation = None,
+    objective: str = "squared",
+    lengths: Array | None = None,
+    mask: Bool[Array, "N T"] | None = None,
+    h0=None,
+    key: PRNGKeyArray | None = None,
+) -> RNN:
+    """Gradient of ``rnn_jax.loss`` with the same arguments, derived by hand (no autodiff).
+
+    Args and shapes as ``rnn_jax.loss``; any cell (or stack of layers) that implements
+    ``backward`` and ``param_grads``. Returns a model of the same structure holding the
+    gradients. The weight gradients are sums over examples and steps; each is formed as one
+    product over all of them (``Recurrence.param_grads``, ``Linear.backward``).
+    """
+    batch = prepare(
+        model, xs, ys, target=target, truncation=truncation, objective=objective,
+        lengths=lengths, mask=mask, h0=h0, key=key,
+    )
+    read, errors, grads, _ = _batch_grads(model, batch, target, truncation, objective)
+    return _model_grads(model, read, errors, grads, target)
 
 
-def _value_and_grads(model: RNN, xs, ys, target: str, truncation: Truncation):
-    """The loss and its gradients with respect to the model, the inputs and the targets."""
-    read, errors, grads, predictions = _batch_grads(model, xs, ys, target, truncation)
+def _no_gradient(x):
+    """The cotangent of an argument that has none (integers, booleans, keys): float0 zeros."""
+    return None if x is None else jax.tree.map(lambda a: np.zeros(jnp.shape(a), jax.dtypes.float0), x)
+
+
+def _value_and_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, objective: str):
+    """The loss and its gradients with respect to the model, the inputs, the targets and h0."""
+    read, errors, grads, predictions = _batch_grads(model, batch, target, truncation, objective)
+    xs = batch.xs
     covered = grads.xs.shape[1]  # a static window: the steps before it get no gradient
     dxs = jnp.zeros_like(xs).at[:, xs.shape[1] - covered :].set(grads.xs)
-    return _mean_loss(predictions, ys), (_model_grads(model, read, errors, grads, target), dxs, -errors)
+    if batch.h0 is None:
+        dh0 = None
+    elif covered < xs.shape[1]:  # h0 entered the constant steps before the window
+        dh0 = jax.tree.map(jnp.zeros_like, batch.h0)
+    else:
+        dh0 = grads.h0
+    dys = _no_gradient(batch.ys) if get_objective(objective).labels else -errors
+    model_grads = _model_grads(model, read, errors, grads, target)
+    return batch_loss(objective, predictions, batch), (model_grads, dxs, dys, dh0)
 
 
-def _hand_rule(target: str, static_truncation: int | None):
-    """``loss(model, xs, ys, k)`` whose reverse-mode rule is the hand-derived pass. ``k`` is a
+def _hand_rule(target: str, static_truncation: int | None, objective: str):
+    """``loss(model, batch, k)`` whose reverse-mode rule is the hand-derived pass. ``k`` is a
     traced truncation, or ``None`` when ``static_truncation`` (``None`` or a Python int) holds."""
 
     def truncation(k):
         return static_truncation if k is None else k
 
     @jax.custom_vjp
-    def value(model, xs, ys, k):
-        predictions = jax.vmap(lambda x: predict(model, x, target=target))(xs)
-        return _mean_loss(predictions, ys)
+    def value(model, xs, ys, mask, h0, keys, weights, k):
+        batch = Batch(xs, ys, mask, h0, keys, weights)
+        return batch_loss(objective, batch_outputs(model, batch, target=target, truncation=None), batch)
 
-    def forward(model, xs, ys, k):
-        loss_value, grads = _value_and_grads(model, xs, ys, target, truncation(k))
-        return loss_value, (grads, k)
+    def forward(model, xs, ys, mask, h0, keys, weights, k):
+        batch = Batch(xs, ys, mask, h0, keys, weights)
+        loss_value, grads = _value_and_grads(model, batch, target, truncation(k), objective)
+        return loss_value, (grads, mask, keys, weights, k)
 
     def backward(residuals, g):
-        grads, k = residuals
-        k_cotangent = None if k is None else np.zeros(jnp.shape(k), jax.dtypes.float0)
-        return (*jax.tree.map(lambda a: g * a, grads), k_cotangent)
+        (model_grads, dxs, dys, dh0), mask, keys, weights, k = residuals
+        scaled = jax.tree.map(lambda a: g * a, (model_grads, dxs))
+        dys = dys if get_objective(objective).labels else g * dys
+        dh0 = None if dh0 is None else jax.tree.map(lambda a: g * a, dh0)
+        no_grad = (_no_gradient(mask), dh0, _no_gradient(keys), jnp.zeros_like(weights), _no_gradient(k))
+        return (*scaled, dys, *no_grad)
 
     value.defvjp(forward, backward)
     return value
@@ -133,32 +158,41 @@ def _hand_rule(target: str, static_truncation: int | None):
 def manual_rule_loss(
     model: RNN,
     xs: Float[Array, "N T D"],
-    ys: Float[Array, "N O"] | Float[Array, "N T O"],
+    ys: Array,
     *,
     target: str = "last",
     truncation: Truncation = None,
+    objective: str = "squared",
+    lengths: Array | None = None,
+    mask: Bool[Array, "N T"] | None = None,
+    h0=None,
+    key: PRNGKeyArray | None = None,
 ) -> Float[Array, ""]:
     """``rnn_jax.loss`` whose gradient under ``jax.grad`` (and ``jax.vjp``) is computed by the
-    hand-derived pass: with respect to the model, the inputs and the targets.
+    hand-derived pass: with respect to the model, the inputs, the targets and ``h0``.
 
     A ``jax.custom_vjp``: reverse mode over it works to any order (the hand-derived pass is
     itself differentiable JAX), forward mode (``jax.jvp``, ``jax.jacfwd``) is refused by JAX
     with "can't apply forward-mode autodiff (jvp) to a custom_vjp function". The loss value is
     computed as ``rnn_jax.loss`` computes it."""
-    check_batch(model, xs, ys, target)
-    check_truncation(truncation)
+    batch = prepare(
+        model, xs, ys, target=target, truncation=truncation, objective=objective,
+        lengths=lengths, mask=mask, h0=h0, key=key,
+    )
     static = truncation is None or (isinstance(truncation, int) and not isinstance(truncation, bool))
-    rule = _hand_rule(target, truncation if static else None)
-    return rule(model, xs, ys, None if static else jnp.asarray(truncation))
+    rule = _hand_rule(target, truncation if static else None, objective)
+    k = None if static else jnp.asarray(truncation)
+    return rule(model, batch.xs, batch.ys, batch.mask, batch.h0, batch.keys, batch.weights, k)
 
 
 def state_grads(
     model: RNN,
     xs: Float[Array, "N T D"],
-    ys: Float[Array, "N O"] | Float[Array, "N T O"],
+    ys: Array,
     *,
     target: str = "last",
     truncation: Truncation = None,
+    objective: str = "squared",
 ) -> Float[Array, "N T H"]:
     """``dL/dh_t`` for every example and step, through the paths truncation keeps.
 
@@ -167,7 +201,11 @@ def state_grads(
     ``None`` truncation (a static ``k`` skips the early steps)."""
     if static_window(xs.shape[1], target, truncation) is not None:
         truncation = jnp.asarray(truncation)  # keep every step in the output
-    dh = _batch_grads(model, xs, ys, target, truncation)[2].dh
+    batch = prepare(
+        model, xs, ys, target=target, truncation=truncation, objective=objective,
+        lengths=None, mask=None, h0=None, key=None,
+    )
+    dh = _batch_grads(model, batch, target, truncation, objective)[2].dh
     if dh is None:
         raise ValueError(f"the {type(model.cell).__name__} cell's backward does not report dL/dh_t")
     return dh

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from rnn_jax.cells.base import Cell, State
+from rnn_jax.cells.base import Cell, Recurrence, State
 
 TARGETS = ("last", "all")
 
@@ -49,10 +49,15 @@ def static_window(seq_len: int, target: str, truncation: Truncation) -> int | No
     return truncation if 1 <= truncation < seq_len else None
 
 
-def window_starts(seq_len: int, target: str, truncation: Truncation) -> Bool[Array, " T"] | None:
+def window_starts(
+    seq_len: int, target: str, truncation: Truncation, *, last: Int[Array, ""] | None = None
+) -> Bool[Array, " T"] | None:
     """Mask of the steps whose incoming state is treated as a constant (``None``: no cuts).
 
-    ``truncation`` may be a traced integer, so one compiled program serves every ``k``.
+    ``truncation`` may be a traced integer, so one compiled program serves every ``k``. For
+    ``"last"`` the window is the ``k`` steps ending at the scored step ``last`` (default
+    ``T - 1``; the last valid step of a shorter sequence). Windows count positions, skipped
+    steps included.
     """
     check_target(target)
     check_truncation(truncation)
@@ -61,36 +66,23 @@ def window_starts(seq_len: int, target: str, truncation: Truncation) -> Bool[Arr
     t = jnp.arange(seq_len)
     k = jnp.asarray(truncation)
     if target == "last":
-        return t == seq_len - k
+        return t == (seq_len - 1 if last is None else last) + 1 - k
     return t % k == 0
 
 
-def _hold(cut: Bool[Array, ""] | None, state: State) -> State:
-    """The carried state, as a constant for autodiff where ``cut`` marks a window start."""
-    if cut is None:
-        return state
-    return jax.tree.map(lambda v: jnp.where(cut, jax.lax.stop_gradient(v), v), state)
-
-
 def unroll_states(
-    cell: Cell,
+    cell: Recurrence,
     xs: Float[Array, "T D"],
     *,
     starts: Bool[Array, " T"] | None = None,
     h0: State | None = None,
+    mask: Bool[Array, " T"] | None = None,
 ) -> State:
-    """Run any cell over one sequence and return every state, leaves ``(T, H)`` (the LSTM's
-    ``(hs, cs)`` included). The cell's input drives are formed for all steps before the scan;
-    the scan does the recurrent part only. ``starts[t]`` marks a window start: the carried
-    state is passed through ``stop_gradient`` before step ``t`` reads it."""
-
-    def step(state, inputs):
-        drive, cut = inputs
-        state = cell.recur(_hold(cut, state), drive)
-        return state, state
-
-    start = cell.initial_state() if h0 is None else h0
-    return jax.lax.scan(step, start, (cell.input_drive(xs), starts))[1]
+    """Run any cell (or stack of them) over one sequence and return every state, leaves
+    ``(T, ...)`` (the LSTM's ``(hs, cs)`` included). ``starts[t]`` marks a window start: the
+    carried state is passed through ``stop_gradient`` before step ``t`` reads it. Where
+    ``mask[t]`` is ``False`` the step is skipped: the state passes through unchanged."""
+    return cell.states(xs, starts=starts, h0=h0, mask=mask)
 
 
 def cell_step(cell: Cell, state: State, x: Float[Array, " D"]) -> State:
@@ -99,23 +91,16 @@ def cell_step(cell: Cell, state: State, x: Float[Array, " D"]) -> State:
 
 
 def final_state(
-    cell: Cell,
+    cell: Recurrence,
     xs: Float[Array, "T D"],
     *,
     starts: Bool[Array, " T"] | None = None,
     h0: State | None = None,
+    mask: Bool[Array, " T"] | None = None,
 ) -> State:
-    """The state after the last step, keeping nothing per step: ``O(1)`` memory in ``T``
-    outside autodiff. Each step forms its own input drive from ``x_t (D,)`` instead of one
-    ``(T, H)`` matmul for all steps, which under ``vmap`` also spares laying out a
-    ``(T, N, H)`` array time-major. ``starts`` as in ``unroll_states``."""
-
-    def step(state, inputs):
-        x, cut = inputs
-        return cell.step(_hold(cut, state), x), None
-
-    start = cell.initial_state() if h0 is None else h0
-    return jax.lax.scan(step, start, (xs, starts))[0]
+    """The state after the last step; a cell keeps nothing per step (``O(1)`` memory in ``T``
+    outside autodiff). Arguments as ``unroll_states``."""
+    return cell.final(xs, starts=starts, h0=h0, mask=mask)
 
 
 def remat_segment(seq_len: int) -> int:
@@ -141,12 +126,13 @@ def final_state_remat(cell: Cell, xs: Float[Array, "T D"], *, h0: State | None =
 
 
 def unroll(
-    cell: Cell,
+    cell: Recurrence,
     xs: Float[Array, "T D"],
     *,
     starts: Bool[Array, " T"] | None = None,
     h0: State | None = None,
+    mask: Bool[Array, " T"] | None = None,
 ) -> Float[Array, "T H"]:
     """Every hidden vector ``h_1 .. h_T`` of one sequence, ``(T, H)``; arguments as
     ``unroll_states``."""
-    return cell.hidden(unroll_states(cell, xs, starts=starts, h0=h0))
+    return cell.hidden(unroll_states(cell, xs, starts=starts, h0=h0, mask=mask))

@@ -15,7 +15,7 @@ from jaxtyping import Array, Float
 
 import rnn_jax
 from rnn_jax.cells import REGISTRY, Cell, CellGrads
-from rnn_jax.cells.base import cut, previous, reverse_scan, with_arrays
+from rnn_jax.cells.base import previous, reverse_scan, with_arrays
 from rnn_jax.gradcheck import check_gradients, perturbed, random_batch
 
 
@@ -53,22 +53,21 @@ class MGU(Cell):
         n = jnp.tanh(drive[1] + self.Un @ (f * h))
         return (1.0 - f) * h + f * n
 
-    def backward(self, xs, h0, states, dh_out, cuts):
+    def backward(self, xs, h0, states, dh_out, cuts, mask=None):
         hp = previous(states, h0)
         drive = self.input_drive(xs)
         f = jax.nn.sigmoid(drive[:, 0] + hp @ self.Uf.T)
         n = jnp.tanh(drive[:, 1] + (f * hp) @ self.Un.T)
 
-        def step(g, inputs):
-            dh_direct, f, n, hp, flag = inputs
-            dh = g if dh_direct is None else dh_direct + g
+        def step(dh, inputs):
+            f, n, hp = inputs
             da_n = dh * f * (1.0 - n * n)
             q = da_n @ self.Un  # gradient at f ⊙ h_{t-1}
             da_f = (dh * (n - hp) + q * hp) * f * (1.0 - f)
             dh_prev = self.dh_prev(dh, f, q, da_f)
-            return cut(flag, dh_prev), jnp.stack([da_f, da_n])
+            return dh_prev, jnp.stack([da_f, da_n])
 
-        dh0, da = reverse_scan(step, jnp.zeros_like(h0), (f, n, hp, cuts), dh_out)
+        dh0, da = reverse_scan(step, jnp.zeros_like(h0), (f, n, hp), dh_out, cuts=cuts, mask=mask)
         return CellGrads(tape=(da, xs, hp, f * hp), xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
 
     def param_grads(self, tape):

@@ -17,9 +17,13 @@ with a readout, and batching is ``jax.vmap`` on top. A cell implements:
 ``param_grads(tape) -> Cell``          with ``backward``: the weight gradients, a sum over steps
 =====================================  ==========================================================
 
-``step(state, x)`` and ``__call__(xs, h0=None) -> (hs, final_state)`` come for free. The
-conventions of ``backward`` are in its docstring below and in ``docs/custom_cell.md``, which
-walks through a complete cell defined outside the package.
+``step(state, x)``, ``states``/``final`` (the scans over time, masks and truncation
+included) and ``__call__(xs, h0=None) -> (hs, final_state)`` come for free. The conventions of
+``backward`` are in its docstring below and in ``docs/custom_cell.md``, which walks through a
+complete cell defined outside the package.
+
+A cell is the one-layer, one-direction ``Recurrence``; ``rnn_jax.layers`` composes cells into
+stacks and bidirectional layers behind the same sequence-level methods.
 """
 
 from __future__ import annotations
@@ -52,14 +56,24 @@ class CellGrads(NamedTuple):
     dh: Float[Array, "T H"] | None = None
 
 
-class Cell(eqx.Module):
-    """Base class of recurrent cells; see the module docstring for the protocol."""
+class Recurrence(eqx.Module):
+    """What a model needs from its recurrent part, one whole sequence at a time.
 
-    # Keyword options the cell's constructor takes beyond key, sizes, scale and dtype (such as
-    # "activation"): configs and commands pass only these, and name the cell in their error.
-    OPTIONS: ClassVar[tuple[str, ...]] = ()
-    # The PyTorch module with the same computation ("rnn", "gru", "lstm"; rnn_jax.interop).
-    TORCH: ClassVar[str | None] = None
+    A ``Cell`` is the one-layer, one-direction case; ``rnn_jax.layers.Stack`` and
+    ``rnn_jax.layers.Bidirectional`` compose cells into the others. ``states``/``backward``
+    are written for one sequence ``(T, ...)``; batching is ``jax.vmap`` on top.
+
+    ``mask (T,)`` marks the steps that exist: a skipped step (``False``) carries the state
+    through unchanged, in both passes (its Jacobian is the identity and it adds nothing to the
+    weight gradients). ``starts (T,)`` marks truncation window starts (``rnn_jax.unroll``).
+    """
+
+    @property
+    def causal(self) -> bool:
+        """True when the output at step ``t`` depends on steps ``<= t`` only (every layer runs
+        forward in time): then the steps before a truncation window can skip autodiff, and the
+        last valid step's output is the final state."""
+        return True
 
     @property
     @abc.abstractmethod
@@ -67,45 +81,46 @@ class Cell(eqx.Module):
 
     @property
     @abc.abstractmethod
-    def hidden_dim(self) -> int: ...
-
-    @abc.abstractmethod
-    def input_drive(self, xs: Float[Array, "T D"]) -> Any:
-        """Whatever of every step does not depend on the state, for all ``T`` steps at once."""
-
-    @abc.abstractmethod
-    def recur(self, state: State, drive: Any) -> State:
-        """One step's sequential part: ``state_{t-1}, drive_t -> state_t``."""
+    def hidden_dim(self) -> int:
+        """Features per step of the output sequence (what the readout reads)."""
 
     @abc.abstractmethod
     def check(self) -> None:
-        """Raise ``ValueError`` naming the cell unless its weights agree on ``D`` and ``H``."""
+        """Raise ``ValueError`` naming the part unless its weights agree on their sizes."""
+
+    @abc.abstractmethod
+    def initial_state(self) -> State:
+        """The zero state."""
+
+    @abc.abstractmethod
+    def states(
+        self,
+        xs: Float[Array, "T D"],
+        *,
+        starts: Bool[Array, " T"] | None = None,
+        h0: State | None = None,
+        mask: Bool[Array, " T"] | None = None,
+    ) -> State:
+        """Every state of one sequence (leaves ``(T, ...)``), stored for the backward pass."""
+
+    @abc.abstractmethod
+    def hidden(self, state: State) -> Float[Array, "*T H"]:
+        """The output vector(s) inside a state, or inside states stacked over ``T``."""
 
     @property
     def dtype(self) -> jnp.dtype:
         return jax.tree.leaves(self)[0].dtype
 
-    def initial_state(self) -> State:
-        """The zero state; cells whose state is a tuple (the LSTM's ``(h, c)``) override it."""
-        return jnp.zeros(self.hidden_dim, self.dtype)
-
-    def hidden(self, state: State) -> Float[Array, "*T H"]:
-        """The hidden vector(s) inside a state (works on one state or on states stacked over T)."""
-        return state
-
-    def step(self, state: State, x: Float[Array, " D"]) -> State:
-        """One whole step for one example: ``state_{t-1}, x_t -> state_t``."""
-        return self.recur(state, jax.tree.map(lambda d: d[0], self.input_drive(x[None])))
-
-    def __call__(self, xs: Float[Array, "T D"], h0: State | None = None) -> tuple[Float[Array, "T H"], State]:
-        """Run over one sequence: every hidden vector ``hs (T, H)`` and the final state."""
-
-        def step(state, drive):
-            state = self.recur(state, drive)
-            return state, self.hidden(state)
-
-        final, hs = jax.lax.scan(step, self.initial_state() if h0 is None else h0, self.input_drive(xs))
-        return hs, final
+    def final(
+        self,
+        xs: Float[Array, "T D"],
+        *,
+        starts: Bool[Array, " T"] | None = None,
+        h0: State | None = None,
+        mask: Bool[Array, " T"] | None = None,
+    ) -> State:
+        """The state after the last step (what a stream carries on); cells keep nothing per step."""
+        return jax.tree.map(lambda s: s[-1], self.states(xs, starts=starts, h0=h0, mask=mask))
 
     def backward(
         self,
@@ -114,6 +129,7 @@ class Cell(eqx.Module):
         states: State,
         dh_out: Float[Array, "T H"] | Float[Array, " H"],
         cuts: Bool[Array, " T"] | None,
+        mask: Bool[Array, " T"] | None = None,
     ) -> CellGrads:
         """The hand-derived backward pass of one sequence (optional; autodiff needs none).
 
@@ -128,6 +144,8 @@ class Cell(eqx.Module):
             cuts: ``cuts[t]`` marks a truncation window start: the state entering step ``t``
                 is a constant, so no gradient flows from step ``t`` into earlier steps
                 (``None``: no cuts). See ``rnn_jax.unroll``.
+            mask: the steps that exist (``None``: all); a skipped step passes the carried
+                gradient through unchanged and contributes nothing (``reverse_scan`` does both).
 
         Returns:
             ``CellGrads``.
@@ -137,7 +155,7 @@ class Cell(eqx.Module):
             "or implement Cell.backward and Cell.param_grads (see docs/custom_cell.md)"
         )
 
-    def param_grads(self, tape: Any) -> Cell:
+    def param_grads(self, tape: Any) -> Recurrence:
         """The weight gradients from a ``backward`` tape: a cell of the same type (built with
         ``with_arrays``) whose arrays hold sums over the tape's leading (step) axis.
 
@@ -147,6 +165,84 @@ class Cell(eqx.Module):
         batch of per-example products added afterwards (which XLA does not fold: 2-4x slower
         at H=256)."""
         raise NotImplementedError(f"{type(self).__name__} implements backward but not param_grads")
+
+
+    def __call__(self, xs: Float[Array, "T D"], h0: State | None = None) -> tuple[Float[Array, "T H"], State]:
+        """Run over one sequence: every output vector ``(T, H)`` and the final state."""
+        states = self.states(xs, h0=h0)
+        return self.hidden(states), jax.tree.map(lambda s: s[-1], states)
+
+
+def _hold(cut: Bool[Array, ""] | None, state: State) -> State:
+    """The carried state, as a constant for autodiff where ``cut`` marks a window start."""
+    if cut is None:
+        return state
+    return jax.tree.map(lambda v: jnp.where(cut, jax.lax.stop_gradient(v), v), state)
+
+
+def _keep(flag: Bool[Array, ""] | None, new: State, old: State) -> State:
+    """``new`` where the step exists, ``old`` (carried unchanged) where the mask skips it."""
+    if flag is None:
+        return new
+    return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+
+class Cell(Recurrence):
+    """Base class of recurrent cells; see the module docstring for the protocol."""
+
+    # Keyword options the cell's constructor takes beyond key, sizes, scale and dtype (such as
+    # "activation"): configs and commands pass only these, and name the cell in their error.
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
+    # The PyTorch module with the same computation ("rnn", "gru", "lstm"; rnn_jax.interop).
+    TORCH: ClassVar[str | None] = None
+
+    @abc.abstractmethod
+    def input_drive(self, xs: Float[Array, "T D"]) -> Any:
+        """Whatever of every step does not depend on the state, for all ``T`` steps at once."""
+
+    @abc.abstractmethod
+    def recur(self, state: State, drive: Any) -> State:
+        """One step's sequential part: ``state_{t-1}, drive_t -> state_t``."""
+
+    def initial_state(self) -> State:
+        """The zero state; cells whose state is a tuple (the LSTM's ``(h, c)``) override it."""
+        return jnp.zeros(self.hidden_dim, self.dtype)
+
+    def hidden(self, state: State) -> Float[Array, "*T H"]:
+        """The hidden vector(s) inside a state (works on one state or on states stacked over T)."""
+        return state
+
+    def step(self, state: State, x: Float[Array, " D"]) -> State:
+        """One whole step for one example: ``state_{t-1}, x_t -> state_t``."""
+        return self.recur(state, jax.tree.map(lambda d: d[0], self.input_drive(x[None])))
+
+    def states(self, xs, *, starts=None, h0=None, mask=None) -> State:
+        """Every state, leaves ``(T, H)``: the input drives of all steps are formed before the
+        scan, which does the recurrent part only. Before step ``t`` reads the carried state it
+        passes through ``stop_gradient`` where ``starts[t]``; a step ``mask`` skips keeps it."""
+
+        def step(state, inputs):
+            drive, cut, keep = inputs
+            held = _hold(cut, state)
+            state = _keep(keep, self.recur(held, drive), held)
+            return state, state
+
+        start = self.initial_state() if h0 is None else h0
+        return jax.lax.scan(step, start, (self.input_drive(xs), starts, mask))[1]
+
+    def final(self, xs, *, starts=None, h0=None, mask=None) -> State:
+        """The state after the last step, keeping nothing per step: ``O(1)`` memory in ``T``
+        outside autodiff. Each step forms its own input drive from ``x_t (D,)`` instead of one
+        ``(T, H)`` matmul for all steps, which under ``vmap`` also spares laying out a
+        ``(T, N, H)`` array time-major."""
+
+        def step(state, inputs):
+            x, cut, keep = inputs
+            held = _hold(cut, state)
+            return _keep(keep, self.step(held, x), held), None
+
+        start = self.initial_state() if h0 is None else h0
+        return jax.lax.scan(step, start, (xs, starts, mask))[0]
 
 
 def output_grads(dh_out: Float[Array, "T H"] | Float[Array, " H"], seq_len: int) -> Float[Array, "T H"]:
@@ -176,14 +272,35 @@ def with_arrays(module: eqx.Module, **arrays: Array) -> eqx.Module:
     return eqx.tree_at(lambda m: tuple(getattr(m, n) for n in names), module, tuple(arrays.values()))
 
 
-def reverse_scan(step, carry, inputs, dh_out):
-    """Run a backward ``step(carry, (dh_direct, *inputs)) -> (carry, out)`` from the last step
-    to the first. A last-step-only ``dh_out (H,)`` seeds the carry instead of being read per
-    step (``dh_direct`` is then ``None``), which spares a ``(T, H)`` array of zeros."""
+def _seed(carry: State, dh: Array) -> State:
+    """The carried gradient plus the loss's direct gradient at ``h_t`` (the first leaf)."""
+    return (carry[0] + dh, *carry[1:]) if isinstance(carry, tuple) else carry + dh
+
+
+def reverse_scan(step, carry, inputs, dh_out, *, cuts=None, mask=None):
+    """Run a backward ``step(carry, inputs_t) -> (carry_before, out_t)`` from the last step to
+    the first, and return ``(gradient at the initial state, outs stacked over T)``.
+
+    The ``carry`` that ``step`` receives is the whole gradient at the state after step ``t``:
+    the loss's direct gradient ``dh_out[t]`` is already added. Around ``step`` this applies
+    the two things every cell does alike: where ``mask`` skips step ``t`` the carry passes
+    through unchanged and ``out_t`` is zero; where ``cuts[t]`` starts a window the carry leaving
+    the step is zero. A last-step-only ``dh_out (H,)`` seeds the carry instead of being read per
+    step, which spares a ``(T, H)`` array of zeros."""
+
+    def body(carry, xs):
+        dh_direct, flag, keep, inputs_t = xs
+        if dh_direct is not None:
+            carry = _seed(carry, dh_direct)
+        before, out = step(carry, inputs_t)
+        if keep is not None:
+            before = jax.tree.map(lambda a, b: jnp.where(keep, a, b), before, carry)
+            out = jax.tree.map(lambda o: jnp.where(keep, o, jnp.zeros_like(o)), out)
+        return cut(flag, before), out
+
     if dh_out.ndim == 1:
-        seeded = (carry[0] + dh_out, *carry[1:]) if isinstance(carry, tuple) else carry + dh_out
-        return jax.lax.scan(step, seeded, (None, *inputs), reverse=True)
-    return jax.lax.scan(step, carry, (dh_out, *inputs), reverse=True)
+        return jax.lax.scan(body, _seed(carry, dh_out), (None, cuts, mask, inputs), reverse=True)
+    return jax.lax.scan(body, carry, (dh_out, cuts, mask, inputs), reverse=True)
 
 
 def sized_message(cell: Cell, detail: str) -> str:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import Cell, CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.base import Cell, CellGrads, previous, reverse_scan, sized_message, with_arrays
 
 # Each named activation with its derivative written as a function of its OUTPUT h = f(a), so
 # the backward pass needs only the stored states: sigmoid' = h(1-h), tanh' = 1-h^2, relu' = [h>0].
@@ -144,6 +144,7 @@ class Elman(Cell):
         states: Float[Array, "T H"],
         dh_out: Float[Array, "T H"] | Float[Array, " H"],
         cuts: Bool[Array, " T"] | None,
+        mask: Bool[Array, " T"] | None = None,
     ) -> CellGrads:
         """``docs/bptt.md`` eqs. 5-8: ``delta_t = (dh_out_t + g_t) * f'(a_t)``, then
         ``g_{t-1} = W^T delta_t`` unless step ``t`` starts a window. The tape holds
@@ -160,13 +161,11 @@ class Elman(Cell):
             def grad_from_output(slope):
                 return slope
 
-        def step(g, inputs):
-            dh_direct, slope, flag = inputs
-            dh = g if dh_direct is None else dh_direct + g
+        def step(dh, slope):
             delta = dh * grad_from_output(slope)
-            return cut(flag, delta @ self.W), (delta, dh)  # delta @ W = W^T delta
+            return delta @ self.W, (delta, dh)  # delta @ W = W^T delta
 
-        dh0, (deltas, dhs) = reverse_scan(step, jnp.zeros_like(h0), (slopes, cuts), dh_out)
+        dh0, (deltas, dhs) = reverse_scan(step, jnp.zeros_like(h0), slopes, dh_out, cuts=cuts, mask=mask)
         return CellGrads(tape=(deltas, xs, h_prev), xs=deltas @ self.U, h0=dh0, dh=dhs)
 
     def param_grads(self, tape: tuple[Array, Array, Array]) -> Elman:

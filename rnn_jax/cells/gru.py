@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.base import CellGrads, previous, reverse_scan, sized_message, with_arrays
 from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
 
 RESETS = ("after", "before")
@@ -90,6 +90,7 @@ class GRU(GatedCell):
         states: Float[Array, "T H"],
         dh_out: Float[Array, "T H"] | Float[Array, " H"],
         cuts: Bool[Array, " T"] | None,
+        mask: Bool[Array, " T"] | None = None,
     ) -> CellGrads:
         """``docs/gated.md``: the gates of every step are recomputed at once from the stored
         states (no scan), then a reverse scan carries ``dL/dh_t`` and emits each gate's
@@ -107,9 +108,8 @@ class GRU(GatedCell):
             n = jnp.tanh(drive[:, 2] + m @ Wn.T)
         after = self.reset == "after"
 
-        def step(g, inputs):
-            dh_direct, z, r, n, m, hp, flag = inputs
-            dh = g if dh_direct is None else dh_direct + g
+        def step(dh, inputs):
+            z, r, n, m, hp = inputs
             da_n = dh * (1.0 - z) * (1.0 - n * n)
             da_z = dh * (hp - n) * z * (1.0 - z)
             if after:
@@ -121,9 +121,9 @@ class GRU(GatedCell):
                 q = da_n @ Wn  # gradient at r ⊙ h_{t-1}
                 da_r = q * hp * r * (1.0 - r)
                 dh_prev = dh * z + da_z @ Wz + da_r @ Wr + q * r
-            return cut(flag, dh_prev), (jnp.stack([da_z, da_r, da_n]), dm)
+            return dh_prev, (jnp.stack([da_z, da_r, da_n]), dm)
 
-        dh0, (da, dm) = reverse_scan(step, jnp.zeros_like(h0), (z, r, n, m, hp, cuts), dh_out)
+        dh0, (da, dm) = reverse_scan(step, jnp.zeros_like(h0), (z, r, n, m, hp), dh_out, cuts=cuts, mask=mask)
         # What Wh[n] multiplied (h_{t-1} after, r ⊙ h_{t-1} before) and the gradient at it.
         tape = (da, dm, xs, hp, hp if after else m)
         return CellGrads(tape=tape, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import Cell, CellGrads, cut, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.base import Cell, CellGrads, previous, reverse_scan, sized_message, with_arrays
 from rnn_jax.cells.elman import NAMED_ACTIVATIONS, check_activation
 
 
@@ -75,18 +75,17 @@ class IndRNN(Cell):
         states: Float[Array, "T H"],
         dh_out: Float[Array, "T H"] | Float[Array, " H"],
         cuts: Bool[Array, " T"] | None,
+        mask: Bool[Array, " T"] | None = None,
     ) -> CellGrads:
         """``delta_t = dL/dh_t ⊙ f'(a_t)``; ``g_{t-1} = w ⊙ delta_t`` (elementwise: no matmul)."""
         f_prime = NAMED_ACTIVATIONS[self.activation][1]
         h_prev = previous(states, h0)
 
-        def step(g, inputs):
-            dh_direct, h, flag = inputs
-            dh = g if dh_direct is None else dh_direct + g
+        def step(dh, h):
             delta = dh * f_prime(h)
-            return cut(flag, delta * self.w), (delta, dh)
+            return delta * self.w, (delta, dh)
 
-        dh0, (deltas, dhs) = reverse_scan(step, jnp.zeros_like(h0), (states, cuts), dh_out)
+        dh0, (deltas, dhs) = reverse_scan(step, jnp.zeros_like(h0), states, dh_out, cuts=cuts, mask=mask)
         return CellGrads(tape=(deltas, xs, h_prev), xs=deltas @ self.U, h0=dh0, dh=dhs)
 
     def param_grads(self, tape: tuple[Array, Array, Array]) -> IndRNN:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import CellGrads, cut, previous, reverse_scan, with_arrays
+from rnn_jax.cells.base import CellGrads, previous, reverse_scan, with_arrays
 from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
 
 LSTMState = tuple[Float[Array, " H"], Float[Array, " H"]]  # (h, c)
@@ -73,6 +73,7 @@ class LSTM(GatedCell):
         states: LSTMStates,
         dh_out: Float[Array, "T H"] | Float[Array, " H"],
         cuts: Bool[Array, " T"] | None,
+        mask: Bool[Array, " T"] | None = None,
     ) -> CellGrads:
         """``docs/gated.md``: gates recomputed at once from the stored states; a reverse scan
         carries ``dL/dh_t`` and ``dL/dc_t`` (the constant error carousel)."""
@@ -88,9 +89,8 @@ class LSTM(GatedCell):
         tanh_c = jnp.tanh(cs)
 
         def step(carry, inputs):
-            g_h, g_c = carry  # dL/dh_t and dL/dc_t from the future
-            dh_direct, i, f, g, o, tc, cp, flag = inputs
-            dh = g_h if dh_direct is None else dh_direct + g_h
+            dh, g_c = carry  # dL/dh_t (the loss's direct part included) and dL/dc_t from the future
+            i, f, g, o, tc, cp = inputs
             dc = g_c + dh * o * (1.0 - tc * tc)
             da = jnp.stack(
                 [
@@ -100,10 +100,11 @@ class LSTM(GatedCell):
                     dh * tc * o * (1.0 - o),
                 ]
             )
-            return cut(flag, (jnp.einsum("gh,ghk->k", da, self.Wh), dc * f)), da
+            return (jnp.einsum("gh,ghk->k", da, self.Wh), dc * f), da
 
         zeros = jnp.zeros_like(h0[0])
-        dh0, da = reverse_scan(step, (zeros, zeros), (i, f, g, o, tanh_c, c_prev, cuts), dh_out)
+        inputs = (i, f, g, o, tanh_c, c_prev)
+        dh0, da = reverse_scan(step, (zeros, zeros), inputs, dh_out, cuts=cuts, mask=mask)
         return CellGrads(tape=(da, xs, h_prev), xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
 
     def param_grads(self, tape: tuple[Array, Array, Array]) -> LSTM:
