@@ -33,7 +33,13 @@ def _gradcheck(argv: Sequence[str]) -> int:
         parser,
         GradcheckConfig(),
         help={
-            "cell": "a registered cell: elman, gru, lstm, indrnn",
+            "cell": "a registered cell: elman, gru, lstm, indrnn; or one per layer, comma-separated "
+            "(elman,gru,lstm)",
+            "layers": "stacked layers",
+            "bidirectional": "make every layer a forward and a reverse cell",
+            "dropout": "dropout between stacked layers (a fixed key: the same draw in both passes)",
+            "objective": "squared (real targets) or cross_entropy (softmax over integer labels)",
+            "lengths": "full; random (right-padded lengths in [1, T]); holes (steps masked anywhere)",
             "activation": "sigmoid, tanh or relu (Elman, IndRNN; none: the cell's default)",
             "reset": "the GRU's reset gate: after (PyTorch/cuDNN, default) or before (Cho et al.)",
             "target": "last or all",
