@@ -223,3 +223,88 @@ def flax_gradient_step(p: dict, xs: np.ndarray, ys: np.ndarray, k: int | None):
     grad = jax.jit(jax.grad(loss))
     xs, ys = jnp.asarray(xs), jnp.asarray(ys)
     return lambda: jax.block_until_ready(grad(variables, xs, ys))
+
+
+class min_char_rnn:  # noqa: N801 - named after the program it imitates
+    """A character model trained the way min-char-rnn-style NumPy programs do it: an Elman
+    network (tanh, ``hidden`` units) over one stream, one ``seq_length``-step window per update,
+    a Python loop over the window's steps forward and back, per-entry clipping to [-5, 5] and
+    Adagrad. Written here for ``experiments/char_lm.py``'s comparison (same data, same updates).
+    """
+
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vocab_size: int,
+        *,
+        hidden: int,
+        seq_length: int,
+        learning_rate: float,
+        seed: int,
+    ):
+        rng = np.random.default_rng(seed)
+        self.ids, self.size, self.steps, self.lr = ids, vocab_size, seq_length, learning_rate
+        self.params = {
+            "Wxh": rng.standard_normal((hidden, vocab_size)) * 0.01,
+            "Whh": rng.standard_normal((hidden, hidden)) * 0.01,
+            "Why": rng.standard_normal((vocab_size, hidden)) * 0.01,
+            "bh": np.zeros((hidden, 1)),
+            "by": np.zeros((vocab_size, 1)),
+        }
+        self.memory = {name: np.zeros_like(p) for name, p in self.params.items()}
+        self.h = np.zeros((hidden, 1))
+        self.position = 0
+
+    def _window(self, inputs, targets):
+        """Loss and gradients of one window, the state carried in from the last."""
+        p = self.params
+        xs, hs, ps = {}, {-1: self.h}, {}
+        loss = 0.0
+        for t, (i, j) in enumerate(zip(inputs, targets, strict=True)):
+            xs[t] = np.zeros((self.size, 1))
+            xs[t][i] = 1.0
+            hs[t] = np.tanh(p["Wxh"] @ xs[t] + p["Whh"] @ hs[t - 1] + p["bh"])
+            logits = p["Why"] @ hs[t] + p["by"]
+            e = np.exp(logits - logits.max())
+            ps[t] = e / e.sum()
+            loss -= np.log(ps[t][j, 0])
+        grads = {name: np.zeros_like(v) for name, v in p.items()}
+        carry = np.zeros_like(self.h)
+        for t in reversed(range(len(inputs))):
+            dy = ps[t].copy()
+            dy[targets[t]] -= 1.0
+            grads["Why"] += dy @ hs[t].T
+            grads["by"] += dy
+            dh = p["Why"].T @ dy + carry
+            da = (1.0 - hs[t] * hs[t]) * dh
+            grads["bh"] += da
+            grads["Wxh"] += da @ xs[t].T
+            grads["Whh"] += da @ hs[t - 1].T
+            carry = p["Whh"].T @ da
+        for g in grads.values():
+            np.clip(g, -5.0, 5.0, out=g)
+        self.h = hs[len(inputs) - 1]
+        return loss, grads
+
+    def run(self, updates: int) -> None:
+        for _ in range(updates):
+            if self.position + self.steps + 1 >= len(self.ids):
+                self.position, self.h = 0, np.zeros_like(self.h)
+            window = self.ids[self.position : self.position + self.steps + 1]
+            _, grads = self._window(window[:-1], window[1:])
+            for name, g in grads.items():
+                self.memory[name] += g * g
+                self.params[name] -= self.lr * g / np.sqrt(self.memory[name] + 1e-8)
+            self.position += self.steps
+
+    def bits_per_char(self, ids: np.ndarray, context: int = 0) -> float:
+        """As ``rnn_jax.text.bits_per_char``: ``ids[context + 1:]`` scored, from a zero state."""
+        p, total = self.params, 0.0
+        h = np.zeros_like(self.h)
+        for t, (i, j) in enumerate(zip(ids[:-1], ids[1:], strict=True)):
+            h = np.tanh(p["Wxh"][:, [i]] + p["Whh"] @ h + p["bh"])
+            if t >= context:
+                logits = p["Why"] @ h + p["by"]
+                logits = logits - logits.max()
+                total -= logits[j, 0] - np.log(np.exp(logits).sum())
+        return total / (len(ids) - 1 - context) / np.log(2.0)

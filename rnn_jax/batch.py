@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array
 
 from rnn_jax.model import RNN, dims, predict
@@ -64,8 +65,10 @@ def check_batch(
     if kind.labels:
         if not jnp.issubdtype(ys.dtype, jnp.integer):
             raise ValueError(f"ys must hold integer class labels for {objective}; got dtype {ys.dtype}")
-        if _concrete(ys):
-            valid = ys if mask is None or target == "last" or not _concrete(mask) else ys[mask]
+        if _concrete(ys):  # read on the host: inside a trace, jnp would make tracers of them
+            valid = np.asarray(ys)
+            if mask is not None and target == "all" and _concrete(mask):
+                valid = valid[np.asarray(mask)]
             if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= output_dim):
                 raise ValueError(
                     f"ys labels must lie in [0, {output_dim}) (the model's output size, the vocabulary); "
@@ -85,11 +88,10 @@ def resolve_mask(xs: Array, target: str, *, lengths: Array | None, mask: Array |
                 f"lengths must be an integer array of shape (N={n},); got shape {jnp.shape(lengths)} "
                 f"of {jnp.asarray(lengths).dtype}"
             )
-        if _concrete(lengths) and lengths.size and (int(lengths.min()) < 1 or int(lengths.max()) > seq_len):
-            raise ValueError(
-                f"lengths must lie in [1, T={seq_len}]; got lengths from {int(lengths.min())} "
-                f"to {int(lengths.max())}"
-            )
+        if _concrete(lengths):
+            low, high = int(np.min(lengths)), int(np.max(lengths))
+            if low < 1 or high > seq_len:
+                raise ValueError(f"lengths must lie in [1, T={seq_len}]; got lengths from {low} to {high}")
         return jnp.arange(seq_len)[None, :] < jnp.asarray(lengths)[:, None]
     if mask is None:
         return None
@@ -99,13 +101,13 @@ def resolve_mask(xs: Array, target: str, *, lengths: Array | None, mask: Array |
             f"{jnp.shape(mask)} of {jnp.asarray(mask).dtype}"
         )
     if _concrete(mask):
-        empty = ~jnp.any(mask, axis=1)
-        if target == "last" and bool(jnp.any(empty)):
+        empty = ~np.any(np.asarray(mask), axis=1)
+        if target == "last" and empty.any():
             raise ValueError(
                 f"mask must keep at least one step of every example for target 'last'; example "
-                f"{int(jnp.argmax(empty))} has none"
+                f"{int(np.argmax(empty))} has none"
             )
-        if not bool(jnp.any(mask)):
+        if not np.any(np.asarray(mask)):
             raise ValueError("mask keeps no step at all")
     return mask
 

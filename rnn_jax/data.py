@@ -8,7 +8,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 
 class Scaler(eqx.Module):
@@ -30,13 +30,24 @@ def identity_scaler(dtype=jnp.float32) -> Scaler:
 
 
 class WindowData(eqx.Module):
-    """Windows of a series split by time; every array is in the scaler's (model) units."""
+    """Training and validation sequences; every array is in the scaler's (model) units.
+
+    Targets are real ``(N, O)`` (``target="last"``) or ``(N, T, O)`` (``"all"``), or integer
+    class labels ``(N,)`` / ``(N, T)`` in ``[0, classes)`` for cross-entropy. Optional masks
+    ``(N, T)`` mark the steps that exist (``rnn_jax.loss``'s ``mask``)."""
 
     x_train: Float[Array, "N_train T D"]
-    y_train: Float[Array, "N_train O"]
+    y_train: Array
     x_val: Float[Array, "N_val T D"]
-    y_val: Float[Array, "N_val O"]
+    y_val: Array
     scaler: Scaler
+    m_train: Bool[Array, "N_train T"] | None = None
+    m_val: Bool[Array, "N_val T"] | None = None
+    classes: int = eqx.field(static=True, default=0)  # > 0: the targets are labels
+
+    @property
+    def output_dim(self) -> int:
+        return self.classes if self.classes else self.y_train.shape[-1]
 
 
 def check_window_data(data: WindowData) -> None:
@@ -45,26 +56,50 @@ def check_window_data(data: WindowData) -> None:
     if not isinstance(data, WindowData):
         raise TypeError(f"data must be a WindowData; got {type(data).__name__}")
     dtype = jnp.result_type(data.x_train)
+    labels = data.classes > 0
     for name in ("x_train", "y_train", "x_val", "y_val"):
         values = getattr(data, name)
         kind = getattr(values, "dtype", type(values).__name__)
+        if labels and name.startswith("y"):
+            if not hasattr(values, "dtype") or not jnp.issubdtype(values.dtype, jnp.integer):
+                raise TypeError(f"{name} must hold integer class labels (classes={data.classes}); got {kind}")
+            continue
         if not hasattr(values, "dtype") or not jnp.issubdtype(values.dtype, jnp.floating):
             raise TypeError(f"{name} must be a floating-point array; got {kind}")
         if values.dtype != dtype:
             raise TypeError(f"{name} is {values.dtype} but x_train is {dtype}; use one dtype throughout")
     for split in ("train", "val"):
         xs, ys = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
-        if xs.ndim != 3 or ys.ndim != 2 or xs.shape[0] != ys.shape[0] or xs.shape[0] < 1:
+        per_step = ys.ndim == (2 if labels else 3)
+        want = f"(N,{' T,' if per_step else ''}{'' if labels else ' O'})".replace(",)", ")")
+        if xs.ndim != 3 or ys.ndim not in ((1, 2) if labels else (2, 3)) or xs.shape[0] != ys.shape[0]:
             raise ValueError(
-                f"x_{split} must be (N, T, D) and y_{split} (N, O) with the same N >= 1; "
+                f"x_{split} must be (N, T, D) and y_{split} {want} with the same N; "
                 f"got {tuple(xs.shape)} and {tuple(ys.shape)}"
+            )
+        if xs.shape[0] < 1 or (per_step and ys.shape[1] != xs.shape[1]):
+            raise ValueError(
+                f"x_{split} {tuple(xs.shape)} and y_{split} {tuple(ys.shape)} must hold N >= 1 "
+                "examples with a target at every step"
+            )
+        mask = getattr(data, f"m_{split}")
+        if mask is not None and (tuple(mask.shape) != xs.shape[:2] or mask.dtype != jnp.bool_):
+            raise ValueError(
+                f"m_{split} must be a boolean (N, T) = {xs.shape[:2]} mask; got {mask.shape} {mask.dtype}"
             )
         for name, values in ((f"x_{split}", xs), (f"y_{split}", ys)):
             bad = int(jnp.sum(~jnp.isfinite(values)))
             if bad:
                 raise ValueError(f"{name} holds {bad} NaN or infinite values; clean the data first")
-    if data.x_train.shape[1:] != data.x_val.shape[1:] or data.y_train.shape[1] != data.y_val.shape[1]:
+        if labels and (int(jnp.min(ys)) < 0 or int(jnp.max(ys)) >= data.classes):
+            low, high = int(jnp.min(ys)), int(jnp.max(ys))
+            raise ValueError(
+                f"y_{split} labels must lie in [0, {data.classes}) (skipped steps too); got {low}..{high}"
+            )
+    if data.x_train.shape[1:] != data.x_val.shape[1:] or data.y_train.shape[1:] != data.y_val.shape[1:]:
         raise ValueError("train and validation windows must have the same length and sizes")
+    if (data.m_train is None) != (data.m_val is None):
+        raise ValueError("give masks for both splits (m_train and m_val) or for neither")
 
 
 def sine_series(

@@ -23,7 +23,7 @@ from rnn_jax.unroll import Truncation, static_window, window_starts
 
 def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncation, objective):
     """One sequence: the states the readout scored, their output errors, the recurrent part's
-    ``CellGrads`` and the predictions.
+    ``CellGrads``, the predictions and the final state.
 
     With ``target="last"`` and a static ``k < T`` (causal model, no mask, no dropout) the
     states before the last ``k`` steps are a constant: they are run through without storing
@@ -48,11 +48,12 @@ def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncatio
     if target == "last" and mask is not None:  # the scored step differs between examples
         dh_out = jnp.zeros_like(hs).at[last].set(dh_out)
     grads = cell.backward(x, h0, states, dh_out, cuts, mask, **keyed(key))
-    return read, errors, grads, prediction
+    return read, errors, grads, prediction, jax.tree.map(lambda s: s[-1], states)
 
 
 def _batch_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, objective: str):
-    """Every example's scored states, errors, ``CellGrads`` and predictions (leaves ``(N, ...)``)."""
+    """Every example's scored states, errors, ``CellGrads``, predictions and final states
+    (leaves ``(N, ...)``)."""
     scored = batch.xs.shape[:1] if target == "last" else batch.xs.shape[:2]
     weights = jnp.broadcast_to(batch.weights, scored)  # one weight per scored step
 
@@ -97,10 +98,18 @@ def manual_grads(
     product over all of them (``Recurrence.param_grads``, ``Linear.backward``).
     """
     batch = prepare(
-        model, xs, ys, target=target, truncation=truncation, objective=objective,
-        lengths=lengths, mask=mask, h0=h0, key=key,
+        model,
+        xs,
+        ys,
+        target=target,
+        truncation=truncation,
+        objective=objective,
+        lengths=lengths,
+        mask=mask,
+        h0=h0,
+        key=key,
     )
-    read, errors, grads, _ = _batch_grads(model, batch, target, truncation, objective)
+    read, errors, grads, _, _ = _batch_grads(model, batch, target, truncation, objective)
     return _model_grads(model, read, errors, grads, target)
 
 
@@ -110,8 +119,9 @@ def _no_gradient(x):
 
 
 def _value_and_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, objective: str):
-    """The loss and its gradients with respect to the model, the inputs, the targets and h0."""
-    read, errors, grads, predictions = _batch_grads(model, batch, target, truncation, objective)
+    """The loss and the final states, and the loss's gradients with respect to the model, the
+    inputs, the targets and h0."""
+    read, errors, grads, predictions, finals = _batch_grads(model, batch, target, truncation, objective)
     xs = batch.xs
     covered = grads.xs.shape[1]  # a static window: the steps before it get no gradient
     dxs = jnp.zeros_like(xs).at[:, xs.shape[1] - covered :].set(grads.xs)
@@ -123,12 +133,13 @@ def _value_and_grads(model: RNN, batch: Batch, target: str, truncation: Truncati
         dh0 = grads.h0
     dys = _no_gradient(batch.ys) if get_objective(objective).labels else -errors
     model_grads = _model_grads(model, read, errors, grads, target)
-    return batch_loss(objective, predictions, batch), (model_grads, dxs, dys, dh0)
+    return (batch_loss(objective, predictions, batch), finals), (model_grads, dxs, dys, dh0)
 
 
 def _hand_rule(target: str, static_truncation: int | None, objective: str):
-    """``loss(model, batch, k)`` whose reverse-mode rule is the hand-derived pass. ``k`` is a
-    traced truncation, or ``None`` when ``static_truncation`` (``None`` or a Python int) holds."""
+    """``(loss, final states)(model, batch, k)`` whose reverse-mode rule is the hand-derived
+    pass (the final states get no gradient). ``k`` is a traced truncation, or ``None`` when
+    ``static_truncation`` (``None`` or a Python int) holds."""
 
     def truncation(k):
         return static_truncation if k is None else k
@@ -136,14 +147,19 @@ def _hand_rule(target: str, static_truncation: int | None, objective: str):
     @jax.custom_vjp
     def value(model, xs, ys, mask, h0, keys, weights, k):
         batch = Batch(xs, ys, mask, h0, keys, weights)
-        return batch_loss(objective, batch_outputs(model, batch, target=target, truncation=None), batch)
+        loss_value = batch_loss(objective, batch_outputs(model, batch, target=target, truncation=None), batch)
+        finals = jax.vmap(lambda x, m, h, key: model.cell.final(x, h0=h, mask=m, **keyed(key)))(
+            xs, mask, h0, keys
+        )
+        return loss_value, finals
 
     def forward(model, xs, ys, mask, h0, keys, weights, k):
         batch = Batch(xs, ys, mask, h0, keys, weights)
-        loss_value, grads = _value_and_grads(model, batch, target, truncation(k), objective)
-        return loss_value, (grads, mask, keys, weights, k)
+        outputs, grads = _value_and_grads(model, batch, target, truncation(k), objective)
+        return outputs, (grads, mask, keys, weights, k)
 
-    def backward(residuals, g):
+    def backward(residuals, cotangents):
+        g, _ = cotangents  # the final states are an output without a gradient
         (model_grads, dxs, dys, dh0), mask, keys, weights, k = residuals
         scaled = jax.tree.map(lambda a: g * a, (model_grads, dxs))
         dys = dys if get_objective(objective).labels else g * dys
@@ -167,22 +183,39 @@ def manual_rule_loss(
     mask: Bool[Array, "N T"] | None = None,
     h0=None,
     key: PRNGKeyArray | None = None,
-) -> Float[Array, ""]:
+    with_final_state: bool = False,
+) -> Float[Array, ""] | tuple[Float[Array, ""], object]:
     """``rnn_jax.loss`` whose gradient under ``jax.grad`` (and ``jax.vjp``) is computed by the
     hand-derived pass: with respect to the model, the inputs, the targets and ``h0``.
+
+    ``with_final_state=True`` returns ``(loss, final states)`` (leaves ``(N, ...)``, no
+    gradient through them; use ``jax.value_and_grad(..., has_aux=True)``): what a stream hands
+    to its next window, from the states the pass stores anyway.
 
     A ``jax.custom_vjp``: reverse mode over it works to any order (the hand-derived pass is
     itself differentiable JAX), forward mode (``jax.jvp``, ``jax.jacfwd``) is refused by JAX
     with "can't apply forward-mode autodiff (jvp) to a custom_vjp function". The loss value is
     computed as ``rnn_jax.loss`` computes it."""
     batch = prepare(
-        model, xs, ys, target=target, truncation=truncation, objective=objective,
-        lengths=lengths, mask=mask, h0=h0, key=key,
+        model,
+        xs,
+        ys,
+        target=target,
+        truncation=truncation,
+        objective=objective,
+        lengths=lengths,
+        mask=mask,
+        h0=h0,
+        key=key,
     )
     static = truncation is None or (isinstance(truncation, int) and not isinstance(truncation, bool))
     rule = _hand_rule(target, truncation if static else None, objective)
     k = None if static else jnp.asarray(truncation)
-    return rule(model, batch.xs, batch.ys, batch.mask, batch.h0, batch.keys, batch.weights, k)
+    h0 = batch.h0
+    if with_final_state and h0 is None:  # the final states come from a concrete start
+        h0 = jax.tree.map(lambda s: jnp.broadcast_to(s, (xs.shape[0], *s.shape)), model.cell.initial_state())
+    loss_value, finals = rule(model, batch.xs, batch.ys, batch.mask, h0, batch.keys, batch.weights, k)
+    return (loss_value, finals) if with_final_state else loss_value
 
 
 def state_grads(
@@ -202,8 +235,16 @@ def state_grads(
     if static_window(xs.shape[1], target, truncation) is not None:
         truncation = jnp.asarray(truncation)  # keep every step in the output
     batch = prepare(
-        model, xs, ys, target=target, truncation=truncation, objective=objective,
-        lengths=None, mask=None, h0=None, key=None,
+        model,
+        xs,
+        ys,
+        target=target,
+        truncation=truncation,
+        objective=objective,
+        lengths=None,
+        mask=None,
+        h0=None,
+        key=None,
     )
     dh = _batch_grads(model, batch, target, truncation, objective)[2].dh
     if dh is None:

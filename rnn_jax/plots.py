@@ -244,3 +244,34 @@ def plot_ensemble(t: Sequence[int], truth, predictions, title: str = "") -> Figu
         ax_err.set_xlabel("index of the predicted value in the series")
         fig.tight_layout()
     return fig
+
+
+def plot_memory_tasks(results: dict, seq_len: int) -> Figure:
+    """What each cell learns against the truncation window ``k``, one panel per task.
+
+    ``results[task][cell]`` maps ``"k"`` (ints, ``None`` for full BPTT) and ``"score"`` (the
+    final validation MSE for adding, accuracy for recall); ``results[task]["references"]``
+    maps a label to a horizontal reference level."""
+    with style():
+        fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+        for ax, (task, by_cell) in zip(axes[0], results.items(), strict=True):
+            for cell, row in by_cell.items():
+                if cell == "references":
+                    continue
+                ks = [seq_len if k is None else k for k in row["k"]]
+                ax.plot(ks, row["score"], marker="o", label=cell)
+            for (label, level), dash in zip(by_cell["references"].items(), ("--", ":", "-."), strict=False):
+                ax.axhline(level, color="grey", linestyle=dash, linewidth=1, label=label)
+            if task == "adding":
+                ax.axvspan(
+                    seq_len // 2, seq_len, color="grey", alpha=0.08, label="distance to the first mark"
+                )
+                ax.set_yscale("log")
+                ax.set_ylabel("validation MSE")
+            else:
+                ax.set_ylabel("validation accuracy")
+            ax.set_xlabel(f"truncation window k (k = {seq_len}: full BPTT)")
+            ax.set_title(f"{task}, T = {seq_len}")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+    return fig

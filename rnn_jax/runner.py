@@ -34,7 +34,7 @@ from rnn_jax.stream import (
     make_stream_train,
     n_updates,
 )
-from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_hparams, make_train
+from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_data_fits, check_hparams, make_train
 
 PROGRESS_AFTER = 3.0  # seconds
 # Default checkpoint interval: at most this much work is lost to a crash, and short runs pay
@@ -182,6 +182,7 @@ def fit(
     """
     check_window_data(data)
     check_config(config, data.x_train.shape[0])
+    check_data_fits(config, data)
     check_hparams(hparams)
     if resume and checkpointing is None:
         raise ValueError("resume=True needs checkpointing (where to resume from)")

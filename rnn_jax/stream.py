@@ -27,7 +27,9 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import cell_class, check_options
+from rnn_jax.manual_grads import manual_rule_loss
 from rnn_jax.model import RNN, init_model
+from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import unroll_states
 
 Source = Callable[[Int[Array, ""]], tuple[Float[Array, "K2 D"], Float[Array, "K2 O"]]]
@@ -39,6 +41,13 @@ class StreamConfig:
 
     cell: str = "elman"
     hidden_dim: int = 32
+    num_layers: int = 1
+    objective: str = "squared"  # or "cross_entropy": ys are integer labels, output_dim classes
+    # 0: one stream, windows (k2, ...); S >= 1: the source gives S parallel streams' windows
+    # (S, k2, ...), each carrying its own state; the loss is their mean.
+    streams: int = 0
+    backward: str = "autodiff"  # or "manual": the hand-derived pass (needs k1 = k2)
+    decay_updates: int = 0  # > 0: the learning rate decays (cosine) to 0 over that many updates
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
     k1: int = 10  # steps between updates (and scored per update)
     k2: int = 20  # steps the gradient flows back, >= k1
@@ -51,7 +60,18 @@ def check_stream_config(config: StreamConfig, n_steps: int) -> None:
     """Errors name the setting and what it accepts."""
     cell_class(config.cell)
     check_options(config.cell, cell_options(config))
-    for name in ("hidden_dim", "k1", "k2", "updates_per_chunk"):
+    get_objective(config.objective)
+    if config.backward not in ("autodiff", "manual"):
+        raise ValueError(f"backward must be autodiff or manual; got {config.backward!r}")
+    if config.backward == "manual" and config.k1 != config.k2:
+        raise ValueError(
+            f"backward 'manual' scores whole windows: it needs k1 = k2; got k1={config.k1}, k2={config.k2}"
+        )
+    if config.streams < 0:
+        raise ValueError(f"streams must be 0 (one stream, no stream axis) or a count; got {config.streams}")
+    if config.decay_updates < 0:
+        raise ValueError(f"decay_updates must be 0 (no decay) or a count; got {config.decay_updates}")
+    for name in ("hidden_dim", "num_layers", "k1", "k2", "updates_per_chunk"):
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
     if config.k2 < config.k1:
@@ -99,9 +119,10 @@ def make_stream_train(
 ) -> tuple[Callable[[PRNGKeyArray], StreamState], Callable[..., tuple[StreamState, Array]]]:
     """``init(key) -> state`` and ``chunk(state, length) -> (state, mean loss of the chunk's
     `length` updates)``; ``length`` is static (jit it with ``static_argnames="length"``)."""
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(config.clip_threshold), optax.adam(config.learning_rate)
-    )
+    rate = config.learning_rate
+    if config.decay_updates:  # cosine decay to 0 over that many updates, then 0
+        rate = optax.cosine_decay_schedule(config.learning_rate, decay_steps=config.decay_updates)
+    optimizer = optax.chain(optax.clip_by_global_norm(config.clip_threshold), optax.adam(rate))
     k1, k2 = config.k1, config.k2
 
     def init(key):
@@ -111,22 +132,50 @@ def make_stream_train(
             input_dim=input_dim,
             hidden_dim=config.hidden_dim,
             output_dim=output_dim,
+            num_layers=config.num_layers,
             **cell_options(config),
         )
         carry = params.cell.initial_state()
+        if config.streams:
+            carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (config.streams, *c.shape)), carry)
         return StreamState(params, optimizer.init(params), carry, jnp.zeros((), jnp.int32))
 
-    def window_loss(params, carry, xs, ys):
+    per_step = get_objective(config.objective).per_step
+
+    def stream_loss(params, carry, xs, ys):
         states = unroll_states(params.cell, xs, h0=jax.lax.stop_gradient(carry))
         pred = params.readout(params.cell.hidden(states)[k2 - k1 :])  # the window's newest k1 steps
         handover = jax.tree.map(lambda s: s[k1 - 1], states)  # state entering the next window
-        return 0.5 * jnp.mean(jnp.sum((pred - ys[k2 - k1 :]) ** 2, axis=-1)), handover
+        return jnp.mean(per_step(pred, ys[k2 - k1 :])), handover
+
+    def window_loss(params, carry, xs, ys):
+        if not config.streams:
+            return stream_loss(params, carry, xs, ys)
+        losses, handover = jax.vmap(stream_loss, in_axes=(None, 0, 0, 0))(params, carry, xs, ys)
+        return jnp.mean(losses), handover
+
+    def hand_derived(params, carry, xs, ys):
+        """The window's loss and gradient from ``rnn_jax.loss``'s hand-derived rule (k1 = k2:
+        every step is scored), and the final states the rule's forward pass stored."""
+        batched = (xs, ys, carry) if config.streams else jax.tree.map(lambda a: a[None], (xs, ys, carry))
+        bx, by, bc = batched
+
+        def window(p):
+            return manual_rule_loss(
+                p, bx, by, target="all", objective=config.objective, h0=bc, with_final_state=True
+            )
+
+        (value, handover), grads = jax.value_and_grad(window, has_aux=True)(params)
+        return value, grads, handover if config.streams else jax.tree.map(lambda a: a[0], handover)
 
     def update(state: StreamState, _):
         xs, ys = source(state.start)
-        (value, handover), grads = jax.value_and_grad(window_loss, has_aux=True)(
-            state.params, state.carry, xs, ys
-        )
+        if config.backward == "manual":
+            value, grads, handover = hand_derived(state.params, state.carry, xs, ys)
+        else:
+            (value, handover), grads = jax.value_and_grad(window_loss, has_aux=True)(
+                state.params, state.carry, xs, ys
+            )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return StreamState(params, opt_state, handover, state.start + k1), value

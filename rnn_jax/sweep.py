@@ -36,6 +36,7 @@ from rnn_jax.train import (
     TrainConfig,
     TrainState,
     check_config,
+    check_data_fits,
     check_hparams,
     make_hparams,
     make_train,
@@ -226,6 +227,7 @@ def run_sweep(
     """
     check_window_data(data)
     check_config(config, data.x_train.shape[0])
+    check_data_fits(config, data)
     check_hparams(members.hparams)
     if resume and checkpointing is None:
         raise ValueError("resume=True needs checkpointing (where to resume from)")

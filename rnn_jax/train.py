@@ -27,7 +27,9 @@ from rnn_jax.data import WindowData
 from rnn_jax.losses import batch_predict, loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.model import RNN, init_model
+from rnn_jax.objectives import cross_entropy, get_objective
 from rnn_jax.tutorial import tutorial_grads
+from rnn_jax.unroll import TARGETS
 
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("value", "norm", "none")
@@ -50,6 +52,11 @@ class TrainConfig:
     shuffle: bool = False
     init: str = "tutorial"
     grad: str = "autodiff"
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0  # between stacked layers, while training
+    target: str = "last"  # "all": a target at every step (the data's y is (N, T, ...))
+    objective: str = "squared"  # "cross_entropy": the data's y are class labels
 
     # Help for each field, shown by every command whose config contains a TrainConfig.
     HELP: ClassVar[dict[str, str]] = {
@@ -65,6 +72,11 @@ class TrainConfig:
         "shuffle": "reshuffle the training windows every epoch",
         "init": "default (Glorot/orthogonal) or tutorial (uniform [0, 1), Elman only)",
         "grad": "autodiff, manual (hand-derived) or tutorial (the tutorial's wrong backward pass)",
+        "num_layers": "stacked recurrent layers",
+        "bidirectional": "make every layer a forward and a reverse cell",
+        "dropout": "dropout probability between stacked layers while training",
+        "target": "last (one target per sequence) or all (one per step)",
+        "objective": "squared (real targets) or cross_entropy (class labels; reports accuracy)",
     }
 
 
@@ -198,8 +210,36 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             f"with init {config.init!r} and grad {config.grad!r}"
         )
     check_options(config.cell, cell_options(config))
+    if config.target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {config.target!r}")
+    get_objective(config.objective)
+    plain = (config.target, config.objective, config.num_layers, config.bidirectional)
+    if config.grad == "tutorial" and plain != ("last", "squared", 1, False):
+        raise ValueError("grad 'tutorial' exists for one layer, target 'last' and squared error only")
+    layers = config.num_layers
+    if isinstance(layers, bool) or not isinstance(layers, numbers.Integral) or layers < 1:
+        raise ValueError(f"num_layers must be a positive integer; got {layers!r}")
+    if not 0.0 <= config.dropout < 1.0 or (config.dropout and config.num_layers == 1):
+        raise ValueError(f"dropout must be in [0, 1), and 0 with one layer; got {config.dropout}")
     if config.batch_size > n_train:
         raise ValueError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")
+
+
+def check_data_fits(config: TrainConfig, data: WindowData) -> None:
+    """The data's targets agree with the config's target and objective."""
+    labels = data.classes > 0
+    if labels != (config.objective == "cross_entropy"):
+        raise ValueError(
+            f"objective {config.objective!r} needs "
+            f"{'integer class labels (WindowData classes > 0)' if not labels else 'real-valued targets'}; "
+            f"the data holds {'labels' if labels else 'real targets'}"
+        )
+    per_step = data.y_train.ndim == (2 if labels else 3)
+    if per_step != (config.target == "all"):
+        need = "a target at every step" if config.target == "all" else "one target per sequence"
+        raise ValueError(
+            f"target {config.target!r} needs {need}; the data's y_train has shape {tuple(data.y_train.shape)}"
+        )
 
 
 def cell_options(config: TrainConfig) -> dict[str, str]:
@@ -223,22 +263,49 @@ def make_optimizer(config: TrainConfig, hparams: Hyperparams, n_train: int) -> o
 
 
 def make_grad_fn(config: TrainConfig) -> Callable[..., RNN]:
-    """``grad_fn(params, xs, ys, truncation) -> RNN`` for the chosen algorithm."""
-    fn = {"autodiff": jax.grad(loss), "manual": manual_grads, "tutorial": tutorial_grads}[config.grad]
-    return lambda params, xs, ys, truncation: fn(params, xs, ys, target="last", truncation=truncation)
+    """``grad_fn(params, xs, ys, truncation, mask, key) -> RNN`` for the chosen algorithm."""
+    if config.grad == "tutorial":
+        return lambda params, xs, ys, truncation, mask, key: tutorial_grads(
+            params, xs, ys, target="last", truncation=truncation
+        )
+    fn = {"autodiff": jax.grad(loss), "manual": manual_grads}[config.grad]
+    options = {"target": config.target, "objective": config.objective}
+    return lambda params, xs, ys, truncation, mask, key: fn(
+        params, xs, ys, truncation=truncation, mask=mask, key=key, **options
+    )
 
 
-def evaluate(params: RNN, data: WindowData) -> dict[str, Array]:
-    """Loss (model units) and RMSE (the series' original units) on both splits."""
+def evaluate(params: RNN, data: WindowData, config: TrainConfig | None = None) -> dict[str, Array]:
+    """Per split: the loss (model units) and the RMSE (the series' own units), or for
+    cross-entropy the loss (nats), bits (the loss in bits) and accuracy; over valid steps."""
+    target = "last" if config is None else config.target
     n_train = data.x_train.shape[0]
     # One forward pass over both splits: a single scan compiles and runs faster than two.
     xs = jnp.concatenate([data.x_train, data.x_val])
-    sq_err = (batch_predict(params, xs) - jnp.concatenate([data.y_train, data.y_val])) ** 2
+    mask = None if data.m_train is None else jnp.concatenate([data.m_train, data.m_val])
+    predictions = batch_predict(params, xs, target=target, mask=mask)
+    ys = jnp.concatenate([data.y_train, data.y_val])
     out = {}
-    for split, part in (("train", sq_err[:n_train]), ("val", sq_err[n_train:])):
-        out[f"{split}_loss"] = 0.5 * jnp.mean(jnp.sum(part, axis=-1))
-        out[f"{split}_rmse"] = jnp.sqrt(jnp.mean(part)) * data.scaler.std
+    for split, part in (("train", slice(0, n_train)), ("val", slice(n_train, None))):
+        valid = None if mask is None or target == "last" else mask[part]
+        if data.classes:
+            nats = cross_entropy(predictions[part], ys[part])
+            hits = (jnp.argmax(predictions[part], axis=-1) == ys[part]).astype(nats.dtype)
+            out[f"{split}_loss"] = _valid_mean(nats, valid)
+            out[f"{split}_bits"] = out[f"{split}_loss"] / jnp.log(2.0)
+            out[f"{split}_accuracy"] = _valid_mean(hits, valid)
+        else:
+            sq_err = (predictions[part] - ys[part]) ** 2
+            out[f"{split}_loss"] = 0.5 * _valid_mean(jnp.sum(sq_err, axis=-1), valid)
+            out[f"{split}_rmse"] = jnp.sqrt(_valid_mean(jnp.mean(sq_err, axis=-1), valid)) * data.scaler.std
     return out
+
+
+def _valid_mean(values: Array, valid: Array | None) -> Array:
+    """The mean over all entries, or over those ``valid`` marks."""
+    if valid is None:
+        return jnp.mean(values)
+    return jnp.sum(jnp.where(valid, values, 0.0)) / jnp.sum(valid)
 
 
 class TrainFns(NamedTuple):
@@ -294,7 +361,10 @@ def make_train(config: TrainConfig) -> TrainFns:
             key=init_key,
             input_dim=data.x_train.shape[2],
             hidden_dim=config.hidden_dim,
-            output_dim=data.y_train.shape[1],
+            output_dim=data.output_dim,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout,
             init=config.init,
             scale=hparams.init_scale,
             dtype=data.x_train.dtype,
@@ -311,13 +381,17 @@ def make_train(config: TrainConfig) -> TrainFns:
         optimizer = make_optimizer(config, hparams, n_train)
         steps = n_train // config.batch_size  # a ragged last batch is dropped
         key, perm_key = jax.random.split(state.key)
+        drop_key = jax.random.fold_in(perm_key, 1)  # used only with dropout; the permutation keeps its key
         order = jax.random.permutation(perm_key, n_train) if config.shuffle else jnp.arange(n_train)
         batches = order[: steps * config.batch_size].reshape(steps, config.batch_size)
 
         def step(carry, step_idx):
             params, opt_state, first_bad = carry
             i, idx = step_idx
-            grads = grad_fn(params, data.x_train[idx], data.y_train[idx], hparams.truncation)
+            mask = None if data.m_train is None else data.m_train[idx]
+            dropout_key = jax.random.fold_in(drop_key, i) if config.dropout else None
+            xs, ys = data.x_train[idx], data.y_train[idx]
+            grads = grad_fn(params, xs, ys, hparams.truncation, mask, dropout_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
             # Only a scalar per step: the first step whose gradient or update is not finite.
@@ -335,7 +409,7 @@ def make_train(config: TrainConfig) -> TrainFns:
         advance = alive & (first_bad == 0)
         params, opt_state = select_tree(advance, (params, opt_state), (state.params, state.opt_state))
         diverged_at = jnp.where(alive & ~advance, state.epoch * steps + first_bad, state.diverged_at_step)
-        metrics = evaluate(params, data)
+        metrics = evaluate(params, data, config)
         metrics["clip_fraction"] = jnp.mean(clipped)
         metrics["diverged_at_step"] = diverged_at
         new_state = TrainState(

@@ -262,3 +262,98 @@ def test_gpu_benchmark_runs_on_cpu_and_names_a_missing_gpu(tmp_path):
         args = ["--device", "gpu", "--quick", "--out", str(tmp_path / "g")]
         missing = run("experiments/benchmark_gpu.py", *args)
         assert_user_error(missing, "JAX sees no gpu device")
+
+
+def test_char_lm_small(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat. " * 400)
+    out = run(
+        "experiments/char_lm.py",
+        "--text",
+        str(text),
+        "--cells",
+        "elman,lstm",
+        "--hidden-dim",
+        "16",
+        "--streams",
+        "4",
+        "--k1",
+        "8",
+        "--k2",
+        "8",
+        "--updates",
+        "30,30",
+        "--numpy-updates",
+        "20",
+        "--numpy-streams",
+        "8",
+        "--context",
+        "50",
+        "--sample-length",
+        "20",
+        "--prompt",
+        "the ",
+        "--max-order",
+        "3",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "out" / "char_lm.json").read_text())
+    assert summary["vocabulary"] == 11 and summary["ngram"]["order"] in (1, 2, 3)
+    for cell in ("elman", "lstm"):
+        model = summary["models"][cell]
+        assert 0 < model["val_bits_per_char"] < 4 and model["chars_per_second"] > 0
+    assert summary["numpy_comparison"]["speedup"] > 0
+    assert (tmp_path / "out" / "char_lm.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (b"", [], "the file is empty"),
+        (b"caf\xe9 au lait", [], "not UTF-8"),
+        (
+            "".join(chr(0x4E00 + i) for i in range(300)).encode(),
+            [],
+            "300 distinct characters, more than --max-vocab 256",
+        ),
+        (b"abc" * 1000, ["--prompt", "xyz"], "--prompt uses characters the text never does"),
+    ],
+)
+def test_char_lm_rejects_bad_text(tmp_path, content, args, message):
+    text = tmp_path / "text.txt"
+    text.write_bytes(content)
+    out = run("experiments/char_lm.py", "--text", str(text), *args, "--out", str(tmp_path / "out"))
+    assert_user_error(out, message)
+
+
+def test_memory_tasks_small(tmp_path):
+    out = run(
+        "experiments/memory_tasks.py",
+        "--cells",
+        "gru",
+        "--seq-len",
+        "12",
+        "--truncations",
+        "3,none",
+        "--hidden-dim",
+        "8",
+        "--epochs",
+        "2",
+        "--n-train",
+        "100",
+        "--n-val",
+        "50",
+        "--batch-size",
+        "25",
+        "--out",
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "memory_tasks.json").read_text())["results"]
+    assert result["adding"]["gru"]["k"] == [3, None] and len(result["recall"]["gru"]["score"]) == 2
+    assert all(0 <= s <= 1 for s in result["recall"]["gru"]["score"])
+    assert (tmp_path / "memory_tasks.png").read_bytes()[:4] == b"\x89PNG"
+    bad = run("experiments/memory_tasks.py", "--tasks", "copy", "--out", str(tmp_path))
+    assert_user_error(bad, "tasks must be adding or recall; got copy")

@@ -1,0 +1,132 @@
+"""Long-range memory tasks: what each cell learns with full BPTT, and with truncation windows
+shorter than the dependency.
+
+    uv run experiments/memory_tasks.py                  # adding and recall, T = 100
+    uv run experiments/memory_tasks.py --seq-len 200 --cells gru,lstm
+
+Both tasks are drawn from a key at run time (``rnn_jax.memory_tasks``). For each task and cell,
+every truncation window in --truncations trains as one member of one compiled sweep
+(``rnn_jax.sweep``; the window is a traced hyperparameter), on the same data and initial
+weights. In the adding problem the first marked value lies T/2 to T steps before the target;
+a window shorter than that cannot carry its gradient, so the error stays at the level of knowing
+the second value only (1/12), however long one trains. In recall the symbol is T steps back.
+Writes memory_tasks.json and memory_tasks.png to --out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.io import save_figure, write_json
+from rnn_jax.memory_tasks import ADDING_MEAN_MSE, ADDING_ONE_VALUE_MSE, task_data
+from rnn_jax.plots import plot_memory_tasks
+from rnn_jax.sweep import grid, run_sweep
+from rnn_jax.train import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryTasksConfig:
+    tasks: str = "adding,recall"
+    cells: str = "elman,gru,lstm"
+    seq_len: int = 100
+    truncations: str = "10,25,50,75,none"
+    hidden_dim: int = 64
+    epochs: int = 20
+    batch_size: int = 50
+    n_train: int = 5000
+    n_val: int = 1000
+    symbols: int = 8  # recall's alphabet
+    learning_rate: float = 3e-3
+    seed: int = 0
+
+    HELP = {
+        "tasks": "comma-separated: adding, recall",
+        "cells": "comma-separated cells",
+        "seq_len": "sequence length T",
+        "truncations": "comma-separated windows k (none: full BPTT)",
+        "hidden_dim": "hidden size H",
+        "epochs": "passes over the training sequences",
+        "batch_size": "sequences per update",
+        "n_train": "training sequences (drawn once)",
+        "n_val": "validation sequences",
+        "symbols": "recall: the number of symbols K (chance accuracy 1/K)",
+        "learning_rate": "Adam step size (cosine decay to 0)",
+        "seed": "data and initialisation seed",
+    }
+
+
+def check(cfg: MemoryTasksConfig):
+    tasks = parse_list(cfg.tasks, "tasks", str)
+    bad = set(tasks) - {"adding", "recall"}
+    if bad:
+        raise ValueError(f"tasks must be adding or recall; got {', '.join(sorted(bad))}")
+    cells = parse_list(cfg.cells, "cells", str)
+    ks = parse_list(cfg.truncations, "truncations", int, allow_none=True)
+    for name in ("seq_len", "hidden_dim", "epochs", "batch_size", "n_train", "n_val", "symbols"):
+        least = 2 if name in ("seq_len", "symbols") else 1
+        if getattr(cfg, name) < least:
+            raise ValueError(f"{name} must be at least {least}; got {getattr(cfg, name)}")
+    return tasks, cells, ks
+
+
+def train_config(cfg: MemoryTasksConfig, task: str, cell: str) -> TrainConfig:
+    return TrainConfig(
+        cell=cell,
+        hidden_dim=cfg.hidden_dim,
+        optimizer="adam",
+        clip="norm",
+        schedule="cosine",
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        init="default",
+        objective="cross_entropy" if task == "recall" else "squared",
+    )
+
+
+def run(cfg: MemoryTasksConfig, out: Path) -> dict:
+    tasks, cells, ks = check(cfg)
+    data_key, init_key = jax.random.split(jax.random.key(cfg.seed))
+    results: dict = {}
+    for task in tasks:
+        data = task_data(
+            task, data_key, n_train=cfg.n_train, n_val=cfg.n_val, seq_len=cfg.seq_len, symbols=cfg.symbols
+        )
+        results[task] = {
+            "references": {
+                "predict the mean (1/6)": ADDING_MEAN_MSE,
+                "second value only (1/12)": ADDING_ONE_VALUE_MSE,
+            }
+            if task == "adding"
+            else {f"chance (1/{cfg.symbols})": 1.0 / cfg.symbols}
+        }
+        for cell in cells:
+            members = grid(
+                key=init_key, n_seeds=1, seq_len=cfg.seq_len, learning_rate=[cfg.learning_rate], truncation=ks
+            )
+            result = run_sweep(train_config(cfg, task, cell), members, data, progress=True)
+            if task == "adding":
+                score = np.asarray(result.metrics["val_rmse"])[:, -1] ** 2
+            else:
+                score = np.asarray(result.metrics["val_accuracy"])[:, -1]
+            results[task][cell] = {"k": ks, "score": score.tolist(), "wall_seconds": result.wall_seconds}
+            shown = ", ".join(f"k={k or 'full'}: {s:.3g}" for k, s in zip(ks, score, strict=True))
+            what = "MSE" if task == "adding" else "accuracy"
+            print(f"{task:>6} {cell:>5} ({what}): {shown} ({result.wall_seconds:.0f} s)")
+    write_json(out / "memory_tasks.json", {"config": dataclasses.asdict(cfg), "results": results})
+    save_figure(plot_memory_tasks(results, cfg.seq_len), out / "memory_tasks.png")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    return experiment_main(__doc__, MemoryTasksConfig(), run, "results/memory_tasks", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
