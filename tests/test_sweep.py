@@ -69,7 +69,7 @@ def test_chunked_sweep_is_bit_identical_to_one_chunk(data, members):
     chex.assert_trees_all_equal(chunked.metrics, whole.metrics)
 
 
-@pytest.mark.parametrize("width", [1, 3])
+@pytest.mark.parametrize("width", [3])  # 8 members in groups of 3: a ragged last group
 def test_vmap_width_changes_layout_not_results(data, members, width):
     default = run_sweep(CONFIG, members, data, progress=False)
     grouped = run_sweep(CONFIG, members, data, vmap_width=width, progress=False)
