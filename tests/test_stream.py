@@ -101,3 +101,28 @@ def test_training_on_the_stream_lowers_the_loss(stream):
 def test_bad_stream_settings_are_named(kwargs, n_steps, message):
     with pytest.raises(ValueError, match=message):
         check_stream_config(StreamConfig(**kwargs), n_steps)
+
+
+def test_parallel_streams_with_the_hand_derived_pass_match_autodiff():
+    """Four streams of labels: the hand-derived rule (k1 = k2) gives autodiff's updates and
+    hands over the same states."""
+    ids = jax.random.randint(jax.random.key(3), (4, 90), 0, 5)
+
+    def source(start):
+        window = jax.lax.dynamic_slice_in_dim(ids, start, 11, axis=1)
+        return jax.nn.one_hot(window[:, :-1], 5), window[:, 1:]
+
+    results = {}
+    for backward in ("autodiff", "manual"):
+        config = StreamConfig(
+            cell="lstm", hidden_dim=6, objective="cross_entropy", streams=4, k1=10, k2=10, backward=backward
+        )
+        init, chunk = make_stream_train(config, source, input_dim=5, output_dim=5)
+        results[backward] = jax.jit(chunk, static_argnames="length")(init(jax.random.key(0)), length=6)
+    (auto, auto_loss), (hand, hand_loss) = results["autodiff"], results["manual"]
+    assert auto.carry[0].shape == (4, 6)
+    chex.assert_trees_all_close(hand.params, auto.params, rtol=1e-4, atol=1e-6)
+    chex.assert_trees_all_close(hand.carry, auto.carry, rtol=1e-4, atol=1e-6)
+    assert float(hand_loss) == pytest.approx(float(auto_loss), rel=1e-5)
+    with pytest.raises(ValueError, match="backward 'manual' scores whole windows: it needs k1 = k2"):
+        check_stream_config(StreamConfig(k1=5, k2=10, backward="manual"), 100)

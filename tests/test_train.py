@@ -155,3 +155,58 @@ def test_hand_built_hyperparameters_are_checked_before_compiling(data, key):
 def test_fit_checks_the_config_against_the_data(data, key):
     with pytest.raises(ValueError, match=r"batch_size \(500\) must not exceed"):
         fit(TrainConfig(**SMALL, batch_size=500), hparams(), data, key=key)
+
+
+def per_step_data(key, classes=0):
+    """Sequences with a target at every step, holes in a mask, and either real targets (the
+    running mean of the inputs) or labels (whether it is positive)."""
+    from rnn_jax.data import WindowData, identity_scaler
+
+    x_key, m_key = jax.random.split(key)
+    xs = jax.random.normal(x_key, (60, 9, 1))
+    running = jnp.cumsum(xs, axis=1) / jnp.arange(1, 10)[None, :, None]
+    ys = (running[..., 0] > 0).astype(jnp.int32) if classes else running
+    mask = jax.random.bernoulli(m_key, 0.8, (60, 9)).at[:, 0].set(True)
+    return WindowData(
+        xs[:40], ys[:40], xs[40:], ys[40:], identity_scaler(), mask[:40], mask[40:], classes=classes
+    )
+
+
+@pytest.mark.parametrize("classes", [0, 2])
+def test_training_with_per_step_targets_masks_stacks_and_labels(key, classes):
+    data = per_step_data(key, classes)
+    config = TrainConfig(
+        cell="gru",
+        hidden_dim=8,
+        optimizer="adam",
+        clip="norm",
+        epochs=25,
+        batch_size=10,
+        shuffle=True,
+        init="default",
+        num_layers=2,
+        dropout=0.1,
+        target="all",
+        objective="cross_entropy" if classes else "squared",
+        grad="manual",
+    )
+    result = fit(config, hparams(learning_rate=2e-2, truncation=4, seq_len=9), data, key=key, progress=False)
+    m = result.metrics
+    assert m["train_loss"][-1] < 0.6 * m["train_loss"][0]
+    if classes:
+        assert m["val_accuracy"][-1] > 0.85 and "val_rmse" not in m
+        assert m["val_bits"][-1] == pytest.approx(m["val_loss"][-1] / float(jnp.log(2.0)), rel=1e-5)
+    else:
+        assert m["val_rmse"][-1] < 0.6 * m["val_rmse"][0]
+
+
+def test_targets_that_do_not_fit_the_config_are_named(key):
+    data = per_step_data(key, classes=2)
+    with pytest.raises(ValueError, match="objective 'squared' needs real-valued targets"):
+        fit(TrainConfig(**SMALL, target="all"), hparams(seq_len=9), data, key=key, progress=False)
+    with pytest.raises(ValueError, match="target 'last' needs one target per sequence"):
+        fit(
+            TrainConfig(**SMALL, objective="cross_entropy"), hparams(seq_len=9), data, key=key, progress=False
+        )
+    with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\), and 0 with one layer"):
+        check_config(TrainConfig(dropout=0.5), 10)
