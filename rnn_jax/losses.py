@@ -43,7 +43,7 @@ def loss(
     backward: str = "autodiff",
     objective: str = "squared",
     lengths: Array | None = None,
-    mask: Bool[Array, "N T"] | None = None,
+    mask: Array | None = None,  # (N, T) booleans; checked by resolve_mask
     h0=None,
     key: PRNGKeyArray | None = None,
 ) -> Float[Array, ""]:

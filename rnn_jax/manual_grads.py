@@ -13,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
 from rnn_jax.batch import Batch, batch_loss, batch_outputs, prepare
 from rnn_jax.model import RNN, keyed, last_valid, prefix_window
@@ -86,7 +86,7 @@ def manual_grads(
     truncation: Truncation = None,
     objective: str = "squared",
     lengths: Array | None = None,
-    mask: Bool[Array, "N T"] | None = None,
+    mask: Array | None = None,  # (N, T) booleans; checked by resolve_mask
     h0=None,
     key: PRNGKeyArray | None = None,
 ) -> RNN:
@@ -180,7 +180,7 @@ def manual_rule_loss(
     truncation: Truncation = None,
     objective: str = "squared",
     lengths: Array | None = None,
-    mask: Bool[Array, "N T"] | None = None,
+    mask: Array | None = None,  # (N, T) booleans; checked by resolve_mask
     h0=None,
     key: PRNGKeyArray | None = None,
     with_final_state: bool = False,

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import pytest
 
 from rnn_jax.losses import batch_predict, check_batch, check_model, example_loss, loss
-from rnn_jax.model import init_elman, predict
+from rnn_jax.model import init_elman, init_model, predict
 
 
 @pytest.fixture
@@ -59,3 +59,36 @@ def test_loss_jits_with_no_static_arguments(params):
     """Every option of the model is in the pytree's structure: plain ``jax.jit`` takes it."""
     xs, ys = jnp.ones((2, 4, 2)), jnp.zeros((2, 3))
     assert jnp.allclose(jax.jit(loss)(params, xs, ys), loss(params, xs, ys))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lengths": jnp.array([3, 9])}, r"lengths must lie in \[1, T=6\]; got lengths from 3 to 9"),
+        ({"lengths": jnp.array([0, 6])}, r"lengths must lie in \[1, T=6\]; got lengths from 0 to 6"),
+        ({"lengths": jnp.array([1.0, 2.0])}, r"lengths must be an integer array of shape \(N=2,\)"),
+        ({"mask": jnp.ones((2, 5), bool)}, r"mask must be a boolean array of shape \(N, T\) = \(2, 6\)"),
+        ({"mask": jnp.zeros((2, 6), bool)}, "example 0 has none"),
+        ({"mask": jnp.ones((2, 6), bool), "lengths": jnp.array([1, 2])}, "give lengths or mask, not both"),
+        ({"objective": "hinge"}, "objective must be one of squared, cross_entropy; got 'hinge'"),
+    ],
+)
+def test_bad_lengths_masks_and_objectives_are_named(key, kwargs, message):
+    model = init_model("gru", key=key, input_dim=3, hidden_dim=4, output_dim=5)
+    with pytest.raises(ValueError, match=message):
+        loss(model, jnp.zeros((2, 6, 3)), jnp.zeros((2, 5)), **kwargs)
+
+
+def test_labels_outside_the_vocabulary_and_float_labels_are_named(key):
+    model = init_model("elman", key=key, input_dim=3, hidden_dim=4, output_dim=5)
+    xs = jnp.zeros((2, 6, 3))
+    with pytest.raises(ValueError, match=r"ys labels must lie in \[0, 5\) .*got labels from 1 to 7"):
+        loss(model, xs, jnp.array([1, 7]), objective="cross_entropy")
+    with pytest.raises(ValueError, match="ys must hold integer class labels"):
+        loss(model, xs, jnp.array([1.0, 2.0]), objective="cross_entropy")
+    with pytest.raises(ValueError, match=r"ys must have shape \(2, 6\) for target='all' \(integer labels"):
+        loss(model, xs, jnp.array([1, 2]), objective="cross_entropy", target="all")
+    # Labels on skipped steps are never read, whatever they hold.
+    labels = jnp.array([[1, 2, 3, 4, 0, 99], [0, 1, 2, 3, 4, -5]])
+    value = loss(model, xs, labels, objective="cross_entropy", target="all", lengths=jnp.array([5, 5]))
+    assert jnp.isfinite(value)

@@ -166,7 +166,6 @@ class Recurrence(eqx.Module):
         at H=256)."""
         raise NotImplementedError(f"{type(self).__name__} implements backward but not param_grads")
 
-
     def __call__(self, xs: Float[Array, "T D"], h0: State | None = None) -> tuple[Float[Array, "T H"], State]:
         """Run over one sequence: every output vector ``(T, H)`` and the final state."""
         states = self.states(xs, h0=h0)
