@@ -34,8 +34,10 @@ from rnn_jax.train import TrainConfig
 class MemoryTasksConfig:
     tasks: str = "adding,recall"
     cells: str = "elman,gru,lstm"
-    seq_len: int = 100
+    seq_len: int = 100  # the adding problem's T
     truncations: str = "10,25,50,75,none"
+    recall_len: int = 30  # recall's T
+    recall_truncations: str = "5,10,20,25,none"
     hidden_dim: int = 64
     epochs: int = 20
     batch_size: int = 50
@@ -48,8 +50,10 @@ class MemoryTasksConfig:
     HELP = {
         "tasks": "comma-separated: adding, recall",
         "cells": "comma-separated cells",
-        "seq_len": "sequence length T",
-        "truncations": "comma-separated windows k (none: full BPTT)",
+        "seq_len": "the adding problem's sequence length T",
+        "truncations": "the adding problem's windows k, comma-separated (none: full BPTT)",
+        "recall_len": "recall's sequence length T",
+        "recall_truncations": "recall's windows k, comma-separated (none: full BPTT)",
         "hidden_dim": "hidden size H",
         "epochs": "passes over the training sequences",
         "batch_size": "sequences per update",
@@ -67,12 +71,24 @@ def check(cfg: MemoryTasksConfig):
     if bad:
         raise ValueError(f"tasks must be adding or recall; got {', '.join(sorted(bad))}")
     cells = parse_list(cfg.cells, "cells", str)
-    ks = parse_list(cfg.truncations, "truncations", int, allow_none=True)
-    for name in ("seq_len", "hidden_dim", "epochs", "batch_size", "n_train", "n_val", "symbols"):
-        least = 2 if name in ("seq_len", "symbols") else 1
+    windows = {
+        "adding": parse_list(cfg.truncations, "truncations", int, allow_none=True),
+        "recall": parse_list(cfg.recall_truncations, "recall_truncations", int, allow_none=True),
+    }
+    for name in (
+        "seq_len",
+        "recall_len",
+        "hidden_dim",
+        "epochs",
+        "batch_size",
+        "n_train",
+        "n_val",
+        "symbols",
+    ):
+        least = 2 if name in ("seq_len", "recall_len", "symbols") else 1
         if getattr(cfg, name) < least:
             raise ValueError(f"{name} must be at least {least}; got {getattr(cfg, name)}")
-    return tasks, cells, ks
+    return tasks, cells, windows
 
 
 def train_config(cfg: MemoryTasksConfig, task: str, cell: str) -> TrainConfig:
@@ -91,12 +107,13 @@ def train_config(cfg: MemoryTasksConfig, task: str, cell: str) -> TrainConfig:
 
 
 def run(cfg: MemoryTasksConfig, out: Path) -> dict:
-    tasks, cells, ks = check(cfg)
+    tasks, cells, windows = check(cfg)
     data_key, init_key = jax.random.split(jax.random.key(cfg.seed))
     results: dict = {}
     for task in tasks:
+        ks, seq_len = windows[task], cfg.seq_len if task == "adding" else cfg.recall_len
         data = task_data(
-            task, data_key, n_train=cfg.n_train, n_val=cfg.n_val, seq_len=cfg.seq_len, symbols=cfg.symbols
+            task, data_key, n_train=cfg.n_train, n_val=cfg.n_val, seq_len=seq_len, symbols=cfg.symbols
         )
         results[task] = {
             "references": {
@@ -108,7 +125,7 @@ def run(cfg: MemoryTasksConfig, out: Path) -> dict:
         }
         for cell in cells:
             members = grid(
-                key=init_key, n_seeds=1, seq_len=cfg.seq_len, learning_rate=[cfg.learning_rate], truncation=ks
+                key=init_key, n_seeds=1, seq_len=seq_len, learning_rate=[cfg.learning_rate], truncation=ks
             )
             result = run_sweep(train_config(cfg, task, cell), members, data, progress=True)
             if task == "adding":
@@ -120,7 +137,8 @@ def run(cfg: MemoryTasksConfig, out: Path) -> dict:
             what = "MSE" if task == "adding" else "accuracy"
             print(f"{task:>6} {cell:>5} ({what}): {shown} ({result.wall_seconds:.0f} s)")
     write_json(out / "memory_tasks.json", {"config": dataclasses.asdict(cfg), "results": results})
-    save_figure(plot_memory_tasks(results, cfg.seq_len), out / "memory_tasks.png")
+    lengths = {"adding": cfg.seq_len, "recall": cfg.recall_len}
+    save_figure(plot_memory_tasks(results, {t: lengths[t] for t in tasks}), out / "memory_tasks.png")
     return results
 
 

@@ -246,15 +246,16 @@ def plot_ensemble(t: Sequence[int], truth, predictions, title: str = "") -> Figu
     return fig
 
 
-def plot_memory_tasks(results: dict, seq_len: int) -> Figure:
+def plot_memory_tasks(results: dict, seq_lens: dict[str, int]) -> Figure:
     """What each cell learns against the truncation window ``k``, one panel per task.
 
     ``results[task][cell]`` maps ``"k"`` (ints, ``None`` for full BPTT) and ``"score"`` (the
     final validation MSE for adding, accuracy for recall); ``results[task]["references"]``
-    maps a label to a horizontal reference level."""
+    maps a label to a horizontal reference level; ``seq_lens[task]`` is the task's T."""
     with style():
         fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
         for ax, (task, by_cell) in zip(axes[0], results.items(), strict=True):
+            seq_len = seq_lens[task]
             for cell, row in by_cell.items():
                 if cell == "references":
                     continue

@@ -337,6 +337,10 @@ def test_memory_tasks_small(tmp_path):
         "12",
         "--truncations",
         "3,none",
+        "--recall-len",
+        "8",
+        "--recall-truncations",
+        "2,4,none",
         "--hidden-dim",
         "8",
         "--epochs",
@@ -352,7 +356,7 @@ def test_memory_tasks_small(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "memory_tasks.json").read_text())["results"]
-    assert result["adding"]["gru"]["k"] == [3, None] and len(result["recall"]["gru"]["score"]) == 2
+    assert result["adding"]["gru"]["k"] == [3, None] and len(result["recall"]["gru"]["score"]) == 3
     assert all(0 <= s <= 1 for s in result["recall"]["gru"]["score"])
     assert (tmp_path / "memory_tasks.png").read_bytes()[:4] == b"\x89PNG"
     bad = run("experiments/memory_tasks.py", "--tasks", "copy", "--out", str(tmp_path))
