@@ -30,6 +30,18 @@ def _concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
+def check_inputs(model: RNN, xs: Array, target: str) -> None:
+    """The target's name, the model, and ``xs (N, T, D)`` against the model."""
+    check_target(target)
+    check_model(model)
+    input_dim = dims(model)[0]
+    if xs.ndim != 3 or xs.shape[2] != input_dim:
+        raise ValueError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
+    n, seq_len, _ = xs.shape
+    if n < 1 or seq_len < 1:
+        raise ValueError(f"xs must hold at least one example of at least one step; got {tuple(xs.shape)}")
+
+
 def check_batch(
     model: RNN,
     xs: Array,
@@ -44,23 +56,18 @@ def check_batch(
     Shapes are static, so this costs nothing inside ``jit``; label ranges are checked when the
     labels are concrete (outside ``jit``).
     """
-    check_target(target)
-    check_model(model)
+    check_inputs(model, xs, target)
     kind = get_objective(objective)
-    input_dim, _, output_dim = dims(model)
-    if xs.ndim != 3 or xs.shape[2] != input_dim:
-        raise ValueError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
+    _, _, output_dim = dims(model)
     n, seq_len, _ = xs.shape
-    if n < 1 or seq_len < 1:
-        raise ValueError(f"xs must hold at least one example of at least one step; got {tuple(xs.shape)}")
     want = (n,) if target == "last" else (n, seq_len)
     if not kind.labels:
         want = (*want, output_dim)
     if tuple(ys.shape) != want:
-        what = "integer labels" if kind.labels else "targets"
+        what = f" (integer labels for objective {objective!r})" if kind.labels else ""
         raise ValueError(
-            f"ys must have shape {want} for target={target!r} ({what} for objective {objective!r}) "
-            f"with xs {tuple(xs.shape)}; got {tuple(ys.shape)}"
+            f"ys must have shape {want} for target={target!r}{what} with xs {tuple(xs.shape)}; "
+            f"got {tuple(ys.shape)}"
         )
     if kind.labels:
         if not jnp.issubdtype(ys.dtype, jnp.integer):
@@ -138,6 +145,7 @@ class Batch(NamedTuple):
 
 def prepare(model: RNN, xs, ys, *, target, truncation, objective, lengths, mask, h0, key) -> Batch:
     """Check every argument (errors name it) and put the batch in the form the passes read."""
+    check_inputs(model, xs, target)
     mask = resolve_mask(xs, target, lengths=lengths, mask=mask)
     check_batch(model, xs, ys, target, objective=objective, mask=mask)
     check_truncation(truncation)

@@ -30,6 +30,9 @@ FILES = {
     "blank.csv": "",
     "short.csv": "time,temp\n0,20.5\n1,21.0\n2,21.5\n",
     "broken/checkpoint.eqx": "not a checkpoint\n",
+    "empty.txt": "",
+    "latin1.txt": "caf\u00e9 au lait".encode("latin-1"),
+    "hanzi.txt": "".join(chr(0x4E00 + i) for i in range(300)),
 }
 
 
@@ -80,6 +83,9 @@ def namespace() -> dict:
         "data": data,
         "hp": hp,
         "params": rnn_jax.init_elman(key=key, input_dim=1, hidden_dim=8, output_dim=1),
+        "model": rnn_jax.init_model("gru", key=key, input_dim=3, hidden_dim=4, output_dim=5),
+        "xs": jnp.zeros((2, 6, 3)),
+        "ys": jnp.zeros((2, 5)),
         "nan_data": eqx.tree_at(lambda d: d.x_train, data, data.x_train.at[7, 3, 0].set(jnp.nan)),
         "int_data": eqx.tree_at(lambda d: d.y_val, data, data.y_val.astype(jnp.int32)),
         "state": jax.eval_shape(make_train(TrainConfig()).init, key, hp, data),
@@ -123,7 +129,10 @@ def main() -> None:
         os.chdir(tmp)
         for name, text in FILES.items():
             Path(name).parent.mkdir(parents=True, exist_ok=True)
-            Path(name).write_text(text)
+            if isinstance(text, bytes):
+                Path(name).write_bytes(text)
+            else:
+                Path(name).write_text(text)
         names = namespace()
         results = [
             {"what": what, "try": attempt, "expected": message, "got": message_of(attempt, names)}

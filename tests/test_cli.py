@@ -46,7 +46,7 @@ def test_gradcheck_fails_for_the_tutorial_backward_pass_with_json(capsys):
         (["--backward", "tutorial", "--target", "all"], "needs target 'last'"),
         (["--truncation", "x"], "expected an integer or 'none'"),
         (["--cell", "rnn"], "cell must be one of elman, gru, lstm, indrnn; got 'rnn'"),
-        (["--cell", "lstm", "--backward", "tutorial"], "exists for the elman cell only"),
+        (["--cell", "lstm", "--backward", "tutorial"], "exists for one squared-error elman layer"),
     ],
 )
 def test_gradcheck_bad_input_is_one_line_exit_2(capsys, args, message):

@@ -86,7 +86,9 @@ def test_labels_outside_the_vocabulary_and_float_labels_are_named(key):
         loss(model, xs, jnp.array([1, 7]), objective="cross_entropy")
     with pytest.raises(ValueError, match="ys must hold integer class labels"):
         loss(model, xs, jnp.array([1.0, 2.0]), objective="cross_entropy")
-    with pytest.raises(ValueError, match=r"ys must have shape \(2, 6\) for target='all' \(integer labels"):
+    with pytest.raises(
+        ValueError, match=r"ys must have shape \(2, 6\) for target=.all. \(integer labels for objective"
+    ):
         loss(model, xs, jnp.array([1, 2]), objective="cross_entropy", target="all")
     # Labels on skipped steps are never read, whatever they hold.
     labels = jnp.array([[1, 2, 3, 4, 0, 99], [0, 1, 2, 3, 4, -5]])
