@@ -264,9 +264,8 @@ def plot_memory_tasks(results: dict, seq_lens: dict[str, int]) -> Figure:
             for (label, level), dash in zip(by_cell["references"].items(), ("--", ":", "-."), strict=False):
                 ax.axhline(level, color="grey", linestyle=dash, linewidth=1, label=label)
             if task == "adding":
-                ax.axvspan(
-                    seq_len // 2, seq_len, color="grey", alpha=0.08, label="distance to the first mark"
-                )
+                reach = "windows that reach a mark"
+                ax.axvspan(seq_len // 2 + 1, seq_len, color="grey", alpha=0.08, label=reach)
                 ax.set_yscale("log")
                 ax.set_ylabel("validation MSE")
             else:
