@@ -123,9 +123,12 @@ def cell_to_torch(cell: Cell) -> dict[str, np.ndarray]:
 def torch_kind(cell: Cell) -> str:
     """``"rnn"``, ``"gru"`` or ``"lstm"``: the PyTorch module a cell converts to (its class's
     ``TORCH`` name), checked for the options PyTorch has."""
-    kind = type(cell).TORCH
+    kind = getattr(type(cell), "TORCH", None)  # stacks and bidirectional layers have none here
     if kind is None:
-        raise ValueError(f"no PyTorch module corresponds to the {type(cell).__name__} cell")
+        raise ValueError(
+            f"no PyTorch module corresponds to the {type(cell).__name__} cell (interop converts single "
+            "one-direction cells; stacked and bidirectional state dicts are not mapped yet)"
+        )
     if kind == "rnn" and cell.activation not in ("tanh", "relu"):
         raise ValueError(f"nn.RNN has tanh and relu only; this Elman cell uses {cell.activation!r}")
     if kind == "gru" and cell.reset != "after":

@@ -144,3 +144,12 @@ def test_converted_lstm_state_dict_loads_into_torch():
     xs = np.array(jax.random.normal(jax.random.key(1), (T, D)))
     theirs = module(torch.from_numpy(xs))[0].detach().numpy()
     np.testing.assert_allclose(np.asarray(LSTM.__call__(model.cell, jnp.asarray(xs))[0]), theirs, atol=1e-5)
+
+
+def test_stacks_and_bidirectional_layers_are_refused_with_a_sentence(key):
+    from rnn_jax.interop import model_to_torch
+    from rnn_jax.model import init_model
+
+    model = init_model("gru", key=key, input_dim=2, hidden_dim=3, output_dim=1, bidirectional=True)
+    with pytest.raises(ValueError, match="no PyTorch module corresponds to the Bidirectional cell"):
+        model_to_torch(model)
