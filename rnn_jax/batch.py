@@ -96,7 +96,8 @@ def resolve_mask(xs: Array, target: str, *, lengths: Array | None, mask: Array |
                 f"of {jnp.asarray(lengths).dtype}"
             )
         if _concrete(lengths):
-            low, high = int(np.min(lengths)), int(np.max(lengths))
+            values = np.asarray(lengths)  # on the host: np.min(jax_array) would call its .min()
+            low, high = int(values.min()), int(values.max())
             if low < 1 or high > seq_len:
                 raise ValueError(f"lengths must lie in [1, T={seq_len}]; got lengths from {low} to {high}")
         return jnp.arange(seq_len)[None, :] < jnp.asarray(lengths)[:, None]

@@ -45,9 +45,15 @@ def layout_reverse_cells(case):
     return layout.get("num_layers", 1) if layout.get("bidirectional") else 0
 
 
-def problem(case, target, seed=0, dtype=jnp.float64, **extra):
-    """A perturbed model of the case, a batch, and the batch's lengths or mask."""
-    layout, objective, lengths = CASES[case]
+# A lighter causal stack for the tests that are not the cross above.
+LIGHT_STACK = {"cell": ("elman", "gru"), "num_layers": 2, "hidden_dim": 4}
+
+
+def problem(case, target, seed=0, dtype=jnp.float64, layout=None, **extra):
+    """A perturbed model of the case (or of ``layout`` with the case's objective and lengths),
+    a batch, and the batch's lengths or mask."""
+    case_layout, objective, lengths = CASES[case]
+    layout = case_layout if layout is None else layout
     k_init, k_noise, k_data, k_mask = jax.random.split(jax.random.key(seed), 4)
     model = init_model(key=k_init, input_dim=D, output_dim=O, dtype=dtype, **layout, **extra)
     model = perturbed(model, k_noise, 0.3)
@@ -78,37 +84,34 @@ def test_hand_derived_gradients_equal_autodiff(case, target):
             assert sum(zero) <= (layout_reverse_cells(case) if target == "last" else 0)
 
 
+@functools.partial(jax.jit, static_argnames=("truncation", "target"))
+def grads_with(model, xs, ys, key, *, truncation, target):
+    """Both gradients with a static truncation (a Python int, or None) and a dropout key."""
+    kwargs = {"target": target, "truncation": truncation, "key": key}
+    return jax.grad(loss)(model, xs, ys, **kwargs), manual_grads(model, xs, ys, **kwargs)
+
+
 def test_a_static_window_on_a_stack_matches_the_traced_one():
     # A Python int k on a causal stack runs the steps before the window outside autodiff.
     with jax.enable_x64(True):
-        model, xs, ys, objective, _ = problem("stack of three mixed cells", "last")
-        static = manual_grads(model, xs, ys, truncation=3)
-        chex.assert_trees_all_close(static, jax.grad(loss)(model, xs, ys, truncation=3), rtol=1e-10)
-        chex.assert_trees_all_close(
-            static, manual_grads(model, xs, ys, truncation=jnp.asarray(3)), rtol=1e-10
-        )
+        model, xs, ys, _, _ = problem("stack of three mixed cells", "last", layout=LIGHT_STACK)
+        auto, static = grads_with(model, xs, ys, None, truncation=3, target="last")
+        chex.assert_trees_all_close(static, auto, rtol=1e-10)
+        _, traced = both_grads(model, xs, ys, 3, {}, target="last", objective="squared", traced=True)
+        chex.assert_trees_all_close(static, traced, rtol=1e-10)
 
 
 def test_dropout_between_layers_is_keyed_and_its_gradient_hand_derived(key):
     with jax.enable_x64(True):
-        model, xs, ys, _, _ = problem("stack of three mixed cells", "all", dropout=0.4)
+        model, xs, ys, _, _ = problem("stack of three mixed cells", "all", layout=LIGHT_STACK, dropout=0.4)
         plain = loss(model, xs, ys, target="all")
         dropped = loss(model, xs, ys, target="all", key=key)
         assert abs(float(dropped - plain)) > 1e-6  # the key turns dropout on
         assert float(loss(model, xs, ys, target="all", key=key)) == float(dropped)  # same key, same draw
-        no_dropout = init_model(
-            key=jax.random.key(0),
-            input_dim=D,
-            output_dim=O,
-            dtype=jnp.float64,
-            **CASES["stack of three mixed cells"][0],
-        )
-        assert no_dropout.cell.dropout == 0.0 and model.cell.dropout == 0.4
+        assert model.cell.dropout == 0.4
         for k in (None, 3):
-            kwargs = {"target": "all", "truncation": k, "key": key}
-            chex.assert_trees_all_close(
-                manual_grads(model, xs, ys, **kwargs), jax.grad(loss)(model, xs, ys, **kwargs), rtol=1e-10
-            )
+            auto, manual = grads_with(model, xs, ys, key, truncation=k, target="all")
+            chex.assert_trees_all_close(manual, auto, rtol=1e-10)
 
 
 @pytest.mark.parametrize("case", ["all of it"])
@@ -119,23 +122,15 @@ def test_the_manual_rule_gives_autodiffs_gradients_for_inputs_and_initial_states
             lambda s: 0.5 * jax.random.normal(jax.random.key(7), (N, *s.shape), s.dtype),
             model.cell.initial_state(),
         )
-        for backward in ("autodiff", "manual"):
-            grads = jax.grad(
-                lambda m, x, h, b=backward: loss(
-                    m,
-                    x,
-                    ys,
-                    target="all",
-                    truncation=jnp.asarray(4),
-                    objective=objective,
-                    h0=h,
-                    backward=b,
-                    **options,
-                ),
-                argnums=(0, 1, 2),
-            )(model, xs, h0)
-            if backward == "autodiff":
-                reference = grads
+
+        def gradients(backward):
+            def value(m, x, h):
+                kwargs = {"target": "all", "truncation": jnp.asarray(4), "objective": objective, "h0": h}
+                return loss(m, x, ys, backward=backward, **kwargs, **options)
+
+            return jax.jit(jax.grad(value, argnums=(0, 1, 2)))(model, xs, h0)
+
+        grads, reference = gradients("manual"), gradients("autodiff")
         chex.assert_trees_all_close(grads, reference, rtol=1e-10, atol=1e-13)
 
 
