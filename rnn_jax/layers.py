@@ -80,19 +80,15 @@ class Bidirectional(Recurrence):
         """Two reverse scans: the forward cell's from ``T`` down, the reverse cell's (in its own
         time) from step 0 up. Each gets its half of ``dL/dh_t``; the input gradients add."""
         split = self.forward.hidden_dim
-        if dh_out.ndim == 1:  # only the last step is scored: the reverse cell's first step
-            d_ahead = dh_out[:split]
-            d_back = output_grads(dh_out[split:], xs.shape[0])  # row T-1 of reversed time = step 0
+        if dh_out.ndim == 1:  # only the last step is scored: it seeds the forward scan, and is
+            # the reverse cell's first step in its own time
+            d_ahead, d_back = dh_out[:split], output_grads(dh_out[split:], xs.shape[0])[::-1]
         else:
             d_ahead, d_back = dh_out[:, :split], dh_out[::-1, split:]
         ahead = self.forward.backward(xs, h0[0], states[0], d_ahead, cuts, mask)
+        flipped_mask = None if mask is None else mask[::-1]
         back = self.reverse.backward(
-            xs[::-1],
-            h0[1],
-            _flip(states[1]),
-            d_back if dh_out.ndim == 2 else d_back[::-1],
-            reversed_starts(cuts),
-            None if mask is None else mask[::-1],
+            xs[::-1], h0[1], _flip(states[1]), d_back, reversed_starts(cuts), flipped_mask
         )
         return CellGrads(tape=(ahead.tape, back.tape), xs=ahead.xs + back.xs[::-1], h0=(ahead.h0, back.h0))
 
