@@ -26,6 +26,7 @@ from rnn_jax.train import TrainState
 
 FORMAT = "rnn_jax-checkpoint-1"
 FILENAME = "checkpoint.eqx"
+MODEL_FORMAT = "rnn_jax-model-1"
 
 
 class CheckpointError(ValueError):
@@ -72,8 +73,9 @@ def save_checkpoint(
     return write_atomic(path, lambda f: f.write(line + payload))
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], bytes]:
-    """The header and the payload of the checkpoint at ``path``, after checking its integrity."""
+def read_checkpoint(path: str | Path, format: str = FORMAT) -> tuple[dict[str, Any], bytes]:
+    """The header and the payload of the checkpoint (or, with ``format=MODEL_FORMAT``, the saved
+    model) at ``path``, after checking its integrity."""
     path = Path(path)
     try:
         blob = path.read_bytes()
@@ -86,8 +88,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], bytes]:
         header = json.loads(line) if newline else None
     except (UnicodeDecodeError, json.JSONDecodeError):
         header = None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an rnn_jax checkpoint (expected a {FORMAT} header)")
+    if not isinstance(header, dict) or header.get("format") != format:
+        what = "checkpoint" if format == FORMAT else "model"
+        raise CheckpointError(f"{path} is not an rnn_jax {what} (expected a {format} header)")
     if len(payload) != header.get("payload_bytes"):
         raise CheckpointError(
             f"checkpoint {path} is truncated or damaged: {len(payload)} bytes of state, "
@@ -166,3 +169,36 @@ def refuse_unfinished(path: Path) -> None:
             f"{path.parent} holds an unfinished run (epoch {header['epoch']} of {epochs}); continue it "
             f"with --resume {path.parent}, or pass --overwrite to start again"
         )
+
+
+def save_model(path: str | Path, params, *, description: dict[str, Any]) -> Path:
+    """Write a trained model's parameters (any pytree of arrays, e.g. ``RNN`` leaves with a
+    member axis) with a JSON ``description`` of how to rebuild and use it, atomically."""
+    buffer = io.BytesIO()
+    eqx.tree_serialise_leaves(buffer, jax.device_get(params))
+    payload = buffer.getvalue()
+    header = {
+        "format": MODEL_FORMAT,
+        "description": description,
+        "payload_bytes": len(payload),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    line = json.dumps(header).encode() + b"\n"
+    return write_atomic(path, lambda f: f.write(line + payload))
+
+
+def read_model_description(path: str | Path) -> dict[str, Any]:
+    """The description saved with a model (checked for integrity)."""
+    header, _ = read_checkpoint(path, MODEL_FORMAT)
+    if not isinstance(header.get("description"), dict):
+        raise CheckpointError(f"{path} is not an rnn_jax model (its header has no description)")
+    return header["description"]
+
+
+def load_model(path: str | Path, like):
+    """The parameters saved by ``save_model``; ``like`` gives their structure, shapes and dtypes."""
+    _, payload = read_checkpoint(path, MODEL_FORMAT)
+    try:
+        return eqx.tree_deserialise_leaves(io.BytesIO(payload), like)
+    except (RuntimeError, ValueError, TypeError, KeyError) as err:
+        raise CheckpointError(f"model {path} does not fit the model its description builds: {err}") from None

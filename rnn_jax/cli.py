@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from rnn_jax.args import (
     exit_when_interrupted,
     run_options,
 )
+from rnn_jax.sharding import use_cpu_cores
 
 
 def _gradcheck(argv: Sequence[str]) -> int:
@@ -60,13 +62,15 @@ def _gradcheck(argv: Sequence[str]) -> int:
 
 
 def _train(argv: Sequence[str]) -> int:
-    from rnn_jax.csv_train import CsvTrainConfig, format_summary, run_csv_training
+    from rnn_jax.csv_outputs import format_summary
+    from rnn_jax.csv_train import CsvTrainConfig, run_csv_training
 
     parser = OneLineParser(
         prog="rnn-jax train",
         description="Train on your own CSV series and compare with persistence and a linear "
-        "autoregression on the same time split. Writes config.json, metrics.json, timing.json, "
-        "loss.png, horizon.png and checkpoint.eqx to --out.",
+        "autoregression (and a seasonal naive forecast with --season) on the same test windows. Writes "
+        "config.json, metrics.json, timing.json, predictions.csv, model.eqx, checkpoint.eqx, loss.png, "
+        "horizon.png and forecast.png to --out.",
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/train)")
     add_run_options(parser)
@@ -74,6 +78,10 @@ def _train(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     options = run_options(parser, args, Path("results") / "train")
     config = config_from_args(CsvTrainConfig, args)
+    if isinstance(config.seeds, int) and config.seeds > 1:
+        # ensemble members train on every core (before JAX starts its backends)
+        with contextlib.suppress(RuntimeError):
+            use_cpu_cores()
 
     def go() -> int:
         metrics = run_csv_training(config, options)
@@ -84,7 +92,42 @@ def _train(argv: Sequence[str]) -> int:
     return exit_on_user_error(lambda: exit_when_interrupted(go, options.out))
 
 
-COMMANDS = {"gradcheck": _gradcheck, "train": _train}
+def _forecast(argv: Sequence[str]) -> int:
+    from rnn_jax.csv_forecast import MAX_STEPS, run_forecast
+
+    parser = OneLineParser(
+        prog="rnn-jax forecast",
+        description="Forecast past the end of a CSV file with a run trained by rnn-jax train: reads "
+        "the file's last rows as that run read its own (columns, --time, --fill) and writes the next "
+        "STEPS rows, time-stamped, as CSV. Steps beyond the trained horizon feed the forecast back in.",
+    )
+    parser.add_argument(
+        "--run",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="a finished rnn-jax train output folder (required)",
+    )
+    parser.add_argument(
+        "--csv", required=True, metavar="FILE", help="the CSV file whose end to forecast from (required)"
+    )
+    parser.add_argument(
+        "--steps", type=int, required=True, metavar="K", help=f"rows to forecast, 1 to {MAX_STEPS} (required)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="the forecast CSV (default: DIR/forecast.csv)"
+    )
+    args = parser.parse_args(argv)
+
+    def go() -> int:
+        path = run_forecast(args.run, args.csv, args.steps, args.out)
+        print(f"-> {path}")
+        return 0
+
+    return exit_on_user_error(go)
+
+
+COMMANDS = {"gradcheck": _gradcheck, "train": _train, "forecast": _forecast}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"usage: rnn-jax {{{','.join(COMMANDS)}}} [options]\n"
             "  gradcheck   verify hand-derived BPTT gradients against autodiff\n"
-            "  train       train on your own CSV series, with baselines"
+            "  train       train on your own CSV series, with baselines\n"
+            "  forecast    forecast past the end of a CSV file with a trained run"
         )
         return 0 if argv else 2
     if argv[0] not in COMMANDS:

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 _STYLE = {
     "figure.figsize": (8, 4),
@@ -21,6 +22,22 @@ _STYLE = {
     "font.size": 10,
     "legend.frameon": False,
 }
+
+
+# One name and one colour per forecaster, in every figure.
+FORECASTERS = {
+    "rnn": ("RNN", "tab:orange"),
+    "closed_loop": ("RNN, closed loop", "tab:orange"),
+    "teacher_forced": ("RNN, teacher forced", "tab:red"),
+    "persistence": ("persistence", "tab:gray"),
+    "seasonal_naive": ("seasonal naive", "tab:green"),
+    "linear_ar": ("linear AR", "tab:blue"),
+}
+
+
+def forecaster(name: str) -> tuple[str, str | None]:
+    """The legend label and colour of a forecaster (unknown names keep their own)."""
+    return FORECASTERS.get(name, (name.replace("_", " "), None))
 
 
 @contextlib.contextmanager
@@ -79,12 +96,56 @@ def plot_horizon_errors(errors: dict[str, dict[str, Sequence[float]] | None], ti
         fig, axes = plt.subplots(1, len(cols), figsize=(4.5 * len(cols), 3.6), squeeze=False)
         for ax, col in zip(axes[0], cols, strict=True):
             for model, per in models.items():
-                ax.plot(range(1, len(per[col]) + 1), per[col], marker="o", ms=3, label=model)
+                label, color = forecaster(model)
+                ax.plot(range(1, len(per[col]) + 1), per[col], marker="o", ms=3, label=label, color=color)
             ax.set_yscale("log")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("steps ahead")
             ax.set_ylabel(f"RMSE of {col}")
             ax.set_title(f"{title} {col}".strip())
         axes[0][0].legend()
+        fig.tight_layout()
+    return fig
+
+
+def plot_test_forecasts(
+    stamps: Sequence[str],
+    truth,
+    predictions: dict,
+    spread,
+    columns: Sequence[str],
+    title: str = "",
+) -> Figure:
+    """Forecasts against the truth over the test period, one panel per target column.
+
+    Args:
+        stamps: ``(N,)`` time stamps of the predicted rows (tick labels).
+        truth: ``(N, C)`` true values.
+        predictions: forecaster name -> ``(N, C)`` (``None``: not applicable).
+        spread: ``(N, C)`` the RNN ensemble's standard deviation (a band around its mean).
+        columns: the ``C`` column names.
+    """
+    x = range(len(stamps))
+    with style():
+        fig, axes = plt.subplots(len(columns), 1, figsize=(9, 3.2 * len(columns)), squeeze=False)
+        for j, (ax, col) in enumerate(zip(axes[:, 0], columns, strict=True)):
+            ax.plot(x, truth[:, j], "k-", lw=1.6, label="truth")
+            for name, pred in predictions.items():
+                if pred is None:
+                    continue
+                label, color = forecaster(name)
+                main = name == "rnn"
+                ax.plot(
+                    x, pred[:, j], lw=1.4 if main else 0.9, ls="-" if main else "--", color=color, label=label
+                )
+            rnn = predictions["rnn"][:, j]
+            ax.fill_between(x, rnn - spread[:, j], rnn + spread[:, j], color=forecaster("rnn")[1], alpha=0.25)
+            ticks = list(range(0, len(stamps), max(1, len(stamps) // 6)))
+            ax.set_xticks(ticks, [stamps[i] for i in ticks])
+            ax.set_ylabel(col)
+        axes[0, 0].legend(ncol=5, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.02))
+        axes[-1, 0].set_xlabel("time of the predicted value")
+        fig.suptitle(title)
         fig.tight_layout()
     return fig
 

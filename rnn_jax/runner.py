@@ -43,11 +43,13 @@ SAVE_EVERY_SECONDS = 30.0
 
 
 class FitResult(NamedTuple):
-    params: RNN  # the last good parameters
+    params: RNN  # the last good parameters, or the best validation epoch's (config.select)
     metrics: dict[str, list[float]]  # one value per epoch run (fewer than epochs if stopped early)
     compile_seconds: float
     wall_seconds: float  # compilation included
     diverged_at_step: int | None  # 1-based optimiser step that went NaN/inf, else None
+    best_epoch: int  # 1-based epoch with the lowest validation loss (0 if none ran)
+    stopped_at_epoch: int | None  # the epoch after which early stopping ended the run, else None
 
     @property
     def diverged_at_epoch(self) -> int | None:
@@ -196,8 +198,8 @@ def fit(
     else:
         state = jax.jit(fns.init)(key, hparams, data)
     remaining = config.epochs - int(state.epoch)
-    if remaining <= 0 or int(state.diverged_at_step) > 0:
-        return _result(state, history, 0.0, start)
+    if remaining <= 0 or int(state.diverged_at_step) > 0 or int(state.stopped_at) > 0:
+        return _result(state, history, 0.0, start, config)
 
     n_epochs = plan_chunks(remaining, checkpointing)
     run = (
@@ -220,7 +222,7 @@ def fit(
             path, run = checkpointing.path, checkpointing.run
             save_checkpoint(path, state, run=run, metrics=history, finished=finished)
 
-        return save, bool(chunk["diverged_at_step"][-1] > 0)
+        return save, bool(chunk["diverged_at_step"][-1] > 0 or chunk["stopped_at"][-1] > 0)
 
     state = run_saving_chunks(
         run,
@@ -234,7 +236,7 @@ def fit(
         progress=progress,
         after_chunk=after_chunk,
     )
-    return _result(state, history, compile_seconds, start)
+    return _result(state, history, compile_seconds, start, config)
 
 
 def run_saving_chunks(
@@ -278,10 +280,20 @@ def run_saving_chunks(
     return state
 
 
-def _result(state, history, compile_seconds: float, start: float) -> FitResult:
-    params = jax.block_until_ready(state.params)
-    step = int(state.diverged_at_step)
-    return FitResult(params, history, compile_seconds, time.perf_counter() - start, step or None)
+def _result(state, history, compile_seconds: float, start: float, config: TrainConfig) -> FitResult:
+    params = jax.block_until_ready(state.chosen_params(config.select))
+    step, stopped = int(state.diverged_at_step), int(state.stopped_at)
+    if stopped:  # the epochs of the last chunk after the stop changed nothing
+        history = {name: values[:stopped] for name, values in history.items()}
+    return FitResult(
+        params,
+        history,
+        compile_seconds,
+        time.perf_counter() - start,
+        step or None,
+        int(state.best_epoch),
+        stopped or None,
+    )
 
 
 def run_chunks(

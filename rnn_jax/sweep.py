@@ -142,10 +142,11 @@ def _describe(member: dict) -> str:
 
 
 class SweepResult(NamedTuple):
-    params: RNN  # leaves (M, ...), on the host
+    params: RNN  # leaves (M, ...), on the host; last or best epoch's (config.select)
     metrics: dict[str, Array]  # each (M, epochs), on the host
     compile_seconds: float
     wall_seconds: float  # compilation included
+    best_epoch: np.ndarray  # (M,) 1-based epoch of each member's lowest validation loss
 
 
 def over_members(fn, width: int):
@@ -277,7 +278,9 @@ def run_sweep(
             flat = by_member(jax.device_get(state))
             save_checkpoint(path, flat, run=run, metrics=metrics_so_far(), finished=finished)
 
-        return save, False  # a diverged member freezes; the others train on
+        # A diverged or early-stopped member freezes while the others train on; the sweep
+        # ends early only when every member has stopped.
+        return save, bool(np.all(history[-1]["stopped_at"][:, -1] > 0))
 
     state = run_saving_chunks(
         run,
@@ -292,5 +295,6 @@ def run_sweep(
         after_chunk=after_chunk,
         desc=f"{n} members",
     )
-    params = by_member(jax.device_get(state.params))
-    return SweepResult(params, metrics_so_far(), compile_seconds, time.perf_counter() - start)
+    params = by_member(jax.device_get(state.chosen_params(config.select)))
+    best_epoch = np.asarray(by_member(jax.device_get(state.best_epoch)))
+    return SweepResult(params, metrics_so_far(), compile_seconds, time.perf_counter() - start, best_epoch)

@@ -35,6 +35,7 @@ OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("value", "norm", "none")
 SCHEDULES = ("constant", "cosine")
 GRADS = ("autodiff", "manual", "tutorial")
+SELECTS = ("last", "best")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +58,8 @@ class TrainConfig:
     dropout: float = 0.0  # between stacked layers, while training
     target: str = "last"  # "all": a target at every step (the data's y is (N, T, ...))
     objective: str = "squared"  # "cross_entropy": the data's y are class labels
+    select: str = "last"  # "best": keep the parameters of the epoch with the lowest validation loss
+    patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
 
     # Help for each field, shown by every command whose config contains a TrainConfig.
     HELP: ClassVar[dict[str, str]] = {
@@ -77,6 +80,9 @@ class TrainConfig:
         "dropout": "dropout probability between stacked layers while training",
         "target": "last (one target per sequence) or all (one per step)",
         "objective": "squared (real targets) or cross_entropy (class labels; reports accuracy)",
+        "select": "which parameters a run keeps: last (the final epoch's) or best (the epoch with "
+        "the lowest validation loss)",
+        "patience": "stop early after this many epochs without a lower validation loss (0: never)",
     }
 
 
@@ -123,6 +129,14 @@ class TrainState(eqx.Module):
     # or 0. The parameters and optimiser state are then those from the start of that epoch, and
     # stay frozen.
     diverged_at_step: Int[Array, ""]
+    best_params: RNN  # the parameters after the epoch with the lowest validation loss so far
+    best_loss: Float[Array, ""]  # that validation loss (inf before the first epoch)
+    best_epoch: Int[Array, ""]  # that epoch, 1-based (0 before the first epoch)
+    stopped_at: Int[Array, ""]  # the epoch after which early stopping froze the run, else 0
+
+    def chosen_params(self, select: str) -> RNN:
+        """The parameters a run keeps: the last epoch's, or the best validation epoch's."""
+        return self.best_params if select == "best" else self.params
 
 
 def make_hparams(
@@ -191,6 +205,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         "schedule": SCHEDULES,
         "init": INITS,
         "grad": GRADS,
+        "select": SELECTS,
     }
     for name, allowed in choices.items():
         value = getattr(config, name)
@@ -198,12 +213,13 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     if config.activation is not None and config.activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {config.activation!r}")
-    for name in ("hidden_dim", "epochs", "batch_size"):
+    for name in ("hidden_dim", "epochs", "batch_size", "patience"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
-        if value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
+        if value < (0 if name == "patience" else 1):
+            kind = "a non-negative" if name == "patience" else "a positive"
+            raise ValueError(f"{name} must be {kind} integer; got {getattr(config, name)}")
     if config.cell != "elman" and "tutorial" in (config.init, config.grad):
         raise ValueError(
             f"init and grad 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
@@ -341,13 +357,20 @@ def select_tree(pred: Array, on_true, on_false):
     return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
+def params_dtype(params: RNN):
+    """The floating dtype of the model's parameters (that of its losses)."""
+    return jax.tree.leaves(params)[0].dtype
+
+
 def make_train(config: TrainConfig) -> TrainFns:
     """Build pure training functions for ``config``.
 
     ``train(key, hparams, data) -> (params, metrics)`` runs ``config.epochs`` epochs in one
     ``lax.scan``; ``metrics`` maps ``train_loss, val_loss, train_rmse, val_rmse,
-    clip_fraction`` (see ``clip_fraction_fn``) and ``diverged_at_step`` (see
-    ``TrainState``; 0 while finite) to arrays of shape ``(epochs,)``. ``init`` and
+    clip_fraction`` (see ``clip_fraction_fn``), ``diverged_at_step`` (see ``TrainState``; 0
+    while finite) and ``stopped_at`` (the epoch early stopping froze the run, else 0) to arrays
+    of shape ``(epochs,)``. ``params`` are the last epoch's or, with ``config.select ==
+    "best"``, those of the epoch with the lowest validation loss. ``init`` and
     ``run(state, hparams, data, n_epochs)`` split the same computation into chunks (for
     progress reporting, checkpoints and resuming) and give bit-identical results.
     """
@@ -373,7 +396,15 @@ def make_train(config: TrainConfig) -> TrainFns:
         opt_state = make_optimizer(config, hparams, data.x_train.shape[0]).init(params)
         zero = jnp.zeros((), jnp.int32)
         return TrainState(
-            params=params, opt_state=opt_state, key=shuffle_key, epoch=zero, diverged_at_step=zero
+            params=params,
+            opt_state=opt_state,
+            key=shuffle_key,
+            epoch=zero,
+            diverged_at_step=zero,
+            best_params=params,
+            best_loss=jnp.asarray(jnp.inf, params_dtype(params)),
+            best_epoch=zero,
+            stopped_at=zero,
         )
 
     def one_epoch(state: TrainState, hparams: Hyperparams, data: WindowData):
@@ -412,16 +443,46 @@ def make_train(config: TrainConfig) -> TrainFns:
         metrics = evaluate(params, data, config)
         metrics["clip_fraction"] = jnp.mean(clipped)
         metrics["diverged_at_step"] = diverged_at
+        epoch = state.epoch + 1
+        # Model selection inside the loop: the best parameters so far are carried, not synced.
+        better = metrics["val_loss"] < state.best_loss
+        best_params = select_tree(better, params, state.best_params)
+        best_epoch = jnp.where(better, epoch, state.best_epoch)
+        waited_out = (config.patience > 0) & (epoch - best_epoch >= config.patience)
+        metrics["stopped_at"] = jnp.where(waited_out, epoch, 0)
         new_state = TrainState(
-            params=params, opt_state=opt_state, key=key, epoch=state.epoch + 1, diverged_at_step=diverged_at
+            params=params,
+            opt_state=opt_state,
+            key=key,
+            epoch=epoch,
+            diverged_at_step=diverged_at,
+            best_params=best_params,
+            best_loss=jnp.where(better, metrics["val_loss"], state.best_loss),
+            best_epoch=best_epoch,
+            stopped_at=metrics["stopped_at"],
         )
         return new_state, metrics
 
+    def frozen_epoch(state: TrainState, hparams: Hyperparams, data: WindowData):
+        """An epoch after early stopping: nothing changes; the metrics repeat the final ones."""
+        metrics = evaluate(state.params, data, config)
+        metrics["clip_fraction"] = jnp.zeros((), metrics["train_loss"].dtype)
+        metrics["diverged_at_step"] = state.diverged_at_step
+        metrics["stopped_at"] = state.stopped_at
+        return eqx.tree_at(lambda s: s.epoch, state, state.epoch + 1), metrics
+
+    def epoch_or_frozen(state: TrainState, hparams: Hyperparams, data: WindowData):
+        if config.patience == 0:
+            return one_epoch(state, hparams, data)
+        # Under vmap (sweeps, ensembles) the cond becomes a select and both branches run; a
+        # single run skips the work.
+        return jax.lax.cond(state.stopped_at > 0, frozen_epoch, one_epoch, state, hparams, data)
+
     def run(state: TrainState, hparams: Hyperparams, data: WindowData, n_epochs: int):
-        return jax.lax.scan(lambda s, _: one_epoch(s, hparams, data), state, length=n_epochs)
+        return jax.lax.scan(lambda s, _: epoch_or_frozen(s, hparams, data), state, length=n_epochs)
 
     def train(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData):
         state, metrics = run(init(key, hparams, data), hparams, data, config.epochs)
-        return state.params, metrics
+        return state.chosen_params(config.select), metrics
 
     return TrainFns(init=init, run=run, train=train)

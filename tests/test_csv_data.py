@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,8 +25,8 @@ def test_reads_the_requested_columns_in_order(tmp_path):
 @pytest.mark.parametrize(
     ("text", "columns", "message"),
     [
-        (GOOD.replace("21.0", ""), ["temp"], "line 3, column 'temp': missing value ('')"),
-        (GOOD.replace("21.0", "NA"), ["temp"], "line 3, column 'temp': missing value ('NA')"),
+        (GOOD.replace("21.0", ""), ["temp"], "has 1 missing value(s) in column(s) 'temp' (line(s) 3)"),
+        (GOOD.replace("21.0", "NA"), ["temp"], "has 1 missing value(s) in column(s) 'temp' (line(s) 3)"),
         (GOOD.replace("0.58", "dry"), ["humidity"], "line 4, column 'humidity': 'dry' is not a number"),
         (GOOD.replace("20.5", "inf"), ["temp"], "line 2, column 'temp': 'inf' is not a finite number"),
         (GOOD, ["pressure"], "column 'pressure' is not in"),
@@ -84,5 +86,10 @@ def test_fuzz_one_bad_cell_is_reported_at_its_line_and_column(tmp_path, data, n_
     row, col = data.draw(st.integers(0, n_rows - 1)), data.draw(st.integers(0, 2))
     rows[row][col] = bad
     text = ",".join(columns) + "\n" + "".join(",".join(r) + "\n" for r in rows)
-    with pytest.raises(ValueError, match=f"line {row + 2}, column '{columns[col]}'"):
+    where = (
+        f"column(s) '{columns[col]}' (line(s) {row + 2})"
+        if bad in ("", "NaN")
+        else f"line {row + 2}, column '{columns[col]}'"
+    )
+    with pytest.raises(ValueError, match=re.escape(where)):
         read_csv_columns(write(tmp_path, text, "cell.csv"), columns)

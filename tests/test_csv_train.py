@@ -21,10 +21,22 @@ def weather(tmp_path_factory):
     return path
 
 
-ARGS = ["--window", "12", "--horizon", "3", "--epochs", "3", "--hidden-dim", "8"]
+ARGS = [
+    "--window",
+    "12",
+    "--horizon",
+    "3",
+    "--epochs",
+    "3",
+    "--hidden-dim",
+    "8",
+    "--seeds",
+    "1",
+    "--no-refit",
+]
 
 
-def test_metrics_per_target_column_for_the_rnn_and_both_baselines(weather, tmp_path, capsys):
+def test_metrics_per_target_column_for_the_rnn_and_every_baseline(weather, tmp_path, capsys):
     code = main(
         [
             "train",
@@ -34,6 +46,8 @@ def test_metrics_per_target_column_for_the_rnn_and_both_baselines(weather, tmp_p
             "temperature,humidity",
             "--targets",
             "humidity,temperature",
+            "--season",
+            "24",
         ]
         + ARGS
         + ["--out", str(tmp_path)]
@@ -41,18 +55,26 @@ def test_metrics_per_target_column_for_the_rnn_and_both_baselines(weather, tmp_p
     assert code == 0, capsys.readouterr().err
     printed = capsys.readouterr().out
     assert "persistence" in printed and "linear AR" in printed and "humidity" in printed
+    assert "windows: train 266, validation 58, test 58" in printed and "mean over 3 step(s)" in printed
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["rows"] == {"total": 400, "train": 280 - 14, "val": 60 - 14, "test": 60 - 14}
+    assert metrics["rows"] == {"total": 400, "filled_values": 0, "train": 280, "val": 60, "test": 60}
+    assert metrics["windows"] == {"train": 280 - 12 - 3 + 1, "val": 60 - 3 + 1, "test": 60 - 3 + 1}
+    assert metrics["test_period"] == {"first": "340", "last": "399"}
     for split in ("val", "test"):
-        for model in ("rnn", "persistence", "linear_ar"):
+        for model in ("rnn", "persistence", "seasonal_naive", "linear_ar"):
             per_column = metrics["rmse"][split][model]
             assert set(per_column) == {"humidity", "temperature"}
             assert all(len(v) == 3 and min(v) > 0 for v in per_column.values())
     # Errors are in each column's own units: temperature errors dwarf humidity errors.
     persistence = metrics["mean_rmse"]["test"]["persistence"]
     assert persistence["temperature"] > 10 * persistence["humidity"]
-    for name in ("config.json", "timing.json", "loss.png", "horizon.png", "checkpoint.eqx"):
+    for name in ("config.json", "timing.json", "loss.png", "horizon.png", "forecast.png", "checkpoint.eqx"):
         assert (tmp_path / name).exists()
+    table = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert table[0] == "split,row,step_ahead,column,truth,rnn,rnn_spread,persistence,seasonal_naive,linear_ar"
+    assert len(table) == 1 + (58 + 58) * 3 * 2
+    first_test = next(line for line in table if line.startswith("test,")).split(",")
+    assert first_test[1:4] == ["340", "1", "humidity"]
 
 
 def test_targets_outside_the_inputs_skip_persistence(weather, tmp_path):
@@ -67,7 +89,7 @@ def test_targets_outside_the_inputs_skip_persistence(weather, tmp_path):
 @pytest.mark.parametrize(
     ("text", "extra", "message"),
     [
-        ("hour,temperature,humidity\n0,1.0,\n", [], "line 2, column 'humidity': missing value"),
+        ("hour,temperature,humidity\n0,1.0,\n", [], "1 missing value(s) in column(s) 'humidity' (line(s) 2)"),
         (
             "hour,temperature,humidity\n0,warm,0.5\n",
             [],
@@ -81,8 +103,18 @@ def test_targets_outside_the_inputs_skip_persistence(weather, tmp_path):
         ),
         (
             "hour,temperature,humidity\n" + "".join(f"{i},{i}.5,0.{i % 9 + 1}\n" for i in range(40)),
-            [],
-            "its val part",
+            ["--split", "0.9,0.05,0.05"],
+            "its val split holds 0 window(s)",
+        ),
+        (
+            "hour,temperature,humidity\n" + "".join(f"{i},{i}.5,0.{i % 9 + 1}\n" for i in range(40)),
+            ["--season", "30"],
+            "season (30) must be shorter than the training part (28 rows)",
+        ),
+        (
+            "hour,temperature,humidity\n" + "".join(f"{i},{i}.5,0.{i % 9 + 1}\n" for i in range(40)),
+            ["--time", "hour", "--inputs", "hour"],
+            "time column 'hour' cannot also be a value column",
         ),
     ],
 )

@@ -210,3 +210,33 @@ def test_targets_that_do_not_fit_the_config_are_named(key):
         )
     with pytest.raises(ValueError, match="dropout must be in \\[0, 1\\), and 0 with one layer"):
         check_config(TrainConfig(dropout=0.5), 10)
+
+
+def test_select_best_keeps_the_lowest_validation_epoch_and_patience_stops_the_run(data, key):
+    # A learning rate high enough that validation loss wanders: the best epoch is not the last.
+    config = TrainConfig(**{**SMALL, "epochs": 40}, optimizer="adam", batch_size=4, select="best", patience=5)
+    params, metrics = jax.jit(make_train(config).train)(key, hparams(learning_rate=0.3), data)
+    val = [float(v) for v in metrics["val_loss"]]
+    stopped = [int(v) for v in metrics["stopped_at"] if v > 0]
+    assert stopped, "the run was meant to stop early"
+    best = min(range(stopped[0]), key=lambda i: val[i]) + 1
+    assert stopped[0] == best + 5 and val[stopped[0] :] == [val[stopped[0] - 1]] * (40 - stopped[0])
+    from rnn_jax.train import evaluate
+
+    assert float(evaluate(params, data)["val_loss"]) == pytest.approx(val[best - 1], rel=1e-6)
+    result = fit(config, hparams(learning_rate=0.3), data, key=key, progress=False)
+    assert (result.best_epoch, result.stopped_at_epoch) == (best, stopped[0])
+    assert len(result.metrics["val_loss"]) == stopped[0]
+    chex.assert_trees_all_equal(result.params, params)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"select": "first"}, "select must be one of last, best"),
+        ({"patience": -1}, "patience must be a non-negative integer"),
+    ],
+)
+def test_bad_selection_options_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        check_config(TrainConfig(**kwargs), 10)

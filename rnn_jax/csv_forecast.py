@@ -1,0 +1,136 @@
+"""``rnn-jax forecast``: a trained CSV run forecasts past the end of a file.
+
+The run's folder holds its ``config.json`` and ``model.eqx`` (the members' parameters, the
+training rows' scales and the columns). The CSV is read as the run read its own (same columns,
+time column and fill), its last ``window`` rows are normalised as in training, and each member
+forecasts the next ``horizon`` rows; the forecast is the members' mean. Further steps feed the
+forecast back in as inputs (closed loop), which needs every input column among the targets.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnn_jax.checkpoint import CheckpointError, load_model, read_model_description
+from rnn_jax.csv_data import header_of, read_series
+from rnn_jax.csv_outputs import MODEL_FILE
+from rnn_jax.csv_train import CsvTrainConfig, member_predictions
+from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.io import write_atomic
+from rnn_jax.timeaxis import TimeAxis
+from rnn_jax.train import TrainConfig, make_hparams, make_train
+from rnn_jax.windows import Scales, normalise
+
+MAX_STEPS = 1_000_000
+
+
+def load_run(run: Path) -> tuple[CsvTrainConfig, dict, object]:
+    """The run's config, its model description and its members' parameters ``(M, ...)``."""
+    config_path = run / "config.json"
+    try:
+        saved = json.loads(config_path.read_text())
+        cfg = CsvTrainConfig(**{**saved, "train": TrainConfig(**saved["train"])})
+    except FileNotFoundError:
+        raise ValueError(f"{run} holds no finished CSV run (no config.json)") from None
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"{config_path} is not the config of an rnn-jax train run ({err})") from None
+    model_path = run / MODEL_FILE
+    if not model_path.exists():
+        raise ValueError(f"{run} holds no trained model ({MODEL_FILE}); has its training finished?")
+    try:
+        description = read_model_description(model_path)
+        like = _params_like(cfg, description)
+        params = load_model(model_path, like)
+    except CheckpointError as err:
+        raise ValueError(str(err)) from None
+    return cfg, description, params
+
+
+def _params_like(cfg: CsvTrainConfig, description: dict):
+    """The structure of the saved members' parameters, built without computing anything."""
+    inputs, targets = description["inputs"], description["targets"]
+    n = cfg.train.batch_size  # one batch: the optimiser's schedule needs a step per epoch
+    shape = (n, cfg.window, len(inputs))
+    data = WindowData(
+        x_train=jnp.zeros(shape, jnp.float32),
+        y_train=jnp.zeros((n, cfg.horizon * len(targets)), jnp.float32),
+        x_val=jnp.zeros(shape, jnp.float32),
+        y_val=jnp.zeros((n, cfg.horizon * len(targets)), jnp.float32),
+        scaler=identity_scaler(),
+    )
+    hparams = make_hparams(learning_rate=1.0, seq_len=cfg.window)
+    init = make_train(cfg.train).init
+    keys = jax.random.split(jax.random.key(0), description["members"])
+    return jax.eval_shape(jax.vmap(lambda k: init(k, hparams, data).params), keys)
+
+
+def forecast_rows(
+    cfg, description: dict, params, history: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, spread)`` of the next ``steps`` rows of the targets ``(steps, D_out)`` after the
+    raw ``history (L, C)`` (columns as ``description["names"]``)."""
+    names = description["names"]
+    inputs = [names.index(c) for c in description["inputs"]]
+    targets = [names.index(c) for c in description["targets"]]
+    scales = Scales.from_description(description["scales"])
+    horizon, window = description["horizon"], description["window"]
+    rows, means, spreads = np.array(history, np.float64), [], []
+    while sum(len(m) for m in means) < steps:
+        x = rows[-window:, inputs][None]
+        norm = normalise(x, mode=description["normalise"], scales=scales, inputs=inputs, targets=targets)
+        raw = np.asarray(member_predictions(params, jnp.asarray(norm.x, jnp.float32)), np.float64)
+        levels = np.stack([norm.levels(r.reshape(1, horizon, -1))[0] for r in raw])  # (M, K, D_out)
+        if description["shrink_weights"] is not None and set(targets) <= set(inputs):
+            last = rows[-1, targets]  # persistence: the last row, repeated
+            levels = last + np.asarray(description["shrink_weights"]) * (levels - last)
+        means.append(levels.mean(axis=0))
+        spreads.append(levels.std(axis=0))
+        following = np.full((horizon, rows.shape[1]), np.nan)
+        following[:, targets] = means[-1]
+        rows = np.concatenate([rows, following])
+    return np.concatenate(means)[:steps], np.concatenate(spreads)[:steps]
+
+
+def run_forecast(run: Path, csv_path: str, steps: int, out: Path | None = None) -> Path:
+    """Forecast ``steps`` rows past the end of ``csv_path`` with the run saved in ``run``;
+    writes them as CSV (default ``run/forecast.csv``) and returns its path."""
+    if isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer between 1 and {MAX_STEPS}; got {steps}")
+    cfg, description, params = load_run(run)
+    names = description["names"]
+    header = header_of(csv_path)
+    missing = [c for c in names + ([cfg.time] if cfg.time else []) if c not in header]
+    if missing:
+        raise ValueError(
+            f"{csv_path} lacks column(s) {', '.join(map(repr, missing))} that the run in {run} was trained "
+            f"on (inputs {', '.join(description['inputs'])}; targets {', '.join(description['targets'])})"
+        )
+    if steps > description["horizon"] and not set(description["inputs"]) <= set(description["targets"]):
+        raise ValueError(
+            f"steps ({steps}) exceed the trained horizon ({description['horizon']}): forecasting further "
+            "feeds predictions back as inputs, which needs every input column among the targets"
+        )
+    series = read_series(csv_path, names, time=cfg.time, fill=cfg.fill)
+    if len(series.values) < cfg.window:
+        raise ValueError(f"{csv_path} has {len(series.values)} rows; the run's window needs {cfg.window}")
+    mean, spread = forecast_rows(cfg, description, params, series.values, steps)
+    length = len(series.values)
+    axis: TimeAxis | None = series.time
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    targets = description["targets"]
+    spread_names = [f"{c}_spread" for c in targets] if description["members"] > 1 else []
+    writer.writerow(["time" if axis else "row", "step_ahead", *targets, *spread_names])
+    for i in range(steps):
+        when = axis.stamp(length + i) if axis else str(length + i)
+        extra = [f"{v:.9g}" for v in spread[i]] if spread_names else []
+        writer.writerow([when, i + 1, *(f"{v:.9g}" for v in mean[i]), *extra])
+    path = out or run / "forecast.csv"
+    return write_atomic(path, lambda f: f.write(buffer.getvalue().encode()))

@@ -1,0 +1,180 @@
+"""Forecasting windows of a real series: splits by the rows a window predicts, and a
+per-window normalisation that lets a model trained on one level forecast at another.
+
+A window predicts the ``K`` rows ``r .. r+K-1`` (its targets) from the ``W`` rows before them
+(its inputs). It belongs to the split (train / validation / test, in time order) that holds all
+of its targets; its inputs may reach back into an earlier split, because at forecast time the
+past is known. So every split of ``n`` rows gives ``n - K + 1`` windows, even when ``n < W``,
+and no split's targets are ever another split's targets.
+
+Normalisation maps a window's raw values to the model's units and its predictions back:
+
+- ``"none"``: ``z = (v - mean) / std`` with the training rows' statistics. A series with a
+  trend leaves the range the model was trained on (a level it never saw).
+- ``"last"``: ``(v - v_last) / s``: changes from the window's last input value, in units of
+  the training rows' one-step changes ``s`` (their RMS). The model predicts the change and the level is
+  added back, so a trend or a shifted level costs nothing, and a model that outputs zero is
+  persistence.
+- ``"last_scale"``: as ``"last"``, also divided by the window's own size of change (the RMS of
+  its one-step changes, relative to ``s``; floored at ``MIN_WINDOW_SCALE``), for series whose
+  swings grow with their level.
+
+Target columns that are not inputs have no "last value"; they are always z-scored.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from rnn_jax.series import SPLITS, split_rows
+
+NORMALISATIONS = ("none", "last", "last_scale")
+MIN_WINDOW_SCALE = 0.1  # x the training rows' step size: a flat window is not blown up
+# float32 holds about 3.4e38; squares of the values are summed when the scaler is fitted.
+LARGEST_VALUE = 1e18
+
+
+class Scales(NamedTuple):
+    """Per-column statistics of the training rows, ``(C,)`` each."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    step: np.ndarray  # RMS of the one-step changes
+
+    def describe(self) -> dict:
+        return {name: value.tolist() for name, value in self._asdict().items()}
+
+    @classmethod
+    def from_description(cls, saved: dict) -> Scales:
+        return cls(*(np.asarray(saved[name], np.float64) for name in cls._fields))
+
+
+class Windows(NamedTuple):
+    """Raw windows: ``x (N, W, D_in)``, ``y (N, K, D_out)``, ``rows (N,)`` each one's first target row."""
+
+    x: np.ndarray
+    y: np.ndarray
+    rows: np.ndarray
+
+
+class Normalised(NamedTuple):
+    """A batch of windows in model units, and how to map its targets back:
+    ``v = anchor + scale * v_model`` per target column."""
+
+    x: np.ndarray  # (N, W, D_in)
+    anchor: np.ndarray  # (N, D_out)
+    scale: np.ndarray  # (N, D_out)
+
+    def targets(self, y: np.ndarray) -> np.ndarray:
+        """Raw targets ``(N, K, D_out)`` in model units."""
+        return (y - self.anchor[:, None]) / self.scale[:, None]
+
+    def levels(self, prediction: np.ndarray) -> np.ndarray:
+        """Model-unit predictions ``(N, K, D_out)`` in the series' own units."""
+        return self.anchor[:, None] + self.scale[:, None] * np.asarray(prediction, np.float64)
+
+
+def check_magnitudes(values: np.ndarray, names) -> None:
+    """Refuse values whose scaling would overflow float32, naming the column."""
+    big = np.abs(values) > LARGEST_VALUE
+    if big.any():
+        j = int(np.argmax(big.any(axis=0)))
+        raise ValueError(
+            f"column {names[j]!r} holds values up to {np.max(np.abs(values[:, j])):.3g}; values beyond "
+            f"{LARGEST_VALUE:.0e} would overflow float32 once scaled: rescale the column first"
+        )
+
+
+def fit_scales(train_rows: np.ndarray, names) -> Scales:
+    """Mean, std and RMS one-step change of each column over the training rows ``(L_train, C)``.
+    A column that is constant there is refused, naming it."""
+    check_magnitudes(train_rows, names)
+    std = train_rows.std(axis=0)
+    # RMS, not std: a straight line's changes are constant, yet not zero
+    step = np.sqrt(np.mean(np.diff(train_rows, axis=0) ** 2, axis=0)) if len(train_rows) > 1 else std
+    flat = (std == 0) | (step == 0)
+    if flat.any():
+        raise ValueError(f"column {names[int(np.argmax(flat))]!r} is constant over the training rows")
+    return Scales(train_rows.mean(axis=0), std, step)
+
+
+def window_rows(n_rows: int, fractions, *, window: int, horizon: int) -> dict[str, np.ndarray]:
+    """The first target row of every window of each split, ``(N_split,)`` each: all ``K``
+    targets inside the split, ``W`` rows of history before the first."""
+    out = {}
+    for name, (start, stop) in zip(SPLITS, split_rows(n_rows, fractions), strict=True):
+        out[name] = np.arange(max(start, window), stop - horizon + 1)
+    return out
+
+
+def check_window_counts(rows: dict[str, np.ndarray], *, n_rows: int, window: int, horizon: int, what) -> None:
+    """Every split needs at least one window (the training split two)."""
+    for name, r in rows.items():
+        need = 2 if name == "train" else 1
+        if len(r) < need:
+            raise ValueError(
+                f"{what} has {n_rows} rows: its {name} split holds {len(r)} window(s) of window {window} + "
+                f"horizon {horizon}; use a longer series, a shorter window or horizon, or another --split"
+            )
+
+
+def cut(series: np.ndarray, rows: np.ndarray, *, inputs, targets, window: int, horizon: int) -> Windows:
+    """Windows predicting rows ``r .. r+K-1`` from rows ``r-W .. r-1``, for each ``r`` in ``rows``."""
+    r = np.asarray(rows)[:, None]
+    x = series[r + np.arange(-window, 0)[None, :]][:, :, inputs]
+    y = series[r + np.arange(horizon)[None, :]][:, :, targets]
+    return Windows(x, y, np.asarray(rows))
+
+
+def normalise(x: np.ndarray, *, mode: str, scales: Scales, inputs, targets) -> Normalised:
+    """Raw input windows ``x (N, W, D_in)`` in model units (see the module docstring)."""
+    if mode not in NORMALISATIONS:
+        raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {mode!r}")
+    inputs, targets = list(inputs), list(targets)
+    n = x.shape[0]
+    if mode == "none":
+        anchor_in = np.broadcast_to(scales.mean[inputs], (n, len(inputs)))
+        scale_in = np.broadcast_to(scales.std[inputs], (n, len(inputs)))
+    else:
+        anchor_in = x[:, -1, :]
+        scale_in = np.broadcast_to(scales.step[inputs], (n, len(inputs)))
+        if mode == "last_scale":
+            rms = np.sqrt(np.mean(np.diff(x, axis=1) ** 2, axis=1)) if x.shape[1] > 1 else scale_in
+            scale_in = np.maximum(rms, MIN_WINDOW_SCALE * scale_in)
+    anchor = np.empty((n, len(targets)))
+    scale = np.empty((n, len(targets)))
+    for j, t in enumerate(targets):
+        if mode != "none" and t in inputs:
+            anchor[:, j], scale[:, j] = anchor_in[:, inputs.index(t)], scale_in[:, inputs.index(t)]
+        else:
+            anchor[:, j], scale[:, j] = scales.mean[t], scales.std[t]
+    return Normalised((x - anchor_in[:, None]) / scale_in[:, None], anchor, scale)
+
+
+def seasonal_naive(series: np.ndarray, rows: np.ndarray, *, season: int, horizon: int, targets) -> np.ndarray:
+    """Each step ahead repeats the last value seen one season earlier, ``(N, K, D_out)``: the
+    window predicting rows ``r .. r+K-1`` forecasts row ``r + k`` by row ``r + k - M * ceil((k+1)/M)``
+    (always before ``r``), read from the raw ``series (L, C)``. Needs that row to exist."""
+    if season < 1:
+        raise ValueError(f"season must be a positive integer; got {season}")
+    k = np.arange(horizon)
+    back = np.asarray(rows)[:, None] + k - season * ((k + season) // season)
+    if back.min() < 0:
+        raise ValueError(f"season ({season}) reaches before the first row for the window at row {rows[0]}")
+    return series[back][:, :, list(targets)]
+
+
+def out_of_range(train_x: np.ndarray, test_x: np.ndarray, names, *, factor: float = 1.0) -> list[str]:
+    """Warnings for input columns whose test values (model units) leave the training range by
+    more than ``factor`` times its width."""
+    low, high = train_x.min(axis=(0, 1)), train_x.max(axis=(0, 1))
+    width = np.maximum(high - low, 1e-12)
+    beyond = np.maximum(test_x.max(axis=(0, 1)) - high, low - test_x.min(axis=(0, 1))) / width
+    return [
+        f"test inputs of column {name!r} reach {b:.1f}x the training range's width beyond it; the "
+        "model extrapolates there (try --normalise last)"
+        for name, b in zip(names, beyond, strict=True)
+        if b > factor
+    ]

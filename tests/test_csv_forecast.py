@@ -1,0 +1,129 @@
+"""Time-stamped CSV runs: gaps, ensembles, refits, and ``rnn-jax forecast`` past the file's end."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from rnn_jax.cli import main
+
+SMALL = ["--window", "12", "--epochs", "4", "--hidden-dim", "8", "--batch-size", "8"]
+
+
+def monthly_rows(n=120, start_year=1990):
+    """A trend with a yearly cycle, one row per month."""
+    rng = np.random.default_rng(1)
+    t = np.arange(n)
+    level = 100 + 0.8 * t + 12 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1.0, n)
+    stamps = [f"{start_year + i // 12}-{i % 12 + 1:02d}" for i in t]
+    return stamps, level
+
+
+def write_monthly(path, stamps, values):
+    path.write_text("month,sales\n" + "".join(f"{s},{v}\n" for s, v in zip(stamps, values, strict=True)))
+    return path
+
+
+@pytest.fixture(scope="module")
+def monthly_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("monthly")
+    stamps, values = monthly_rows()
+    path = write_monthly(folder / "sales.csv", stamps, [f"{v:.3f}" for v in values])
+    out = folder / "run"
+    args = ["train", "--csv", str(path), "--inputs", "sales", "--targets", "sales", "--time", "month"]
+    code = main([*args, *SMALL, "--horizon", "2", "--season", "12", "--seeds", "2", "--out", str(out)])
+    assert code == 0
+    return path, out
+
+
+def test_an_ensemble_refit_on_train_and_validation_reports_its_spread(monthly_run):
+    _, out = monthly_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["members"] == 2 and len(metrics["member_rmse"]["test"]) == 2
+    assert metrics["refit_epochs"] == max(1, round(float(np.median(metrics["best_epoch"]))))
+    assert metrics["rnn_trained_on"] == metrics["linear_ar_fitted_on"] == "train+val"
+    assert metrics["test_spread"]["sales"] > 0
+    assert metrics["test_period"] == {"first": "1998-07", "last": "1999-12"}
+    assert all(0.0 <= w <= 1.0 for w in metrics["shrink_weights"]["sales"])
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert rows[0]["time"] == "1997-01" and rows[-1]["time"] == "1999-12"
+
+
+def test_forecast_starts_with_the_run_s_own_prediction_and_continues_the_calendar(
+    monthly_run, tmp_path, capsys
+):
+    path, out = monthly_run
+    predictions = [r for r in csv.DictReader((out / "predictions.csv").open()) if r["split"] == "test"]
+    first = predictions[0]  # the first test window predicts 1998-07 from the rows before it
+    lines = path.read_text().splitlines()
+    cut_at = 1 + lines[1:].index(next(line for line in lines[1:] if line.startswith("1998-07")))
+    head = tmp_path / "head.csv"
+    head.write_text("\n".join(lines[:cut_at]) + "\n")
+    target = tmp_path / "future.csv"
+    assert (
+        main(["forecast", "--run", str(out), "--csv", str(head), "--steps", "5", "--out", str(target)]) == 0
+    )
+    future = list(csv.DictReader(target.open()))
+    assert [r["time"] for r in future] == ["1998-07", "1998-08", "1998-09", "1998-10", "1998-11"]
+    assert [r["step_ahead"] for r in future] == ["1", "2", "3", "4", "5"]
+    np.testing.assert_allclose(float(future[0]["sales"]), float(first["rnn"]), rtol=1e-5)
+    second = next(r for r in predictions if r["time"] == "1998-08" and r["step_ahead"] == "2")
+    np.testing.assert_allclose(float(future[1]["sales"]), float(second["rnn"]), rtol=1e-5)
+    assert float(future[0]["sales_spread"]) > 0
+
+
+def test_forecast_refuses_a_file_without_the_run_s_columns(monthly_run, tmp_path, capsys):
+    _, out = monthly_run
+    other = tmp_path / "other.csv"
+    other.write_text("month,revenue\n" + "".join(f"2000-{m:02d},{m}\n" for m in range(1, 13)))
+    assert main(["forecast", "--run", str(out), "--csv", str(other), "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lacks column(s) 'sales' that the run in" in err
+
+
+def test_gaps_need_fill_and_run_with_it(tmp_path, capsys):
+    stamps, values = monthly_rows(80)
+    cells = [f"{v:.3f}" for v in values]
+    for i in (5, 17, 18, 40):
+        cells[i] = ""
+    del stamps[60], cells[60]  # a missing month too
+    path = write_monthly(tmp_path / "gaps.csv", stamps, cells)
+    args = ["train", "--csv", str(path), "--inputs", "sales", "--targets", "sales", "--time", "month"]
+    assert main([*args, *SMALL, "--seeds", "1", "--no-refit", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "1 time step(s) missing" in err and "--fill linear" in err
+    assert main([*args[:-2], *SMALL, "--seeds", "1", "--no-refit", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and "has 4 missing value(s) in column(s) 'sales' (line(s) 7, 19, 20, 42)" in err
+    )
+    code = main(
+        [*args, *SMALL, "--seeds", "1", "--no-refit", "--fill", "linear", "--out", str(tmp_path / "c")]
+    )
+    assert code == 0
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert metrics["rows"]["total"] == 80 and metrics["rows"]["filled_values"] == 5
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s[:10] + [s[9]] + s[11:], "line 12, time column 'month': '1990-10' repeats line 11"),
+        (
+            lambda s: s[:10] + [s[11], s[10]] + s[12:],
+            "line 13, time column 'month': '1990-11' goes back in time from line 12",
+        ),
+        (
+            lambda s: s[:10] + ["1990/11"] + s[11:],
+            "line 12, time column 'month': '1990/11' is not a number or an ISO date",
+        ),
+    ],
+)
+def test_bad_time_columns_are_one_line_exit_2(tmp_path, capsys, edit, message):
+    stamps, values = monthly_rows(60)
+    path = write_monthly(tmp_path / "t.csv", edit(stamps), [f"{v:.3f}" for v in values])
+    args = ["train", "--csv", str(path), "--inputs", "sales", "--targets", "sales", "--time", "month", *SMALL]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
