@@ -43,17 +43,31 @@ def _is_optional(annotation: Any, kind: type) -> bool:
 
 
 def config_fields(defaults: Any, path: tuple[str, ...] = ()):
-    """``(path, default, type hint, help)`` for every leaf field of a frozen dataclass instance,
-    descending into fields that are dataclasses themselves (a ``TrainConfig`` inside an
-    experiment's config). Help comes from each class's ``HELP`` mapping, if it has one."""
+    """``(path, default, type hint, help, choices)`` for every leaf field of a frozen dataclass
+    instance, descending into fields that are dataclasses themselves (a ``TrainConfig`` inside an
+    experiment's config). Help comes from each class's ``HELP`` mapping and the allowed values
+    from its ``CHOICES`` mapping (a sequence, or a function returning one: a registry that may
+    grow), where it has them; ``choices`` is ``None`` for a free value."""
     hints = typing.get_type_hints(type(defaults))
     helps = getattr(type(defaults), "HELP", {})
+    choices = getattr(type(defaults), "CHOICES", {})
     for field in dataclasses.fields(defaults):
         value = getattr(defaults, field.name)
         if dataclasses.is_dataclass(value):
             yield from config_fields(value, (*path, field.name))
         else:
-            yield (*path, field.name), value, hints[field.name], helps.get(field.name, "")
+            allowed = choices.get(field.name)
+            allowed = tuple(allowed() if callable(allowed) else allowed) if allowed is not None else None
+            yield (*path, field.name), value, hints[field.name], helps.get(field.name, ""), allowed
+
+
+def _shown(value: Any) -> str:
+    """A default as a user would type it."""
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def add_config_arguments(
@@ -63,22 +77,30 @@ def add_config_arguments(
     (nested configs give their fields flat names, which must not repeat). ``help`` overrides
     or adds to the classes' own ``HELP`` texts."""
     seen: set[str] = set()
-    for path, default, hint, text in config_fields(defaults):
+    for path, default, hint, text, choices in config_fields(defaults):
         name = path[-1]
         if name in seen:
             raise ValueError(f"config field {name!r} appears twice; nested configs need distinct names")
         seen.add(name)
         flag, dest = "--" + name.replace("_", "-"), ".".join(path)
-        text = (help or {}).get(name, text) + " (default: %(default)s)"
+        text = (help or {}).get(name, text).replace("%", "%%")
+        if default == "" and hint is str:
+            text += "" if "(required)" in text else " (required)"
+        else:
+            text += f" (default: {_shown(default).replace('%', '%%')})"
         common = {"dest": dest, "default": default, "help": text}
+        optional = _is_optional(hint, int) or _is_optional(hint, str)
+        metavar = None
+        if choices is not None:
+            metavar = "{" + ",".join([*choices, *(["none"] if optional else [])]) + "}"
         if hint is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
         elif _is_optional(hint, int):
-            parser.add_argument(flag, type=_parse_optional_int, metavar="INT|none", **common)
+            parser.add_argument(flag, type=_parse_optional_int, metavar=metavar or "INT|none", **common)
         elif _is_optional(hint, str):
-            parser.add_argument(flag, type=_parse_optional_str, metavar="STR|none", **common)
+            parser.add_argument(flag, type=_parse_optional_str, metavar=metavar or "STR|none", **common)
         else:
-            parser.add_argument(flag, type=hint, metavar=hint.__name__.upper(), **common)
+            parser.add_argument(flag, type=hint, metavar=metavar or hint.__name__.upper(), **common)
 
 
 def config_from_args(cls: type, args: argparse.Namespace, path: tuple[str, ...] = ()) -> Any:

@@ -31,25 +31,7 @@ def _gradcheck(argv: Sequence[str]) -> int:
         f"{TOLERANCE['float64']:.0e} (float64) or {TOLERANCE['float32']:.0e} (float32). "
         "Exit code 0: pass, 1: fail, 2: bad arguments.",
     )
-    add_config_arguments(
-        parser,
-        GradcheckConfig(),
-        help={
-            "cell": "a registered cell: elman, gru, lstm, indrnn; or one per layer, comma-separated "
-            "(elman,gru,lstm)",
-            "layers": "stacked layers",
-            "bidirectional": "make every layer a forward and a reverse cell",
-            "dropout": "dropout between stacked layers (a fixed key: the same draw in both passes)",
-            "objective": "squared (real targets) or cross_entropy (softmax over integer labels)",
-            "lengths": "full; random (right-padded lengths in [1, T]); holes (steps masked anywhere)",
-            "activation": "sigmoid, tanh or relu (Elman, IndRNN; none: the cell's default)",
-            "reset": "the GRU's reset gate: after (PyTorch/cuDNN, default) or before (Cho et al.)",
-            "target": "last or all",
-            "truncation": "BPTT window k >= 1, or none for full BPTT",
-            "dtype": "float32 or float64",
-            "backward": "manual (derived) or tutorial (the wrong one)",
-        },
-    )
+    add_config_arguments(parser, GradcheckConfig())
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
     args = parser.parse_args(argv)
 

@@ -31,8 +31,8 @@ from rnn_jax.windows import Scales, normalise
 MAX_STEPS = 1_000_000
 
 
-def load_run(run: Path) -> tuple[CsvTrainConfig, dict, object]:
-    """The run's config, its model description and its members' parameters ``(M, ...)``."""
+def load_run(run: Path) -> tuple[CsvTrainConfig, dict]:
+    """The run's config and its model's description (the parameters are read by ``load_params``)."""
     config_path = run / "config.json"
     try:
         saved = json.loads(config_path.read_text())
@@ -45,12 +45,17 @@ def load_run(run: Path) -> tuple[CsvTrainConfig, dict, object]:
     if not model_path.exists():
         raise ValueError(f"{run} holds no trained model ({MODEL_FILE}); has its training finished?")
     try:
-        description = read_model_description(model_path)
-        like = _params_like(cfg, description)
-        params = load_model(model_path, like)
+        return cfg, read_model_description(model_path)
     except CheckpointError as err:
         raise ValueError(str(err)) from None
-    return cfg, description, params
+
+
+def load_params(run: Path, cfg: CsvTrainConfig, description: dict):
+    """The members' parameters ``(M, ...)`` saved in the run's folder."""
+    try:
+        return load_model(run / MODEL_FILE, _params_like(cfg, description))
+    except CheckpointError as err:
+        raise ValueError(str(err)) from None
 
 
 def _params_like(cfg: CsvTrainConfig, description: dict):
@@ -103,7 +108,7 @@ def run_forecast(run: Path, csv_path: str, steps: int, out: Path | None = None) 
     writes them as CSV (default ``run/forecast.csv``) and returns its path."""
     if isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
         raise ValueError(f"steps must be an integer between 1 and {MAX_STEPS}; got {steps}")
-    cfg, description, params = load_run(run)
+    cfg, description = load_run(run)
     names = description["names"]
     header = header_of(csv_path)
     missing = [c for c in names + ([cfg.time] if cfg.time else []) if c not in header]
@@ -118,6 +123,7 @@ def run_forecast(run: Path, csv_path: str, steps: int, out: Path | None = None) 
             "feeds predictions back as inputs, which needs every input column among the targets"
         )
     series = read_series(csv_path, names, time=cfg.time, fill=cfg.fill)
+    params = load_params(run, cfg, description)
     if len(series.values) < cfg.window:
         raise ValueError(f"{csv_path} has {len(series.values)} rows; the run's window needs {cfg.window}")
     mean, spread = forecast_rows(cfg, description, params, series.values, steps)

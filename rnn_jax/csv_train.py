@@ -74,19 +74,20 @@ class CsvTrainConfig:
     truncation: int | None = None
     seed: int = 0
 
+    CHOICES: ClassVar[dict] = {"fill": FILLS, "normalise": NORMALISATIONS}
     HELP: ClassVar[dict[str, str]] = {
         "csv": "the CSV file: a header row of column names, one row per time step (required)",
         "inputs": "input columns, comma-separated (required)",
         "targets": "columns to predict, comma-separated; may repeat inputs (required)",
         "time": "a time column: numbers or ISO dates (YYYY-MM, YYYY-MM-DD, YYYY-MM-DDTHH:MM); rows "
         "must be in order, without duplicates, regularly spaced; its stamps label the outputs",
-        "fill": f"missing values and missing time steps: one of {{{','.join(FILLS)}}}; none refuses "
-        "them, linear interpolates, ffill repeats the last value",
+        "fill": "what to do with missing values and missing time steps: none refuses them, linear "
+        "interpolates, ffill repeats the last value",
         "window": "input steps per example",
         "horizon": "steps ahead to predict (all at once)",
         "split": "train,validation,test fractions of the rows, in time order, comma-separated",
-        "normalise": f"per-window normalisation: one of {{{','.join(NORMALISATIONS)}}}; last predicts "
-        "the change from the window's last value, last_scale also divides by the window's size of "
+        "normalise": "per-window normalisation: last predicts the change from the window's last "
+        "value, last_scale also divides by the window's size of "
         "change, none z-scores with the training rows' statistics",
         "season": "season length in steps for the seasonal naive baseline (0: no seasonal baseline)",
         "seeds": "ensemble members, trained at once (vmapped); the forecast is their mean",

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from rnn_jax.batch import prepare
 from rnn_jax.cells import ACTIVATIONS, cell_class, check_options
+from rnn_jax.cells import cell_names as registered_cells
 from rnn_jax.cells.gru import RESETS
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.model import RNN, dims, init_model
-from rnn_jax.objectives import get_objective
+from rnn_jax.objectives import OBJECTIVES, get_objective
 from rnn_jax.tutorial import tutorial_grads
-from rnn_jax.unroll import Truncation, check_target, check_truncation
+from rnn_jax.unroll import TARGETS, Truncation, check_target, check_truncation
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 BACKWARDS = {"manual": manual_grads, "tutorial": tutorial_grads}
@@ -50,6 +52,37 @@ class GradcheckConfig:
     dtype: str = "float64"
     backward: str = "manual"
     seed: int = 0
+
+    CHOICES: ClassVar[dict] = {
+        "objective": lambda: tuple(OBJECTIVES),
+        "lengths": lambda: LENGTHS,
+        "activation": ACTIVATIONS,
+        "reset": RESETS,
+        "target": TARGETS,
+        "dtype": ("float32", "float64"),
+        "backward": ("manual", "tutorial"),
+    }
+    HELP: ClassVar[dict[str, str]] = {
+        "cell": "a registered cell (" + ", ".join(registered_cells()) + "), or one per layer, "
+        "comma-separated (elman,gru,lstm)",
+        "layers": "stacked layers",
+        "bidirectional": "make every layer a forward and a reverse cell",
+        "dropout": "dropout between stacked layers (a fixed key: the same draw in both passes)",
+        "objective": "squared (real targets) or cross_entropy (softmax over integer labels)",
+        "lengths": "full; random (right-padded lengths in [1, T]); holes (steps masked anywhere)",
+        "activation": "the Elman or IndRNN nonlinearity (none: the cell's default)",
+        "reset": "the GRU's reset gate: after (PyTorch/cuDNN) or before (Cho et al.); none: after",
+        "target": "last (one target per sequence) or all (one per step)",
+        "truncation": "BPTT window k >= 1, or none for full BPTT",
+        "input_dim": "input size D",
+        "hidden_dim": "hidden size H",
+        "output_dim": "output size O (classes, with cross_entropy)",
+        "seq_len": "sequence length T",
+        "batch": "sequences in the random batch",
+        "dtype": "precision of the check",
+        "backward": "manual (derived) or tutorial (the tutorial's wrong one)",
+        "seed": "random seed of the problem",
+    }
 
 
 LENGTHS = ("full", "random", "holes")

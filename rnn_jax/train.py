@@ -27,7 +27,7 @@ from rnn_jax.data import WindowData
 from rnn_jax.losses import batch_predict, loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.model import RNN, init_model
-from rnn_jax.objectives import cross_entropy, get_objective
+from rnn_jax.objectives import OBJECTIVES, cross_entropy, get_objective
 from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import TARGETS
 
@@ -61,6 +61,19 @@ class TrainConfig:
     select: str = "last"  # "best": keep the parameters of the epoch with the lowest validation loss
     patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
 
+    # The allowed values of the fields that take names (shown by --help; checked by check_config).
+    CHOICES: ClassVar[dict] = {
+        "cell": cell_names,
+        "activation": ACTIVATIONS,
+        "optimizer": OPTIMIZERS,
+        "clip": CLIPS,
+        "schedule": SCHEDULES,
+        "init": INITS,
+        "grad": GRADS,
+        "target": TARGETS,
+        "objective": lambda: tuple(OBJECTIVES),
+        "select": SELECTS,
+    }
     # Help for each field, shown by every command whose config contains a TrainConfig.
     HELP: ClassVar[dict[str, str]] = {
         "cell": "a registered cell: elman, gru, lstm, indrnn",

@@ -166,7 +166,7 @@ def seasonal_naive(series: np.ndarray, rows: np.ndarray, *, season: int, horizon
     return series[back][:, :, list(targets)]
 
 
-def out_of_range(train_x: np.ndarray, test_x: np.ndarray, names, *, factor: float = 1.0) -> list[str]:
+def out_of_range(train_x: np.ndarray, test_x: np.ndarray, names, *, factor: float = 0.25) -> list[str]:
     """Warnings for input columns whose test values (model units) leave the training range by
     more than ``factor`` times its width."""
     low, high = train_x.min(axis=(0, 1)), train_x.max(axis=(0, 1))

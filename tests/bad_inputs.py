@@ -23,17 +23,53 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 HEADING = "### Every bad input we try, and the message it gets"
 
+
+def _fake_run() -> dict[str, bytes]:
+    """A run folder as ``rnn-jax train`` leaves it, trained on a column named ``sales`` (its
+    model's parameters are not needed to refuse a file without that column)."""
+    import dataclasses
+    import hashlib
+
+    from rnn_jax.checkpoint import MODEL_FORMAT
+    from rnn_jax.csv_train import CsvTrainConfig
+
+    config = dataclasses.asdict(CsvTrainConfig(csv="sales.csv", inputs="sales", targets="sales"))
+    payload = b"0"
+    header = {
+        "format": MODEL_FORMAT,
+        "description": {"names": ["sales"], "inputs": ["sales"], "targets": ["sales"]},
+        "payload_bytes": 1,
+        "payload_sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    return {
+        "run/config.json": json.dumps(config).encode(),
+        "run/model.eqx": json.dumps(header).encode() + b"\n" + payload,
+    }
+
+
+MONTHS = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(60)]
+
 FILES = {
     "gaps.csv": "time,temp\n0,20.5\n1,\n2,21.0\n",
     "words.csv": "time,temp\n0,20.5\n1,warm\n",
     "ragged.csv": "time,temp,humidity\n0,20.5,0.6\n1,21.0\n",
     "blank.csv": "",
     "short.csv": "time,temp\n0,20.5\n1,21.0\n2,21.5\n",
+    "allgaps.csv": "time,temp,rain\n" + "".join(f"{i},,{i % 3}\n" for i in range(40)),
+    "dupes.csv": "month,temp\n2000-01,1.5\n2000-02,2.5\n2000-02,3.5\n2000-03,1.0\n",
+    "backwards.csv": "month,temp\n2000-01,1.5\n2000-03,2.5\n2000-02,3.5\n",
+    "holes.csv": "month,temp\n2000-01,1.5\n2000-02,2.5\n2000-05,3.5\n2000-06,1.0\n2000-09,2.0\n",
+    "dates.csv": "when,temp\n2000-01-01,1.5\nthe next day,2.5\n",
+    "monthly.csv": "month,temp\n" + "".join(f"{m},{(i * 7) % 11}.5\n" for i, m in enumerate(MONTHS)),
     "broken/checkpoint.eqx": "not a checkpoint\n",
     "empty.txt": "",
     "latin1.txt": "caf\u00e9 au lait".encode("latin-1"),
     "hanzi.txt": "".join(chr(0x4E00 + i) for i in range(300)),
 }
+
+
+def all_files() -> dict:
+    return {**FILES, **_fake_run()}
 
 
 def table_rows(text: str) -> list[tuple[str, str, str]]:
@@ -127,7 +163,7 @@ def main() -> None:
     rows = table_rows(README.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
-        for name, text in FILES.items():
+        for name, text in all_files().items():
             Path(name).parent.mkdir(parents=True, exist_ok=True)
             if isinstance(text, bytes):
                 Path(name).write_bytes(text)

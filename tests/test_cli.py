@@ -1,6 +1,7 @@
 """The rnn-jax command and the sine-wave experiment, run as users run them."""
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -128,3 +129,31 @@ def test_sine_wave_divergence_is_reported_and_a_usable_checkpoint_kept(tmp_path)
     state, saved = load_checkpoint(tmp_path / "checkpoint.eqx", like, run=config)
     assert int(state.diverged_at_step) == 2 and saved["diverged_at_step"][-1] == 2
     assert bool(jnp.all(jnp.isfinite(batch_predict(state.params, data.x_val))))
+
+
+def option_helps(text: str) -> dict[str, str]:
+    """``--flag -> its help text`` from an argparse help page."""
+    entries, current = {}, None
+    for line in text.split("options:", 1)[1].splitlines():
+        match = re.match(r"^  (-\S+(?:, --\S+)?)(?: \S+)?(?:\s{2,}(.*))?$", line)
+        if match:
+            current = match.group(1).split(", ")[-1]
+            entries[current] = (match.group(2) or "").strip()
+        elif current and line.strip():
+            entries[current] += " " + line.strip()
+    return entries
+
+
+@pytest.mark.parametrize("command", ["train", "forecast", "gradcheck"])
+def test_every_option_of_every_command_has_a_sentence_of_help(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    page = capsys.readouterr().out
+    helps = option_helps(page)
+    assert len(helps) > 3
+    for flag, text in helps.items():
+        words = re.sub(r"\((default|required)[^)]*\)", "", text).split()
+        assert len(words) >= 2, f"{command} {flag} has no help text: {text!r}"
+    if command == "train":
+        assert "--fill {none,linear,ffill}" in page and "--cell {elman,gru,lstm,indrnn}" in page
+        assert "(required)" in helps["--csv"] and "(default" not in helps["--csv"]

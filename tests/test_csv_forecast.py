@@ -11,11 +11,11 @@ from rnn_jax.cli import main
 SMALL = ["--window", "12", "--epochs", "4", "--hidden-dim", "8", "--batch-size", "8"]
 
 
-def monthly_rows(n=120, start_year=1990):
+def monthly_rows(n=120, start_year=1990, slope=0.8):
     """A trend with a yearly cycle, one row per month."""
     rng = np.random.default_rng(1)
     t = np.arange(n)
-    level = 100 + 0.8 * t + 12 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1.0, n)
+    level = 100 + slope * t + 12 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 1.0, n)
     stamps = [f"{start_year + i // 12}-{i % 12 + 1:02d}" for i in t]
     return stamps, level
 
@@ -127,3 +127,18 @@ def test_bad_time_columns_are_one_line_exit_2(tmp_path, capsys, edit, message):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_small_splits_and_extrapolation_are_warned_about_not_refused(tmp_path, capsys):
+    stamps, values = monthly_rows(60, slope=3.0)
+    path = write_monthly(tmp_path / "short.csv", stamps, [f"{v:.3f}" for v in values])
+    args = ["train", "--csv", str(path), "--inputs", "sales", "--targets", "sales", "--time", "month", *SMALL]
+    assert (
+        main([*args, "--seeds", "1", "--no-refit", "--normalise", "none", "--out", str(tmp_path / "a")]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "warning: the val split has only 9 windows" in err and "warning: the test split has only 9" in err
+    # the trend takes the z-scored test inputs far above anything seen in training
+    assert "warning: test inputs of column 'sales' reach" in err
+    assert main([*args, "--seeds", "1", "--no-refit", "--out", str(tmp_path / "b")]) == 0
+    assert "test inputs of column" not in capsys.readouterr().err  # not with the default normalisation
