@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from scripts import assert_user_error, run
 
@@ -361,3 +362,24 @@ def test_memory_tasks_small(tmp_path):
     assert (tmp_path / "memory_tasks.png").read_bytes()[:4] == b"\x89PNG"
     bad = run("experiments/memory_tasks.py", "--tasks", "copy", "--out", str(tmp_path))
     assert_user_error(bad, "tasks must be adding or recall; got copy")
+
+
+def test_forecast_csv_small(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    months = [f"{1950 + i // 12}-{i % 12 + 1:02d}" for i in range(96)]
+    rows = "".join(f"{m},{100 + i + 20 * np.sin(i * np.pi / 6):.2f}\n" for i, m in enumerate(months))
+    (data / "air_passengers.csv").write_text("month,passengers\n" + rows)
+    extra = "--epochs 2 --seeds 2 --hidden-dim 8"
+    args = ["--series", "air_passengers,sine,wine_sales", "--length", "300", "--data", str(data)]
+    out = run("experiments/forecast_csv.py", *args, "--extra", extra, "--out", str(tmp_path / "out"))
+    assert out.returncode == 0, out.stderr
+    assert "skipping wine_sales" in out.stderr and "avx512f" in out.stdout
+    result = json.loads((tmp_path / "out" / "forecast_csv.json").read_text())
+    assert set(result["series"]) == {"air_passengers", "sine"}
+    air = result["series"]["air_passengers"]["columns"]["passengers"]
+    assert air["seasonal_naive"] > 0 and air["rnn_over_linear_ar"] == pytest.approx(
+        air["rnn"] / air["linear_ar"]
+    )
+    table = (tmp_path / "out" / "forecast_csv.md").read_text()
+    assert "| air_passengers | passengers |" in table and "| sine | x |" in table

@@ -36,8 +36,9 @@ def test_same_key_gives_identical_results_and_another_key_does_not(data, key):
     assert not jnp.array_equal(a[0].cell.W, c[0].cell.W)
 
 
-def test_epochs_compile_once(data, key):
-    fns = make_train(TrainConfig(**SMALL))
+@pytest.mark.parametrize("selection", [{}, {"select": "best", "patience": 3}])
+def test_epochs_compile_once(data, key, selection):
+    fns = make_train(TrainConfig(**SMALL, **selection))
     run = jax.jit(chex.assert_max_traces(fns.run, n=1), static_argnames="n_epochs")
     state = fns.init(key, hparams(), data)
     for lr in (1e-2, 2e-2, 3e-2):  # new hyperparameter values must not retrace either
