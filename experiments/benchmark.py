@@ -15,8 +15,8 @@ Workloads (T=50, H=100, one input and one output, float32, the tutorial's sizes)
 Variants: rnn_jax with autodiff and with the hand-derived gradient; a per-example NumPy loop in
 the tutorial's style (our own correct BPTT), the tutorial's own loop as published (its wrong
 gradient; for context) and a batch-vectorised NumPy BPTT; PyTorch eager (a sigmoid cell, and
-``nn.RNN``, which has tanh only, against rnn_jax with tanh) and Flax ``nn.RNN(nn.SimpleCell)``
-when importable (see ``alternatives.py``; neither is a dependency: ``uv sync --group bench``
+``nn.RNN``, which offers tanh and relu but no sigmoid, against rnn_jax with tanh) and Flax
+``nn.RNN(nn.SimpleCell)`` when importable (see ``alternatives.py``; neither is a dependency: ``uv sync --group bench``
 adds Flax; PyTorch is installed into the environment by hand), else reported as skipped.
 Every time is a median over --repeats runs after a warm-up, with min and max. Each row also
 gives the FLOP count, the achieved GFLOP/s, the ratio to this machine's measured matmul peak,

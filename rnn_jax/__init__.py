@@ -1,6 +1,8 @@
 """rnn_jax: recurrent networks as pure JAX functions, trained by (truncated) backpropagation
 through time, with hand-derived gradients verified against autodiff."""
 
+from importlib import metadata as _metadata
+
 from rnn_jax.cells import GRU, LSTM, Cell, CellGrads, Elman, IndRNN, elman_step, register
 from rnn_jax.data import WindowData, make_sine_data
 from rnn_jax.losses import batch_predict, loss
@@ -10,6 +12,11 @@ from rnn_jax.readout import Linear
 from rnn_jax.train import Hyperparams, TrainConfig, make_hparams, make_train
 from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import cell_step, final_state, unroll, unroll_states, window_starts
+
+try:
+    __version__ = _metadata.version("rnn-jax")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "GRU",

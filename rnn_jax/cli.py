@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,9 +116,14 @@ COMMANDS = {"gradcheck": _gradcheck, "train": _train, "forecast": _forecast}
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnn-jax`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        from rnn_jax import __version__
+
+        print(f"rnn-jax {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            f"usage: rnn-jax {{{','.join(COMMANDS)}}} [options]\n"
+            f"usage: rnn-jax {{{','.join(COMMANDS)}}} [options] | --version\n"
             "  gradcheck   verify hand-derived BPTT gradients against autodiff\n"
             "  train       train on your own CSV series, with baselines\n"
             "  forecast    forecast past the end of a CSV file with a trained run"
@@ -129,5 +135,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return COMMANDS[argv[0]](argv[1:])
 
 
+def console_main() -> int:
+    """``rnn-jax`` as installed: ``main``, quiet when its reader goes away (``| head``)."""
+    try:
+        code = main()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # Whatever is still buffered has nowhere to go; point stdout at /dev/null so that
+        # Python's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -6,12 +6,9 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 _STYLE = {
     "figure.figsize": (8, 4),

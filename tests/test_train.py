@@ -38,6 +38,7 @@ def test_same_key_gives_identical_results_and_another_key_does_not(data, key):
 
 @pytest.mark.parametrize("selection", [{}, {"select": "best", "patience": 3}])
 def test_epochs_compile_once(data, key, selection):
+    chex.clear_trace_counter()  # the counter is keyed by function name, shared across the cases
     fns = make_train(TrainConfig(**SMALL, **selection))
     run = jax.jit(chex.assert_max_traces(fns.run, n=1), static_argnames="n_epochs")
     state = fns.init(key, hparams(), data)
