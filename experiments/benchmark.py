@@ -16,8 +16,9 @@ Variants: rnn_jax with autodiff and with the hand-derived gradient; a per-exampl
 the tutorial's style (our own correct BPTT), the tutorial's own loop as published (its wrong
 gradient; for context) and a batch-vectorised NumPy BPTT; PyTorch eager (a sigmoid cell, and
 ``nn.RNN``, which offers tanh and relu but no sigmoid, against rnn_jax with tanh) and Flax
-``nn.RNN(nn.SimpleCell)`` when importable (see ``alternatives.py``; neither is a dependency: ``uv sync --group bench``
-adds Flax; PyTorch is installed into the environment by hand), else reported as skipped.
+``nn.RNN(nn.SimpleCell)`` when importable (see ``alternatives.py``; neither is a dependency:
+``uv sync --group bench`` adds Flax; PyTorch is installed into the environment by hand), else
+reported as skipped.
 Every time is a median over --repeats runs after a warm-up, with min and max. Each row also
 gives the FLOP count, the achieved GFLOP/s, the ratio to this machine's measured matmul peak,
 and the ratio to the dependent-chain floor: a step needs 2T sequential (B, H) x (H, H) products
