@@ -16,7 +16,7 @@ Variants: rnn_jax with autodiff and with the hand-derived gradient; a per-exampl
 the tutorial's style (our own correct BPTT), the tutorial's own loop as published (its wrong
 gradient; for context) and a batch-vectorised NumPy BPTT; PyTorch eager (a sigmoid cell, and
 ``nn.RNN``, which offers tanh and relu but no sigmoid, against rnn_jax with tanh) and Flax
-``nn.RNN(nn.SimpleCell)`` when importable (see ``alternatives.py``; neither is a dependency:
+``nn.RNN(nn.SimpleCell)`` when importable (see ``helpers/alternatives.py``; neither is a dependency:
 ``uv sync --group bench`` adds Flax; PyTorch is installed into the environment by hand), else
 reported as skipped.
 Every time is a median over --repeats runs after a warm-up, with min and max. Each row also
@@ -33,12 +33,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
-import alternatives
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from helpers import alternatives
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
@@ -54,6 +55,13 @@ class BenchmarkConfig:
     hidden_sizes: str = "32,100,256,1024"
     seq_lens: str = "50,500,5000,50000"
     seed: int = 0
+
+    HELP: ClassVar[dict[str, str]] = {
+        "repeats": "timed repeats of each workload; the median is reported",
+        "hidden_sizes": "comma-separated hidden sizes H for the scaling table",
+        "seq_lens": "comma-separated sequence lengths T for the scaling table",
+        "seed": "random seed of the weights and data",
+    }
 
 
 def median_time(fn, repeats: int) -> dict[str, float]:

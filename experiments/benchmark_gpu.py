@@ -17,6 +17,7 @@ import dataclasses
 import itertools
 import platform
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,17 @@ class GpuBenchmarkConfig:
     cells: str = "elman,lstm"
     repeats: int = 5
     quick: bool = False  # tiny sizes and one repeat: checks the script, measures nothing
+
+    HELP: ClassVar[dict[str, str]] = {
+        "device": "where rnn_jax, PyTorch and Flax run: gpu or cpu",
+        "batches": "comma-separated batch sizes",
+        "seq_lens": "comma-separated sequence lengths T",
+        "hidden_sizes": "comma-separated hidden sizes H",
+        "cells": "comma-separated cells to time: elman, lstm",
+        "repeats": "timed repeats of each workload; the median is reported",
+        "quick": "tiny sizes and one repeat: checks that the script runs, measures nothing",
+    }
+    CHOICES: ClassVar[dict] = {"device": ("gpu", "cpu")}
 
 
 def jax_device(kind: str) -> jax.Device:
@@ -161,5 +173,9 @@ def run(cfg: GpuBenchmarkConfig, out: Path) -> dict:
     return result
 
 
+def main(argv: list[str] | None = None) -> int:
+    return experiment_main(__doc__, GpuBenchmarkConfig(), run, "results/benchmark_gpu", argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(experiment_main(__doc__, GpuBenchmarkConfig(), run, "results/benchmark_gpu"))
+    raise SystemExit(main())

@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 
@@ -32,6 +33,13 @@ class BenchmarkConfig:
     calls: int = 200  # gradient evaluations per repeat
     hidden_dim: int = 100
     seq_len: int = 50
+
+    HELP: ClassVar[dict[str, str]] = {
+        "repeats": "timed repeats of each measurement; the median is reported",
+        "calls": "gradient evaluations per repeat",
+        "hidden_dim": "hidden size H",
+        "seq_len": "sequence length T",
+    }
 
 
 def time_calls(fn, args, repeats: int, calls: int) -> dict[str, float]:
@@ -82,7 +90,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
     hp = make_hparams(learning_rate=1e-4, truncation=5, seq_len=50)
     training = {}
     for name in grads:
-        train = jax.jit(make_train(TrainConfig(grad=name)).train)
+        train = jax.jit(make_train(TrainConfig.tutorial(grad=name)).train)
         training[name] = time_calls(train, (jax.random.key(0), hp, data), cfg.repeats, 1)
         print(f"tutorial preset, 25 epochs ({name}): {training[name]['median_s']:.3f} s")
     result = {

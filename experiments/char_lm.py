@@ -12,7 +12,7 @@ the hand-derived backward pass (``--backward manual``). Validation and test are 
 continuations: the model first reads the ``--context`` characters before them. The n-gram
 (interpolated Witten-Bell) is fitted on the same training text; its order is the one with the
 best validation score. Then ``--numpy-updates`` updates of a min-char-rnn-style NumPy loop
-(Elman H=100, 25-step windows, Adagrad: ``experiments/alternatives.py``) are timed against the
+(Elman H=100, 25-step windows, Adagrad: ``experiments/helpers/alternatives.py``) are timed against the
 same number of rnn_jax updates of the same model batched over ``--numpy-streams`` streams, in
 alternating rounds. Writes
 char_lm.json (bits per character, speeds, samples) and char_lm.png (validation bits per
@@ -33,7 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from alternatives import min_char_rnn  # noqa: E402
+from helpers.alternatives import min_char_rnn  # noqa: E402
 
 from rnn_jax.args import experiment_main, parse_list  # noqa: E402
 from rnn_jax.io import save_figure, write_json  # noqa: E402

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +66,19 @@ class ForecastConfig:
     batch_size: int = 16
     seed: int = 0
 
+    HELP: ClassVar[dict[str, str]] = {
+        "tasks": "comma-separated series to forecast: sine, mackey_glass, oscillators",
+        "length": "samples generated per series",
+        "window": "input values per example",
+        "horizon": "steps ahead forecast from each window",
+        "cell": "a registered cell: elman, gru, lstm, indrnn",
+        "hidden_dim": "hidden size H",
+        "learning_rate": "Adam step size (the peak of the cosine schedule)",
+        "epochs": "passes over the training windows",
+        "batch_size": "windows per update",
+        "seed": "random seed (initialisation, shuffling, noise of the series)",
+    }
+
 
 def task_series(task: str, length: int) -> tuple[np.ndarray, list[str]]:
     """The series ``(L, C)`` and its column names."""
@@ -94,13 +108,8 @@ def one_task(cfg: ForecastConfig, task: str, out: Path) -> dict:
     config = TrainConfig(
         cell=cfg.cell,
         hidden_dim=cfg.hidden_dim,
-        init="default",
-        optimizer="adam",
-        clip="norm",
-        schedule="cosine",
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
-        shuffle=True,
     )
     check_config(config, data.x_train.shape[0])
     hparams = make_hparams(learning_rate=cfg.learning_rate, clip_threshold=1.0, seq_len=cfg.window)

@@ -16,6 +16,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +38,14 @@ class GradientFlowConfig:
     n_inits: int = 16
     seed: int = 0
 
+    HELP: ClassVar[dict[str, str]] = {
+        "radii": "comma-separated spectral radii of the initial recurrent weights",
+        "activations": "comma-separated Elman activations: sigmoid, tanh, relu",
+        "hidden_dim": "hidden size H",
+        "n_inits": "random initialisations per radius (the median is plotted)",
+        "seed": "random seed of the initialisations and data",
+    }
+
 
 def state_grad_norms(key, radius, data, activation: str, hidden_dim: int) -> jax.Array:
     """Mean over training windows of ``||dL/dh_t||``, indexed by lag ``T - t``: ``(T,)``."""
@@ -52,7 +61,7 @@ def clip_fractions(data) -> dict[str, list[float]]:
     hp = make_hparams(learning_rate=1e-4, clip_threshold=10.0, truncation=5, seq_len=data.x_train.shape[1])
     out = {}
     for grad in ("autodiff", "tutorial"):
-        _, metrics = jax.jit(make_train(TrainConfig(grad=grad)).train)(jax.random.key(0), hp, data)
+        _, metrics = jax.jit(make_train(TrainConfig.tutorial(grad=grad)).train)(jax.random.key(0), hp, data)
         out[grad] = metrics["clip_fraction"].tolist()
     return out
 

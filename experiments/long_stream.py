@@ -19,13 +19,14 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.io import save_figure, write_json
-from rnn_jax.plots import plot_losses
+from rnn_jax.plots import plot_stream_scaling
 from rnn_jax.runner import fit_stream
 from rnn_jax.stream import StreamConfig, check_stream_config
 
@@ -41,6 +42,18 @@ class LongStreamConfig:
     updates_per_chunk: int = 200
     periods: str = "40,157,50000"  # P1, P2 (the tones) and P3 (the amplitude drift), in steps
     seed: int = 0
+
+    HELP: ClassVar[dict[str, str]] = {
+        "steps": "comma-separated stream lengths; each runs in a fresh process",
+        "cell": "a registered cell: elman, gru, lstm, indrnn",
+        "hidden_dim": "hidden size H",
+        "k1": "time steps between updates (TBPTT k1)",
+        "k2": "time steps the gradient reaches back (TBPTT k2 >= k1)",
+        "learning_rate": "Adam step size",
+        "updates_per_chunk": "updates per compiled chunk (between progress reports)",
+        "periods": "comma-separated P1, P2, P3: the two tones' periods and the amplitude drift's, in steps",
+        "seed": "random seed (initialisation and stream noise)",
+    }
 
 
 def stream_config(cfg: LongStreamConfig) -> StreamConfig:
@@ -136,10 +149,10 @@ def run(cfg: LongStreamConfig, out: Path) -> dict:
     write_json(out / "long_stream.json", summary)
     longest = rows[-1]
     save_figure(
-        plot_losses(
-            {f"{longest['steps']:,d}-step stream": longest["chunk_losses"]},
-            ylabel="mean loss of the chunk's updates",
-            xlabel=f"chunk of {cfg.updates_per_chunk} updates ({cfg.updates_per_chunk * cfg.k1} steps)",
+        plot_stream_scaling(
+            rows,
+            longest["chunk_losses"],
+            f"chunk of {cfg.updates_per_chunk} updates ({cfg.updates_per_chunk * cfg.k1} steps)",
         ),
         out / "long_stream.png",
     )

@@ -94,13 +94,8 @@ def train_config(cfg: MemoryTasksConfig, task: str, cell: str) -> TrainConfig:
     return TrainConfig(
         cell=cell,
         hidden_dim=cfg.hidden_dim,
-        optimizer="adam",
-        clip="norm",
-        schedule="cosine",
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
-        shuffle=True,
-        init="default",
         objective="cross_entropy" if task == "recall" else "squared",
     )
 

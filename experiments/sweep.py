@@ -20,11 +20,12 @@ import functools
 import statistics
 import sys
 import time
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.args import RunOptions, experiment_main, make_checkpointing, parse_list
+from rnn_jax.args import RunOptions, epoch_log, experiment_main, make_checkpointing, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
@@ -32,7 +33,7 @@ from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
 from rnn_jax.runner import diverged_epoch
 from rnn_jax.sharding import member_mesh, replicate, use_cpu_cores
 from rnn_jax.sweep import grid, initial_states, over_members, run_sweep, split_members
-from rnn_jax.train import TUNED, TrainConfig, check_config, make_train
+from rnn_jax.train import TrainConfig, check_config, make_train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +41,7 @@ class SweepConfig:
     n_seeds: int = 8
     learning_rates: str = "3e-4,6e-4,1e-3,2e-3,3e-3,6e-3,1e-2,2e-2"
     truncations: str = "2,5,10,none"
-    train: TrainConfig = TUNED
+    train: TrainConfig = TrainConfig()
     clip_threshold: float = 1.0
     seed: int = 0
     benchmark: bool = False
@@ -48,6 +49,19 @@ class SweepConfig:
     bench_batch_sizes: str = "1,10,100"
     bench_repeats: int = 3
     cpu_devices: int = 0  # split the CPU into this many devices; 0: one per core, 1: no split
+
+    HELP: ClassVar[dict[str, str]] = {
+        "n_seeds": "seeds per (learning rate, truncation) cell of the grid",
+        "learning_rates": "comma-separated learning rates",
+        "truncations": "comma-separated BPTT windows k; none for full BPTT",
+        "clip_threshold": "|g| bound for clip=value, global norm for clip=norm",
+        "seed": "random seed from which every member's seed is drawn",
+        "benchmark": "time the sweep against the same runs one by one instead of sweeping",
+        "bench_members": "members in the benchmark's sweep",
+        "bench_batch_sizes": "comma-separated batch sizes the benchmark compares",
+        "bench_repeats": "timed repeats of each benchmark row",
+        "cpu_devices": "split the CPU into this many devices; 0: one per core, 1: no split",
+    }
 
 
 def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
@@ -79,7 +93,15 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
         f"{cfg.train.epochs} epochs each, {len(jax.devices())} device(s)"
     )
     checkpointing = make_checkpointing(options, dataclasses.asdict(cfg))
-    result = run_sweep(config, members, data, checkpointing=checkpointing, resume=options.resume)
+    result = run_sweep(
+        config,
+        members,
+        data,
+        checkpointing=checkpointing,
+        resume=options.resume,
+        progress=not options.quiet,
+        log=epoch_log(options),
+    )
     val_rmse = result.metrics["val_rmse"]  # (M, epochs)
     rows = [
         {

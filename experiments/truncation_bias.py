@@ -17,6 +17,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,18 @@ class TruncationBiasConfig:
     epochs: int = 300
     learning_rate: float = 3e-3
     seed: int = 0
+
+    HELP: ClassVar[dict[str, str]] = {
+        "truncations": "comma-separated truncation lengths k to compare with full BPTT",
+        "activations": "comma-separated Elman activations: sigmoid, tanh, relu",
+        "n_inits": "random initialisations for the gradient comparison at the start",
+        "checkpoints": "comma-separated epochs along a full-BPTT run where gradients are compared",
+        "n_seeds": "seeds trained per truncation",
+        "hidden_dim": "hidden size H",
+        "epochs": "passes over the training windows",
+        "learning_rate": "Adam step size (the peak of the cosine schedule)",
+        "seed": "random seed of the initialisations and data",
+    }
 
 
 def _flat(tree) -> jax.Array:
@@ -109,16 +122,7 @@ def run(cfg: TruncationBiasConfig, out: Path) -> dict:
     for name in ("n_inits", "n_seeds"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
-    base = dict(
-        hidden_dim=cfg.hidden_dim,
-        init="default",
-        optimizer="adam",
-        clip="norm",
-        schedule="cosine",
-        epochs=cfg.epochs,
-        batch_size=10,
-        shuffle=True,
-    )
+    base = dict(hidden_dim=cfg.hidden_dim, epochs=cfg.epochs, batch_size=10)
     for activation in activations:
         check_config(TrainConfig(**base, activation=activation), n_train=100)
     make_hparams(learning_rate=cfg.learning_rate, seq_len=window)

@@ -183,10 +183,13 @@ class RunOptions(NamedTuple):
     resume: bool = False
     checkpoint_every: int | None = None
     overwrite: bool = False
+    quiet: bool = False  # no progress bar or epoch lines; the result line and errors only
+    log_every: int | None = None  # epochs between printed lines; None: about ten lines per run
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """``--resume DIR``, ``--checkpoint-every EPOCHS`` and ``--overwrite``."""
+    """``--resume DIR``, ``--checkpoint-every EPOCHS``, ``--overwrite``, ``--quiet`` and
+    ``--log-every EPOCHS``."""
     parser.add_argument(
         "--resume",
         type=Path,
@@ -204,7 +207,18 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="start again even if the output folder holds an unfinished run",
+        help="start again even if the output folder holds an unfinished run or one with other options",
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="print no progress and no epoch lines, only the result"
+    )
+    parser.add_argument(
+        "--log-every",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="print a line of metrics every EPOCHS epochs (default: about ten lines per run); "
+        "every epoch also goes to metrics.jsonl in the output folder",
     )
 
 
@@ -213,19 +227,30 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, defau
     if args.resume is not None and args.out is not None and args.out != args.resume:
         parser.error("--resume DIR continues the run in DIR; leave out --out or give the same folder")
     out = args.resume or args.out or default_out
-    return RunOptions(out, args.resume is not None, args.checkpoint_every, args.overwrite)
+    if args.log_every is not None and args.log_every < 1:
+        parser.error(f"--log-every must be a positive integer; got {args.log_every}")
+    return RunOptions(
+        out, args.resume is not None, args.checkpoint_every, args.overwrite, args.quiet, args.log_every
+    )
 
 
 def make_checkpointing(options: RunOptions, run: dict[str, Any]):
     """Checkpoints of the run described by ``run`` in ``options.out``; a fresh run refuses to
-    replace an unfinished one unless ``options.overwrite``."""
-    from rnn_jax.checkpoint import FILENAME, refuse_unfinished
+    replace an unfinished run, or a finished one with other options, unless ``options.overwrite``."""
+    from rnn_jax.checkpoint import FILENAME, refuse_other_run
     from rnn_jax.runner import Checkpointing
 
     checkpointing = Checkpointing(options.out / FILENAME, run, options.checkpoint_every)
     if not (options.resume or options.overwrite):
-        refuse_unfinished(checkpointing.path)
+        refuse_other_run(checkpointing.path, run)
     return checkpointing
+
+
+def epoch_log(options: RunOptions):
+    """The ``EpochLog`` of a run: ``metrics.jsonl`` in ``options.out``, lines as asked."""
+    from rnn_jax.logs import METRICS_LOG, EpochLog
+
+    return EpochLog(options.out / METRICS_LOG, every=options.log_every, quiet=options.quiet)
 
 
 def exit_when_interrupted(fn: Callable[[], int], out: Path) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def save_checkpoint(
     state: TrainState,
     *,
     run: dict[str, Any],
-    metrics: dict[str, ArrayLike],
+    metrics: dict[str, ArrayLike | Sequence[float]],
     finished: bool = False,
 ) -> Path:
     """Write ``state`` with the JSON-able description ``run`` and the ``metrics`` so far (arrays
@@ -154,9 +155,10 @@ def load_checkpoint(
     return _restored(stored["state"]), metrics
 
 
-def refuse_unfinished(path: Path) -> None:
-    """Refuse to start a run afresh over a checkpoint whose run has not finished (or that cannot
-    be read); a finished or diverged run may be replaced."""
+def refuse_other_run(path: Path, run: dict[str, Any]) -> None:
+    """Refuse to start a run afresh over a checkpoint whose run has not finished, that belongs to
+    a finished run with other options (``run`` differs), or that cannot be read. A finished run
+    of the same options may be repeated: it writes the same results."""
     if not path.exists():
         return
     try:
@@ -168,6 +170,13 @@ def refuse_unfinished(path: Path) -> None:
         raise CheckpointError(
             f"{path.parent} holds an unfinished run (epoch {header['epoch']} of {epochs}); continue it "
             f"with --resume {path.parent}, or pass --overwrite to start again"
+        )
+    # Compare as stored: JSON turns tuples into lists.
+    mismatch = describe_mismatch(header["run"], json.loads(json.dumps(run)))
+    if mismatch:
+        raise CheckpointError(
+            f"{path.parent} holds a finished run with other options ({mismatch}); choose another "
+            "--out, or pass --overwrite to replace it"
         )
 
 

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.args import RunOptions, make_checkpointing, parse_list
+from rnn_jax.args import RunOptions, epoch_log, make_checkpointing, parse_list
 from rnn_jax.csv_data import FILLS, Series, check_enough_rows, read_series
 from rnn_jax.csv_outputs import stamp, write_outputs
 from rnn_jax.data import WindowData, identity_scaler
@@ -33,7 +33,7 @@ from rnn_jax.losses import batch_predict
 from rnn_jax.series import Windows as ScaledWindows
 from rnn_jax.series import fit_linear_ar, persistence, predict_linear_ar, split_rows
 from rnn_jax.sweep import grid, run_sweep
-from rnn_jax.train import HPARAM_HELP, TUNED, TrainConfig, check_config
+from rnn_jax.train import HPARAM_HELP, TrainConfig, check_config
 from rnn_jax.windows import (
     NORMALISATIONS,
     Normalised,
@@ -68,7 +68,7 @@ class CsvTrainConfig:
     seeds: int = 8
     refit: bool = True
     shrink: bool = True
-    train: TrainConfig = dataclasses.replace(TUNED, epochs=100, batch_size=16, select="best")
+    train: TrainConfig = dataclasses.replace(TrainConfig(), epochs=100, batch_size=16, select="best")
     learning_rate: float = 3e-3
     clip_threshold: float = 1.0
     truncation: int | None = None
@@ -221,7 +221,8 @@ def train_members(cfg: CsvTrainConfig, prep: Prepared, options: RunOptions, prog
         devices=devices,
         checkpointing=checkpointing,
         resume=options.resume,
-        progress=progress,
+        progress=progress and not options.quiet,
+        log=epoch_log(options),
     )
     wall, compile_s = chosen.wall_seconds, chosen.compile_seconds
     val_forecast = ensemble_forecast(chosen.params, prep.model["val"], cfg.horizon)[0]
@@ -242,7 +243,8 @@ def train_members(cfg: CsvTrainConfig, prep: Prepared, options: RunOptions, prog
         devices=devices,
         checkpointing=refit_checkpointing,
         resume=options.resume and refit_checkpointing.path.exists(),
-        progress=progress,
+        progress=progress and not options.quiet,
+        log=epoch_log(refit_options),
     )
     return Trained(
         again.params,

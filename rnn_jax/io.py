@@ -57,6 +57,26 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_atomic(path, lambda f: f.write(text.encode()))
 
 
+def json_lines(rows: list[dict[str, Any]]) -> str:
+    """One strict JSON object per line (NaN and infinities become ``null``)."""
+    return "".join(json.dumps(_finite_or_null(row), allow_nan=False) + "\n" for row in rows)
+
+
+def write_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Replace ``path`` with ``rows`` as JSON lines, atomically."""
+    text = json_lines(rows)
+    return write_atomic(path, lambda f: f.write(text.encode()))
+
+
+def append_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` as JSON lines in one write, then fsync: a crash or ``kill -9`` leaves the
+    lines of earlier calls whole (only the file system's own failure could tear the last one)."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json_lines(rows))
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def save_figure(fig, path: str | Path) -> Path:
     """Save a Matplotlib figure as PNG, atomically, and close it."""
     import matplotlib.pyplot as plt

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import jax.numpy as jnp
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -47,20 +48,34 @@ def style() -> Iterator[None]:
 def plot_predictions(
     splits: dict[str, tuple[Sequence[float], Sequence[float], Sequence[float]]], title: str = ""
 ) -> Figure:
-    """Prediction against truth, one panel per split.
+    """Prediction against truth, one column per split, with the residual (prediction - truth)
+    below on its own scale: an error of 1e-4 is invisible next to a signal of size 1.
 
     Args:
         splits: name -> ``(t, truth, prediction)``, three 1-D arrays of equal length, with
             ``t`` the index in the series of each predicted value.
     """
     with style():
-        fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.6), squeeze=False)
-        for ax, (name, (t, truth, pred)) in zip(axes[0], splits.items(), strict=True):
-            ax.plot(t, truth, "k-", lw=1.5, label="truth")
-            ax.plot(t, pred, "o", ms=3.5, color="tab:orange", label="prediction")
-            ax.set_title(name)
-            ax.set_xlabel("index of the predicted value in the series")
+        fig, axes = plt.subplots(
+            2,
+            len(splits),
+            figsize=(5 * len(splits), 5.4),
+            squeeze=False,
+            sharex="col",
+            gridspec_kw={"height_ratios": [2, 1]},
+        )
+        for column, (name, (t, truth, pred)) in enumerate(splits.items()):
+            top, bottom = axes[0][column], axes[1][column]
+            top.plot(t, truth, "k-", lw=1.5, label="truth")
+            top.plot(t, pred, "o", ms=3.5, color="tab:orange", label="prediction")
+            top.set_title(name)
+            residual = np.asarray(pred, dtype=float) - np.asarray(truth, dtype=float)
+            bottom.axhline(0.0, color="k", lw=0.8)
+            bottom.plot(t, residual, "o", ms=2.5, color="tab:orange")
+            bottom.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+            bottom.set_xlabel("index of the predicted value in the series")
         axes[0][0].set_ylabel("value")
+        axes[1][0].set_ylabel("prediction - truth")
         fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper right", ncol=2)
         fig.suptitle(title)
         fig.tight_layout()
@@ -80,6 +95,38 @@ def plot_losses(
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend()
+        fig.tight_layout()
+    return fig
+
+
+def plot_stream_scaling(rows: Sequence[dict], chunk_losses: Sequence[float], chunk_label: str) -> Figure:
+    """A stream's cost against its length: peak memory and speed (one point per length, log
+    length axis), and the longest run's loss per chunk.
+
+    Args:
+        rows: one dict per stream length with ``steps``, ``peak_memory_mib``, ``steps_per_second``.
+        chunk_losses: the longest run's mean loss per chunk; ``chunk_label`` names a chunk.
+    """
+    steps = [r["steps"] for r in rows]
+    with style():
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+        axes[0].plot(steps, [r["peak_memory_mib"] for r in rows], "o-", color="tab:blue")
+        axes[0].set_ylim(bottom=0)
+        axes[0].set_ylabel("peak resident memory (MiB)")
+        axes[0].set_title("memory: flat in the stream's length")
+        axes[1].plot(steps, [r["steps_per_second"] for r in rows], "o-", color="tab:green")
+        axes[1].set_ylim(bottom=0)
+        axes[1].set_ylabel("time steps per second")
+        axes[1].set_title("speed")
+        for ax in axes[:2]:
+            ax.set_xscale("log")
+            ax.set_xlabel("stream length (time steps)")
+        axes[2].plot(range(1, len(chunk_losses) + 1), chunk_losses, color="tab:orange")
+        axes[2].set_yscale("log")
+        axes[2].set_xlabel(chunk_label)
+        axes[2].set_ylabel("mean loss of the chunk's updates")
+        axes[2].set_title(f"training on the {steps[-1]:,d}-step stream")
+        axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
         fig.tight_layout()
     return fig
 
@@ -162,25 +209,23 @@ def plot_truncation_bias(result: dict, activations: Sequence[str]) -> Figure:
     validation RMSE when training with k (median, min-max band over seeds)."""
     ks = result["truncations"]
     colors = dict(zip(activations, ("tab:blue", "tab:red", "tab:green"), strict=False))
+    linestyles = dict(zip(activations, ("-", "--", ":"), strict=False))
+    epoch_colours = plt.get_cmap("viridis")
+    norm = plt.Normalize(min(result["checkpoints"]), max(result["checkpoints"]))
     with style():
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(15.5, 4))
         for act in activations:
             r = result[act]
             _median_band(axes[0], ks, r["cos_init"], act, colors[act])
-            cmap = plt.get_cmap("Blues" if act == activations[0] else "Reds")
-            n = len(result["checkpoints"])
-            for i, (epoch, row) in enumerate(zip(result["checkpoints"], r["cos_run"], strict=True)):
-                axes[1].plot(
-                    ks,
-                    row,
-                    "-o",
-                    ms=2.5,
-                    color=cmap(0.35 + 0.65 * i / max(n - 1, 1)),
-                    label=f"{act}, epoch {epoch}",
-                )
+            # One line per checkpoint: colour is the epoch (one colour bar), style the activation.
+            for epoch, row in zip(result["checkpoints"], r["cos_run"], strict=True):
+                axes[1].plot(ks, row, linestyles[act], marker="o", ms=2.5, color=epoch_colours(norm(epoch)))
+            axes[1].plot([], [], linestyles[act], color="0.3", label=act)
             _median_band(
                 axes[2], ks, list(map(list, zip(*r["val_rmse"], strict=True))), act, colors[act], 0.0, 1.0
             )
+        bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=epoch_colours), ax=axes[1], pad=0.02)
+        bar.set_label("training epoch")
         axes[0].set_title(f"random initialisations (n={len(result[activations[0]]['cos_init'])})")
         axes[1].set_title("along a full-BPTT training run")
         for ax in axes[:2]:

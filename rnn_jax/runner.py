@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.logs import EpochLog
 from rnn_jax.model import RNN
 from rnn_jax.stream import (
     Source,
@@ -37,6 +39,9 @@ from rnn_jax.stream import (
 from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_data_fits, check_hparams, make_train
 
 PROGRESS_AFTER = 3.0  # seconds
+# Where no progress bar can be drawn (output to a file or pipe), a plain line at the first chunk
+# boundary this long after the last one, so a log shows the run is alive.
+HEARTBEAT_SECONDS = 10.0
 # Default checkpoint interval: at most this much work is lost to a crash, and short runs pay
 # for one save only (each costs a few milliseconds, mostly fsync).
 SAVE_EVERY_SECONDS = 30.0
@@ -166,11 +171,14 @@ def fit(
     *,
     key: PRNGKeyArray,
     on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+    log: EpochLog | None = None,
     progress: bool = True,
     checkpointing: Checkpointing | None = None,
     resume: bool = False,
 ) -> FitResult:
-    """Train one model; ``on_epoch(epoch, metrics)`` is called on the host after each chunk.
+    """Train one model; ``on_epoch(epoch, metrics)`` is called on the host for every epoch,
+    after the chunk that ran it (the hook to send metrics to TensorBoard and the like; README
+    "Logs"), and ``log`` writes ``metrics.jsonl`` and prints a line every few epochs.
 
     The run stops at the end of the chunk in which training diverged (NaN/inf gradient or
     parameters; detected inside the compiled loop), keeping the last good parameters. With
@@ -197,6 +205,8 @@ def fit(
         history = {name: values.tolist() for name, values in saved.items()}
     else:
         state = jax.jit(fns.init)(key, hparams, data)
+    if log is not None:
+        log.start(config.epochs, history)
     remaining = config.epochs - int(state.epoch)
     if remaining <= 0 or int(state.diverged_at_step) > 0 or int(state.stopped_at) > 0:
         return _result(state, history, 0.0, start, config)
@@ -214,6 +224,8 @@ def fit(
         first = len(next(iter(history.values()), []))
         for name, values in chunk.items():
             history.setdefault(name, []).extend(float(v) for v in values)
+        if log is not None:
+            log.record(first + 1, chunk)
         if on_epoch is not None:
             for i in range(n_epochs):
                 on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
@@ -312,14 +324,24 @@ def run_chunks(
     """``state, metrics = run(state, *args)`` up to ``n_chunks`` times; returns the last state and
     the list of per-chunk metrics. ``on_chunk(i, state, metrics)`` runs on the host after each
     chunk; a true result stops the loop. A progress bar (on a terminal) appears once
-    ``PROGRESS_AFTER`` seconds have passed since ``start``."""
+    ``PROGRESS_AFTER`` seconds have passed since ``start``; without a terminal, a line on stderr
+    every ``HEARTBEAT_SECONDS`` instead."""
     bar, outputs = None, []
+    terminal = sys.stderr.isatty()
+    last_line = start
     for i in range(n_chunks):
         state, metrics = run(state, *args)
         outputs.append(metrics)
         if on_chunk is not None and on_chunk(i, state, metrics):
             break
-        if bar is None and progress and time.perf_counter() - start > PROGRESS_AFTER:
+        now = time.perf_counter()
+        if progress and not terminal and now - last_line >= HEARTBEAT_SECONDS:
+            jax.block_until_ready(metrics)
+            done, total = (i + 1) * chunk_epochs, n_chunks * chunk_epochs
+            line = f"{desc or 'training'}: {unit} {done}/{total}, {now - start:.0f} s"
+            print(line, file=sys.stderr, flush=True)
+            last_line = now
+        if bar is None and progress and terminal and now - start > PROGRESS_AFTER:
             bar = tqdm(
                 total=n_chunks * chunk_epochs,
                 initial=i * chunk_epochs,

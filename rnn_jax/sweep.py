@@ -20,6 +20,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.logs import EpochLog
 from rnn_jax.model import RNN
 from rnn_jax.runner import Checkpointing, plan_chunks, run_saving_chunks
 from rnn_jax.sharding import (
@@ -206,6 +207,7 @@ def run_sweep(
     vmap_width: int | None = None,
     max_chunks: int = 20,
     progress: bool = True,
+    log: EpochLog | None = None,
     checkpointing: Checkpointing | None = None,
     resume: bool = False,
 ) -> SweepResult:
@@ -224,7 +226,8 @@ def run_sweep(
     A member whose training diverges freezes at its last good parameters (its
     ``diverged_at_step`` metric says where); the others train on. ``checkpointing`` and
     ``resume`` work as in ``rnn_jax.runner.fit``; checkpoints hold one member axis, so a sweep
-    may resume on another number of devices.
+    may resume on another number of devices. ``log`` writes ``metrics.jsonl`` (each metric a
+    list over members) and prints the members' median every few epochs.
     """
     check_window_data(data)
     check_config(config, data.x_train.shape[0])
@@ -269,9 +272,15 @@ def run_sweep(
     def metrics_so_far() -> dict[str, np.ndarray]:
         return {k: np.concatenate([c[k] for c in history], axis=1) for k in history[0]}
 
+    if log is not None:
+        log.start(config.epochs, metrics_so_far() if history else {})
+
     def after_chunk(state, chunk):
+        first = sum(next(iter(c.values())).shape[1] for c in history) + 1
         # One host sync per chunk: back to one member axis, padding dropped.
         history.append({k: v.reshape(n_pad, -1)[:n] for k, v in jax.device_get(chunk).items()})
+        if log is not None:
+            log.record(first, history[-1])
 
         def save(finished: bool) -> None:
             path, run = checkpointing.path, checkpointing.run

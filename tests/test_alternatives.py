@@ -16,7 +16,7 @@ from rnn_jax.model import init_elman, with_weights
 from rnn_jax.tutorial import tutorial_grads
 
 sys.path.insert(0, str(ROOT / "experiments"))
-import alternatives  # noqa: E402
+from helpers import alternatives  # noqa: E402
 
 
 def small_problem(key, hidden=6, n=4, seq_len=9, activation="sigmoid"):

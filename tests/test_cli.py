@@ -1,12 +1,14 @@
 """The rnn-jax command and the sine-wave experiment, run as users run them."""
 
+import importlib.util
 import json
 import re
+import sys
 
 import jax
 import jax.numpy as jnp
 import pytest
-from scripts import assert_user_error, run
+from scripts import ROOT, assert_user_error, run
 
 from rnn_jax.checkpoint import load_checkpoint, read_checkpoint
 from rnn_jax.cli import main
@@ -83,7 +85,7 @@ def test_sine_wave_experiment_writes_results(tmp_path):
     ("args", "message"),
     [
         (["--activation", "swish"], "activation must be one of"),
-        (["--preset", "fast"], "--preset must be one of seed, default"),
+        (["--preset", "fast"], "--preset must be one of default, seed"),
         (["--window", "300"], "window (300) must be shorter than the series length (200)"),
         (["--learning-rate", "0"], "learning_rate must be a positive number"),
         (["--epochs", "-1"], "epochs must be a positive integer"),
@@ -144,16 +146,42 @@ def option_helps(text: str) -> dict[str, str]:
     return entries
 
 
+def assert_every_option_has_help(page: str, command: str) -> dict[str, str]:
+    helps = option_helps(page)
+    assert len(helps) > 3, command
+    for flag, text in helps.items():
+        words = re.sub(r"\((default|required)[^)]*\)", "", text).split()
+        assert len(words) >= 2, f"{command} {flag} has no help text: {text!r}"
+    return helps
+
+
+SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_option_of_every_experiment_script_has_a_sentence_of_help(script, capsys, monkeypatch):
+    """Each ``experiments/*.py`` is a command: imported as a module, ``main(["--help"])``."""
+    name = f"experiment_{script}"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{script}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses look their module up there
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))  # where the scripts find their helpers
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--help"])
+    assert stop.value.code == 0
+    page = capsys.readouterr().out
+    for flag, text in assert_every_option_has_help(page, script).items():
+        if re.search(r"\(default: [^)\s]*,\S", text):  # a list option says how to write a list
+            assert "comma-separated" in text, f"{script} {flag}: {text!r}"
+
+
 @pytest.mark.parametrize("command", ["train", "forecast", "gradcheck"])
 def test_every_option_of_every_command_has_a_sentence_of_help(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     page = capsys.readouterr().out
-    helps = option_helps(page)
-    assert len(helps) > 3
-    for flag, text in helps.items():
-        words = re.sub(r"\((default|required)[^)]*\)", "", text).split()
-        assert len(words) >= 2, f"{command} {flag} has no help text: {text!r}"
+    helps = assert_every_option_has_help(page, command)
     if command == "train":
         assert "--fill {none,linear,ffill}" in page and "--cell {elman,gru,lstm,indrnn}" in page
         assert "(required)" in helps["--csv"] and "(default" not in helps["--csv"]

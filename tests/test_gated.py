@@ -206,9 +206,9 @@ def test_training_with_either_cell_reaches_the_sine_target(cell):
     """The default preset's settings with a gated cell: validation RMSE <= 0.002."""
     from rnn_jax.data import make_sine_data
     from rnn_jax.runner import fit
-    from rnn_jax.train import TUNED, make_hparams
+    from rnn_jax.train import TrainConfig, make_hparams
 
-    config = dataclasses.replace(TUNED, cell=cell, grad="manual")
+    config = dataclasses.replace(TrainConfig(), cell=cell, grad="manual")
     hparams = make_hparams(learning_rate=3e-3, clip_threshold=1.0, seq_len=50)
     result = fit(config, hparams, make_sine_data(scale=True), key=jax.random.key(1), progress=False)
     assert result.metrics["val_rmse"][-1] <= 0.002

@@ -42,3 +42,36 @@ def test_readme_equinox_example_trains_with_a_plain_optax_loop():
     )
     assert float(namespace["value"]) < 0.2 * first
     assert isinstance(namespace["model"].encoder, namespace["rnn_jax"].LSTM)
+
+
+class _Writer:
+    """Stands in for tensorboardX's SummaryWriter: records what the example sends."""
+
+    def __init__(self, logdir):
+        self.logdir, self.scalars, self.closed = logdir, [], False
+
+    def add_scalar(self, name, value, step):
+        self.scalars.append((name, value, step))
+
+    def close(self):
+        self.closed = True
+
+
+def test_readme_tensorboard_hook_gets_every_epoch(monkeypatch):
+    """The Logs section's example, three epochs long, with the writer replaced by a recorder."""
+    import sys
+    import types
+
+    block = re.search(r"## Logs\n.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+    assert "rnn_jax.TrainConfig()" in block
+    block = block.replace("rnn_jax.TrainConfig()", "rnn_jax.TrainConfig(epochs=3)")
+    monkeypatch.setitem(sys.modules, "tensorboardX", types.SimpleNamespace(SummaryWriter=_Writer))
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102 - our own README
+    writer = namespace["writer"]
+    assert writer.closed and writer.logdir == "runs/sine"
+    assert [(name, step) for name, _, step in writer.scalars] == [
+        (name, epoch) for epoch in (1, 2, 3) for name in ("train_loss", "val_loss", "val_rmse")
+    ]
+    final = namespace["result"].metrics["val_rmse"][-1]
+    assert writer.scalars[-1][1] == final

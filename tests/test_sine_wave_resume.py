@@ -1,5 +1,6 @@
 """Interrupting the sine-wave experiment (kill -9, SIGINT, SIGTERM) and resuming it."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -66,8 +67,13 @@ def test_kill_9_between_checkpoints_then_resume_is_bit_identical(tmp_path, refer
     assert code == -signal.SIGKILL
     epoch = saved_epoch(tmp_path / "checkpoint.eqx")
     assert 0 < epoch < 800 and epoch % 25 == 0
+    # The per-epoch log survives the kill: whole lines, one per epoch, at least up to the checkpoint.
+    logged = [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, len(logged) + 1)) and len(logged) >= epoch
     assert_user_error(run(*ARGS, "--out", str(tmp_path)), f"holds an unfinished run (epoch {epoch} of 800)")
     resume_and_compare(tmp_path, reference)
+    # Resumed from the checkpoint, the log lists every epoch once, as the uninterrupted run's.
+    assert (tmp_path / "metrics.jsonl").read_bytes() == (reference / "metrics.jsonl").read_bytes()
 
 
 @pytest.mark.parametrize("how", [signal.SIGINT])  # SIGTERM: same path, tested in-process
@@ -87,3 +93,8 @@ def test_resume_with_other_options_is_refused_and_the_checkpoint_kept(tmp_path):
     assert_user_error(out, "belongs to a different run (train.hidden_dim: 16 in the checkpoint, 8 now)")
     assert (tmp_path / "checkpoint.eqx").read_bytes() == before
     assert_user_error(run(*ARGS, "--resume", str(tmp_path / "none")), "no checkpoint at")
+    # A fresh run with other options into the finished run's folder is refused as well.
+    again = run(*ARGS[:-2], "--out", str(tmp_path), "--epochs", "20", "--hidden-dim", "8")
+    expected = "holds a finished run with other options (train.hidden_dim: 16 in the checkpoint, 8 now)"
+    assert_user_error(again, expected)
+    assert (tmp_path / "checkpoint.eqx").read_bytes() == before

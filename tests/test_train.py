@@ -242,3 +242,21 @@ def test_select_best_keeps_the_lowest_validation_epoch_and_patience_stops_the_ru
 def test_bad_selection_options_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         check_config(TrainConfig(**kwargs), 10)
+
+
+def test_the_library_defaults_learn_the_sine_task(key):
+    """``TrainConfig()`` and ``make_hparams``'s defaults, on the sine data as generated: val RMSE
+    <= 0.002 (the tutorial's settings stay at ~0.2, README "Results")."""
+    result = fit(TrainConfig(), make_hparams(seq_len=50), make_sine_data(), key=key, progress=False)
+    assert result.metrics["val_rmse"][-1] <= 0.002
+
+
+def test_the_tutorial_settings_are_kept_by_name():
+    tutorial = TrainConfig.tutorial(epochs=3)
+    assert (tutorial.hidden_dim, tutorial.activation, tutorial.optimizer, tutorial.init) == (
+        100,
+        "sigmoid",
+        "sgd",
+        "tutorial",
+    )
+    assert (tutorial.batch_size, tutorial.shuffle, tutorial.clip, tutorial.epochs) == (1, False, "value", 3)

@@ -1,0 +1,1 @@
+"""Modules that experiment scripts share; not commands themselves."""
