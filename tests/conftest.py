@@ -2,10 +2,18 @@
 promotion, and explicit keys."""
 
 import importlib.util
+import os
 
-import jax
-import pytest
-from jaxtyping import install_import_hook
+# The tests' programs are tiny, so XLA's compile time, not their run time, is most of the
+# suite's time; LLVM's optimisation passes are half of it. Set before any backend starts, and
+# inherited by the commands the tests run in subprocesses (and by pytest-xdist's workers).
+_flags = os.environ.get("XLA_FLAGS", "")
+if "xla_backend_optimization_level" not in _flags:
+    os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=0".strip()
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+from jaxtyping import install_import_hook  # noqa: E402
 
 # Must run before rnn_jax is imported anywhere: checks every jaxtyping annotation at call time.
 # (An accelerator image without the dev group's beartype runs the tests unchecked.)
@@ -19,3 +27,16 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m "not slow" deselects
+def pytest_collection_modifyitems(config, items):
+    """A test marked ``grid`` is a grid of cases: its first case is in the quick tier
+    (``pytest -m "not slow"``), the others only in the full suite."""
+    seen = set()
+    for item in items:
+        if item.get_closest_marker("grid") is not None:
+            name = (item.path, item.originalname)
+            if name in seen:
+                item.add_marker(pytest.mark.slow)
+            seen.add(name)

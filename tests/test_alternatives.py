@@ -35,6 +35,7 @@ def flat_weights(model) -> dict[str, np.ndarray]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("truncation", [None, 3])
 def test_pytorch_sigmoid_cell_gradient_equals_ours(key, truncation):
     pytest.importorskip("torch")
@@ -45,6 +46,7 @@ def test_pytorch_sigmoid_cell_gradient_equals_ours(key, truncation):
         np.testing.assert_allclose(theirs[name].numpy(), ours[name], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("truncation", [None, 3])
 def test_pytorch_nn_rnn_gradient_equals_ours_with_tanh(key, truncation):
     pytest.importorskip("torch")

@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
 from bad_inputs import README, expected_form, table_rows
 from scripts import run
 
 
+@pytest.mark.slow
 def test_every_bad_input_in_the_readme_gets_its_message():
     rows = table_rows(README.read_text())
     assert len(rows) >= 40

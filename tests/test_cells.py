@@ -50,6 +50,7 @@ def test_derivative_from_output_matches_autodiff(name):
     assert jnp.allclose(grad_from_output(fn(a)), expected, atol=1e-6)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("input_dim", [3, 6])  # D < H scans the inputs; D >= H the drives
 def test_step_and_readout_follow_the_equations(key, input_dim):
     m = init_elman(key=key, input_dim=input_dim, hidden_dim=4, output_dim=2)
@@ -75,6 +76,7 @@ def test_unknown_activation_is_rejected(key):
         Elman(key=key, input_dim=1, hidden_dim=2, activation="swish")
 
 
+@pytest.mark.slow
 def test_a_callable_activation_is_used_and_its_manual_gradient_matches_autodiff():
     with jax.enable_x64(True):
         m = init_elman(
@@ -99,6 +101,7 @@ def test_a_callable_activation_is_used_and_its_manual_gradient_matches_autodiff(
             )
 
 
+@pytest.mark.slow
 def test_a_given_activation_derivative_is_used():
     """With ``activation_grad`` the backward pass uses it: a deliberately wrong one shows."""
     model = init_elman(key=jax.random.key(0), input_dim=1, hidden_dim=3, output_dim=1, activation=jnp.sin)
@@ -130,6 +133,7 @@ def test_registry_names_every_cell_and_refuses_unknown_names_and_options(key):
     assert isinstance(cell, Elman) and cell.activation == "relu"
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("name", ["elman", "gru", "lstm", "indrnn"])
 def test_every_registered_cell_is_an_array_only_pytree(key, name):
     """``jax.jit`` and ``jax.grad`` take a model as it is: no static arguments."""

@@ -34,6 +34,7 @@ def state(data, hparams, key):
     return fns.run(fns.init(key, hparams, data), hparams, data, 2)[0]
 
 
+@pytest.mark.slow
 def test_round_trip_keeps_every_leaf_and_the_metrics(tmp_path, state):
     metrics = {"train_loss": [0.5, math.nan, math.inf], "diverged_at_step": [0.0, 3.0, 3.0]}
     path = save_checkpoint(tmp_path / "c.eqx", state, run=RUN, metrics=metrics)
@@ -61,6 +62,7 @@ def damage(path, how):
         path.write_bytes(b"")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("how", "message"),
     [
@@ -82,6 +84,7 @@ def test_missing_checkpoint_is_named(tmp_path, state):
         load_checkpoint(tmp_path / "nowhere.eqx", state, run=RUN)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_run_is_refused(tmp_path, state, data, hparams, key):
     path = save_checkpoint(tmp_path / "c.eqx", state, run=RUN, metrics={})
     with pytest.raises(CheckpointError, match="different run .*hidden_dim: 8 in the checkpoint, 16 now"):
@@ -93,6 +96,7 @@ def test_checkpoint_of_another_run_is_refused(tmp_path, state, data, hparams, ke
         load_checkpoint(path, like, run=RUN)
 
 
+@pytest.mark.slow
 def test_resuming_a_refused_checkpoint_leaves_it_untouched(tmp_path, data, hparams, key):
     path = tmp_path / "c.eqx"
     fit(CONFIG, hparams, data, key=key, progress=False, checkpointing=Checkpointing(path, RUN))
@@ -114,6 +118,7 @@ def fit_saving_every_2(path, data, hparams, key, *, on_epoch=None, resume=False)
     return fit(CONFIG, hparams, data, key=key, progress=False, **kw)
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_is_bit_identical_to_an_uninterrupted_run(tmp_path, data, hparams, key):
     whole = fit(CONFIG, hparams, data, key=key, progress=False)
     path = tmp_path / "c.eqx"
@@ -136,6 +141,7 @@ def test_checkpoint_every_rejects_non_positive_values(tmp_path):
         Checkpointing(tmp_path / "c.eqx", RUN, every=0)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(), reason="signal handlers need the main thread"
 )
@@ -175,3 +181,16 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, st
         save_checkpoint(path, state, run=RUN, metrics={"x": [1.0]})
     assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
     load_checkpoint(path, state, run=RUN)  # still loads
+
+
+def test_a_fresh_run_may_repeat_a_finished_run_but_not_replace_one_with_other_options(tmp_path, state):
+    from rnn_jax.checkpoint import refuse_other_run
+
+    path = save_checkpoint(tmp_path / "checkpoint.eqx", state, run=RUN, metrics={}, finished=True)
+    refuse_other_run(path, dict(RUN))  # the same options (tuples stored as lists): allowed
+    with pytest.raises(CheckpointError, match=r"finished run with other options \(hidden_dim: 8 in the"):
+        refuse_other_run(path, {**RUN, "hidden_dim": 16})
+    save_checkpoint(path, state, run=RUN, metrics={}, finished=False)
+    with pytest.raises(CheckpointError, match="holds an unfinished run"):
+        refuse_other_run(path, dict(RUN))
+    refuse_other_run(tmp_path / "none.eqx", RUN)  # nothing there: nothing to refuse

@@ -17,6 +17,7 @@ from rnn_jax.losses import batch_predict
 from rnn_jax.train import TrainConfig, make_hparams, make_train
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -32,6 +33,7 @@ def test_gradcheck_passes_for_valid_configurations(capsys, args):
     assert "PASS" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_gradcheck_fails_for_the_tutorial_backward_pass_with_json(capsys):
     assert main(["gradcheck", "--backward", "tutorial", "--truncation", "5", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
@@ -61,11 +63,13 @@ def test_gradcheck_bad_input_is_one_line_exit_2(capsys, args, message):
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_module_entry_point():
     out = run("-m", "rnn_jax", "gradcheck", "--seq-len", "4")
     assert out.returncode == 0 and "PASS" in out.stdout
 
 
+@pytest.mark.slow
 def test_sine_wave_experiment_writes_results(tmp_path):
     out = run("experiments/sine_wave.py", "--preset", "seed", "--epochs", "3", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
@@ -81,6 +85,7 @@ def test_sine_wave_experiment_writes_results(tmp_path):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -109,6 +114,7 @@ def test_parse_list():
         parse_list("none", "k", int)
 
 
+@pytest.mark.slow
 def test_sine_wave_divergence_is_reported_and_a_usable_checkpoint_kept(tmp_path):
     # Plain SGD at an absurd learning rate: the second step's gradient overflows.
     args = ["--optimizer", "sgd", "--clip", "none", "--learning-rate", "1e30", "--epochs", "40"]

@@ -37,6 +37,7 @@ def monthly_run(tmp_path_factory):
     return path, out
 
 
+@pytest.mark.slow
 def test_an_ensemble_refit_on_train_and_validation_reports_its_spread(monthly_run):
     _, out = monthly_run
     metrics = json.loads((out / "metrics.json").read_text())
@@ -50,6 +51,7 @@ def test_an_ensemble_refit_on_train_and_validation_reports_its_spread(monthly_ru
     assert rows[0]["time"] == "1997-01" and rows[-1]["time"] == "1999-12"
 
 
+@pytest.mark.slow
 def test_forecast_starts_with_the_run_s_own_prediction_and_continues_the_calendar(
     monthly_run, tmp_path, capsys
 ):
@@ -73,6 +75,7 @@ def test_forecast_starts_with_the_run_s_own_prediction_and_continues_the_calenda
     assert float(future[0]["sales_spread"]) > 0
 
 
+@pytest.mark.slow
 def test_forecast_refuses_a_file_without_the_run_s_columns(monthly_run, tmp_path, capsys):
     _, out = monthly_run
     other = tmp_path / "other.csv"
@@ -82,6 +85,7 @@ def test_forecast_refuses_a_file_without_the_run_s_columns(monthly_run, tmp_path
     assert err.count("\n") == 1 and "lacks column(s) 'sales' that the run in" in err
 
 
+@pytest.mark.slow
 def test_gaps_need_fill_and_run_with_it(tmp_path, capsys):
     stamps, values = monthly_rows(80)
     cells = [f"{v:.3f}" for v in values]
@@ -129,6 +133,7 @@ def test_bad_time_columns_are_one_line_exit_2(tmp_path, capsys, edit, message):
     assert err.count("\n") == 1 and message in err
 
 
+@pytest.mark.slow
 def test_small_splits_and_extrapolation_are_warned_about_not_refused(tmp_path, capsys):
     stamps, values = monthly_rows(60, slope=3.0)
     path = write_monthly(tmp_path / "short.csv", stamps, [f"{v:.3f}" for v in values])

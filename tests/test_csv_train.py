@@ -36,6 +36,7 @@ ARGS = [
 ]
 
 
+@pytest.mark.slow
 def test_metrics_per_target_column_for_the_rnn_and_every_baseline(weather, tmp_path, capsys):
     code = main(
         [
@@ -77,6 +78,7 @@ def test_metrics_per_target_column_for_the_rnn_and_every_baseline(weather, tmp_p
     assert first_test[1:4] == ["340", "1", "humidity"]
 
 
+@pytest.mark.slow
 def test_targets_outside_the_inputs_skip_persistence(weather, tmp_path):
     args = ["train", "--csv", str(weather), "--inputs", "temperature", "--targets", "humidity", *ARGS]
     assert main([*args, "--out", str(tmp_path)]) == 0

@@ -105,6 +105,7 @@ T = 9
 TRUNCATIONS = [None, 1, 3, T - 1, T, T + 2]
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize("truncation", TRUNCATIONS)
 def test_its_backward_passes_gradcheck_in_float64(target, truncation):
@@ -116,6 +117,7 @@ def test_its_backward_passes_gradcheck_in_float64(target, truncation):
     assert set(report["per_param"]) == {"Wx", "Uf", "Un", "b", "V", "c"}
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("target", ["last", "all"])
 def test_a_wrong_backward_fails_gradcheck(target):
     with jax.enable_x64(True):
@@ -128,6 +130,7 @@ def test_a_wrong_backward_fails_gradcheck(target):
     assert truncated["ok"]
 
 
+@pytest.mark.slow
 def test_it_trains_and_sweeps_by_name(monkeypatch):
     """Registered, the cell is a name in TrainConfig: make_train trains it, vmapped over seeds."""
     monkeypatch.setitem(REGISTRY, "mgu", MGU)

@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 from scripts import assert_user_error, run
 
+# Each test runs whole commands in fresh processes: all of them are in the full suite only.
+pytestmark = pytest.mark.slow
+
 
 def test_truncation_bias_small(tmp_path):
     out = run(

@@ -21,6 +21,7 @@ def test_closed_loop_feeds_each_prediction_back(model):
     assert jnp.allclose(closed_loop(model, xs, 4), jnp.stack(expected), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_teacher_forcing_reads_the_true_values(model):
     xs, future = jax.random.normal(jax.random.key(1), (5, 2)), jax.random.normal(jax.random.key(2), (3, 2))
     longer = jnp.concatenate([xs, future])

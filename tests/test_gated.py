@@ -41,6 +41,7 @@ def problem(cell, target="last", n=4, dtype=jnp.float32, seed=0):
     return params, xs, ys
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reset", ["after", "before"])
 def test_gru_step_follows_its_equations(reset):
     model, xs, _ = problem("gru" if reset == "after" else "gru_before")
@@ -116,6 +117,7 @@ def test_every_gate_gets_its_own_orthogonal_matrix():
     assert jnp.array_equal(wh, orthogonal_stack(jax.random.key(1), 4, 6, jnp.float32))
 
 
+@pytest.mark.slow
 def test_vmapped_lstm_initialisation_finishes():
     # One QR call per gate used to run as four concurrent LAPACK calls, each splitting its batch
     # of members over the shared CPU thread pool and waiting: a deadlock on a 2-core machine.
@@ -142,6 +144,7 @@ FORMS = [(c, k, n) for c in ("gru", "lstm") for k, n in GRID]
 FORMS += [("gru_before", k, n) for k, n in [(None, 4), (1, 4), (2, 4), (T + 3, 1)]]
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize(("cell", "truncation", "n"), FORMS)
 @pytest.mark.parametrize("target", ["last", "all"])
 def test_manual_grads_equal_autodiff_in_float64(cell, target, truncation, n):
@@ -154,6 +157,7 @@ def test_manual_grads_equal_autodiff_in_float64(cell, target, truncation, n):
         chex.assert_trees_all_close(manual, reference, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("truncation", [None, 2])
 def test_manual_grads_equal_autodiff_in_float32(cell, truncation):
@@ -164,6 +168,7 @@ def test_manual_grads_equal_autodiff_in_float32(cell, truncation):
     chex.assert_trees_all_close(manual, reference, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_manual_grads_match_finite_differences(cell):
     """Independent of autodiff: central differences of the untruncated loss, float64."""
@@ -201,6 +206,7 @@ def test_tutorial_init_and_grad_are_refused_for_gated_cells():
         check_config(TrainConfig(cell="gru", init="default", activation="relu"), n_train=100)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_training_with_either_cell_reaches_the_sine_target(cell):
     """The default preset's settings with a gated cell: validation RMSE <= 0.002."""

@@ -127,6 +127,7 @@ def torch_against_ours(kind: str, nonlinearity: str = "tanh") -> dict[str, float
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("kind", "nonlinearity"), [("rnn", "tanh"), ("rnn", "relu"), ("gru", None), ("lstm", None)]
 )

@@ -18,7 +18,8 @@ D, O, T, N = 3, 4, 11, 5  # odd sizes: T is no multiple of the windows, D != H !
 
 # Each composition the hand-derived pass must get right, crossed below with both targets and
 # truncation None, 1, 3 and T.
-CASES = {
+CASES = {  # the first (cheapest) case of each grid over them is in the quick test tier
+    "cross-entropy": ({"cell": "elman", "hidden_dim": 6}, "cross_entropy", "full"),
     "stack of three mixed cells": (
         {"cell": ("elman", "gru", "lstm"), "num_layers": 3, "hidden_dim": (5, 3, 6)},
         "squared",
@@ -31,7 +32,6 @@ CASES = {
         "squared",
         "holes",
     ),
-    "cross-entropy": ({"cell": "elman", "hidden_dim": 6}, "cross_entropy", "full"),
     "all of it": (
         {"cell": ("lstm", "gru"), "num_layers": 2, "hidden_dim": 5, "bidirectional": True},
         "cross_entropy",
@@ -68,6 +68,7 @@ def both_grads(model, xs, ys, k, options, *, target, objective, traced):
     return jax.grad(loss)(model, xs, ys, **kwargs), manual_grads(model, xs, ys, **kwargs)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_hand_derived_gradients_equal_autodiff(case, target):
@@ -91,6 +92,7 @@ def grads_with(model, xs, ys, key, *, truncation, target):
     return jax.grad(loss)(model, xs, ys, **kwargs), manual_grads(model, xs, ys, **kwargs)
 
 
+@pytest.mark.slow
 def test_a_static_window_on_a_stack_matches_the_traced_one():
     # A Python int k on a causal stack runs the steps before the window outside autodiff.
     with jax.enable_x64(True):
@@ -101,6 +103,7 @@ def test_a_static_window_on_a_stack_matches_the_traced_one():
         chex.assert_trees_all_close(static, traced, rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_dropout_between_layers_is_keyed_and_its_gradient_hand_derived(key):
     with jax.enable_x64(True):
         model, xs, ys, _, _ = problem("stack of three mixed cells", "all", layout=LIGHT_STACK, dropout=0.4)
@@ -114,6 +117,7 @@ def test_dropout_between_layers_is_keyed_and_its_gradient_hand_derived(key):
             chex.assert_trees_all_close(manual, auto, rtol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["all of it"])
 def test_the_manual_rule_gives_autodiffs_gradients_for_inputs_and_initial_states(case):
     with jax.enable_x64(True):
@@ -139,6 +143,7 @@ def pad(xs, extra, key):
     return jnp.concatenate([xs, 3.0 * jax.random.normal(key, (extra, xs.shape[1]), xs.dtype)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "layout",
     [
@@ -195,6 +200,7 @@ class UnflippedCuts(Bidirectional):
         )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("bug", "truncation", "lengths"), [(PaddingBlindReverse, None, "random"), (UnflippedCuts, 3, "full")]
 )

@@ -59,6 +59,7 @@ def data():
     return make_sine_data(length=60, window=10)
 
 
+@pytest.mark.slow
 def test_fit_logs_every_epoch_and_calls_the_hook(tmp_path, data):
     seen = []
     result = fit(
@@ -76,6 +77,7 @@ def test_fit_logs_every_epoch_and_calls_the_hook(tmp_path, data):
     assert seen == [(r["epoch"], r["val_loss"]) for r in rows]
 
 
+@pytest.mark.slow
 def test_a_sweep_logs_one_line_per_epoch_with_a_value_per_member(tmp_path, data):
     members = grid(key=jax.random.key(0), n_seeds=3, seq_len=10, learning_rate=[3e-3])
     result = run_sweep(SMALL, members, data, progress=False, log=EpochLog(tmp_path / "m.jsonl", quiet=True))

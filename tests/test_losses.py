@@ -11,6 +11,7 @@ def params(key):
     return init_elman(key=key, input_dim=2, hidden_dim=5, output_dim=3)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("target", ["last", "all"])
 def test_vmap_over_batch_equals_loop_over_examples(params, target):
     xs = jax.random.normal(jax.random.key(1), (4, 6, 2))

@@ -39,6 +39,7 @@ def truncation_arg(k):
     return None if k is None else jnp.asarray(k)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("n", [1, 4])
 @pytest.mark.parametrize("truncation", TRUNCATIONS)
 @pytest.mark.parametrize("target", ["last", "all"])
@@ -52,6 +53,7 @@ def test_manual_equals_autodiff_float64(activation, target, truncation, n):
         chex.assert_trees_all_close(m, a, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("truncation", TRUNCATIONS)
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
@@ -63,6 +65,7 @@ def test_manual_equals_autodiff_float32(activation, target, truncation):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["last", "all"])
 def test_truncation_changes_the_gradient(target):
     """Guards the grid above against passing trivially: truncation must matter."""
@@ -74,6 +77,7 @@ def test_truncation_changes_the_gradient(target):
         chex.assert_trees_all_close(full.readout.V, cut.readout.V)  # the readout sees no recurrence
 
 
+@pytest.mark.slow
 def test_worked_example_by_hand():
     """T=2, D=H=O=1, relu (piecewise linear, so every number is exact arithmetic).
 
@@ -103,6 +107,7 @@ def test_worked_example_by_hand():
         chex.assert_trees_all_close(g, jax.grad(loss)(p, xs, ys, truncation=truncation))
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
 def test_untruncated_loss_against_finite_differences(activation, target):
@@ -119,6 +124,7 @@ def test_untruncated_loss_against_finite_differences(activation, target):
         assert jnp.allclose((plus - minus) / (2 * eps), directional, rtol=1e-7)
 
 
+@pytest.mark.slow
 def test_vmap_over_truncation_lengths_matches_one_by_one():
     params, xs, ys = problem(jnp.float32, 3, "all")
     ks = jnp.array([1, 2, 3, 7])
@@ -128,6 +134,7 @@ def test_vmap_over_truncation_lengths_matches_one_by_one():
         chex.assert_trees_all_close(jax.tree.map(lambda g, i=i: g[i], batched), one, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_the_check_rejects_the_tutorial_backward_pass():
     report = run_gradcheck(GradcheckConfig(backward="tutorial", truncation=5))
     assert not report["ok"]
@@ -154,6 +161,7 @@ def test_tutorial_grads_follow_its_recipe():
         tutorial_grads(params, xs, jnp.zeros((1, T, O)), target="all")
 
 
+@pytest.mark.slow
 def test_state_grads_equal_autodiff_through_the_suffix():
     """dL/dh_t is the gradient of the loss of the remaining steps started from h_t."""
     with jax.enable_x64(True):

@@ -46,6 +46,7 @@ FORMS = [(*cell, k) for cell in CELLS for k in (None, 3, "traced")]
 FORMS += [("elman", {"activation": "tanh"}, k) for k in (1, T, T + 2)]
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize(("name", "options", "truncation"), FORMS)
 @pytest.mark.parametrize("target", ["last", "all"])
 def test_the_hand_rule_equals_autodiff_in_float64(name, options, target, truncation):
@@ -58,6 +59,7 @@ def test_the_hand_rule_equals_autodiff_in_float64(name, options, target, truncat
         chex.assert_trees_all_close(grads, reference, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_the_inputs_before_a_static_window_get_no_gradient():
     """The state entering the window is a constant in every form, so are the inputs before it."""
     with jax.enable_x64(True):
@@ -71,6 +73,7 @@ def test_the_inputs_before_a_static_window_get_no_gradient():
             chex.assert_trees_all_close(static, traced, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.slow
 def test_second_order_reverse_mode_works_and_forward_mode_is_refused():
     with jax.enable_x64(True):
         model, xs, ys = problem("elman", {"activation": "tanh"}, "all")
@@ -97,6 +100,7 @@ def test_bad_backward_arguments_are_named():
         rnn_jax.loss(model, xs, ys, backward="manual", remat=True)
 
 
+@pytest.mark.slow
 def test_training_curves_match_autodiff_in_float32():
     data = rnn_jax.make_sine_data(length=90, window=12, scale=True)
     model = rnn_jax.init_model("gru", key=jax.random.key(0), input_dim=1, hidden_dim=8, output_dim=1)

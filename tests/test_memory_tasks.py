@@ -44,6 +44,7 @@ def recall_accuracy(truncation):
     return result.metrics
 
 
+@pytest.mark.slow
 def test_recall_is_learnt_with_full_bptt_and_far_more_slowly_through_a_short_window():
     full, cut = recall_accuracy(None), recall_accuracy(4)
     assert full["val_accuracy"][-1] > 0.95  # chance: 0.25

@@ -5,6 +5,7 @@ import stat
 import subprocess
 import sys
 
+import pytest
 from scripts import ENV, ROOT, run
 
 import rnn_jax
@@ -18,6 +19,7 @@ def test_version_is_the_installed_one(capsys):
     assert (ROOT / "rnn_jax" / "py.typed").exists() and (ROOT / "LICENSE").read_text().startswith("MIT")
 
 
+@pytest.mark.slow
 def test_a_reader_that_goes_away_gets_no_traceback():
     command = (
         f"{sys.executable} -c 'import sys; from rnn_jax.cli import console_main; "

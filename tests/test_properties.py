@@ -5,6 +5,7 @@ import functools
 import chex
 import jax
 import jax.numpy as jnp
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,6 +54,7 @@ def truncated_and_full(params, xs, ys, *, target, k):
     )
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(problem=problems(), activation=st.sampled_from(["sigmoid", "tanh", "relu"]))
 def test_truncation_changes_gradients_never_forward_values(problem, activation):
@@ -70,6 +72,7 @@ def test_truncation_changes_gradients_never_forward_values(problem, activation):
         assert predictions.shape == ys.shape
 
 
+@pytest.mark.slow
 @settings(max_examples=4, deadline=None)
 @given(
     batch_size=st.integers(1, 9),

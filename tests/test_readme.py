@@ -5,10 +5,12 @@ from pathlib import Path
 
 import chex
 import jax
+import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+@pytest.mark.slow
 def test_readme_api_example_runs_and_gradients_agree():
     block = re.search(r"## API in five lines\n\n```python\n(.*?)```", README.read_text(), re.S).group(1)
     assert len([line for line in block.splitlines() if line.strip()]) == 5
@@ -24,6 +26,7 @@ def test_readme_quick_start_has_exactly_the_two_commands():
     assert [c.strip() for c in commands] == ["uv run experiments/sine_wave.py", "uv run pytest"]
 
 
+@pytest.mark.slow
 def test_readme_equinox_example_trains_with_a_plain_optax_loop():
     """An rnn_jax LSTM inside the reader's own eqx.Module, jitted with no static arguments."""
     block = re.search(
@@ -57,6 +60,7 @@ class _Writer:
         self.closed = True
 
 
+@pytest.mark.slow
 def test_readme_tensorboard_hook_gets_every_epoch(monkeypatch):
     """The Logs section's example, three epochs long, with the writer replaced by a recorder."""
     import sys

@@ -11,6 +11,9 @@ from scripts import ENV, ROOT, assert_user_error, run
 
 from rnn_jax.checkpoint import CheckpointError, read_checkpoint
 
+# Each test runs whole commands in fresh processes: all of them are in the full suite only.
+pytestmark = pytest.mark.slow
+
 # Long enough to be interrupted part-way (several seconds), with a checkpoint every 25 epochs.
 ARGS = ["experiments/sine_wave.py", "--hidden-dim", "16", "--epochs", "800", "--checkpoint-every", "25"]
 

@@ -17,6 +17,7 @@ def stream():
     return x[:-1], x[1:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["elman", "gru", "lstm"])
 def test_the_carried_state_is_the_stream_unrolled_from_the_start(stream, cell):
     """With the parameters held still, the state handed from window to window equals one plain
@@ -30,6 +31,7 @@ def test_the_carried_state_is_the_stream_unrolled_from_the_start(stream, cell):
     assert int(after.start) == 5 * config.k1
 
 
+@pytest.mark.slow
 def test_each_update_uses_the_gradient_of_its_window_only(stream):
     """One update's gradient: the loss of the window's newest k1 steps, back k2 steps, from a
     constant starting state, as written out by hand with the generic unroll."""
@@ -54,6 +56,7 @@ def test_each_update_uses_the_gradient_of_its_window_only(stream):
     assert all(bool(v) for v in jax.tree.leaves(signs_agree))
 
 
+@pytest.mark.slow
 def test_chunking_does_not_change_the_result(stream):
     config = StreamConfig(hidden_dim=8, k1=5, k2=9, updates_per_chunk=7)
     source = array_source(*stream, config.k2)
@@ -103,6 +106,7 @@ def test_bad_stream_settings_are_named(kwargs, n_steps, message):
         check_stream_config(StreamConfig(**kwargs), n_steps)
 
 
+@pytest.mark.slow
 def test_parallel_streams_with_the_hand_derived_pass_match_autodiff():
     """Four streams of labels: the hand-derived rule (k1 = k2) gives autodiff's updates and
     hands over the same states."""

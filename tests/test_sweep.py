@@ -50,6 +50,7 @@ def test_grid_orders_members_with_seed_fastest(members):
     assert jnp.array_equal(jax.random.key_data(members.keys[0]), jax.random.key_data(members.keys[2]))
 
 
+@pytest.mark.slow
 def test_each_member_equals_training_it_alone(data, members):
     result = run_sweep(CONFIG, members, data, progress=False)
     train = jax.jit(make_train(CONFIG).train)
@@ -62,6 +63,7 @@ def test_each_member_equals_training_it_alone(data, members):
     assert result.metrics["val_loss"].shape == (8, 4)
 
 
+@pytest.mark.slow
 def test_chunked_sweep_is_bit_identical_to_one_chunk(data, members):
     whole = run_sweep(CONFIG, members, data, max_chunks=1, progress=False)
     chunked = run_sweep(CONFIG, members, data, max_chunks=4, progress=False)  # 4 chunks of 1 epoch
@@ -69,6 +71,7 @@ def test_chunked_sweep_is_bit_identical_to_one_chunk(data, members):
     chex.assert_trees_all_equal(chunked.metrics, whole.metrics)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [3])  # 8 members in groups of 3: a ragged last group
 def test_vmap_width_changes_layout_not_results(data, members, width):
     default = run_sweep(CONFIG, members, data, progress=False)
@@ -79,6 +82,7 @@ def test_vmap_width_changes_layout_not_results(data, members, width):
     chex.assert_trees_all_equal(again.params, grouped.params)  # chunking stays bit-identical
 
 
+@pytest.mark.slow
 def test_repeated_sweeps_do_not_retrace(data, members):
     train = chex.assert_max_traces(make_train(CONFIG).train, n=1)
     sweep = jax.jit(jax.vmap(train, in_axes=(0, 0, None)))
@@ -106,6 +110,7 @@ def test_bad_member_values_are_named_before_compiling(kwargs, message):
         grid(key=jax.random.key(0), n_seeds=2, seq_len=10, **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n_devices", "hidden", "n_seeds"), [(4, 8, 3), (2, 32, 16)])
 def test_sharded_over_cpu_devices_equals_one_device(n_devices, hidden, n_seeds):
     # (2, 32, 16): 16 members per device make a batched QR (orthogonal init) that LAPACK splits
@@ -145,6 +150,7 @@ def test_use_cpu_cores_rejects_bad_counts_and_a_started_backend():
         use_cpu_cores(2)
 
 
+@pytest.mark.slow
 def test_random_search_draws_within_ranges_and_trains(data):
     members = random_search(
         key=jax.random.key(3), n_members=6, seq_len=10, learning_rate=(1e-4, 1e-2), truncation=(2, 5)
@@ -161,6 +167,7 @@ def test_random_search_draws_within_ranges_and_trains(data):
         random_search(key=jax.random.key(0), n_members=2, seq_len=10, learning_rate=(0.1, 0.01))
 
 
+@pytest.mark.slow
 def test_a_diverging_member_is_marked_and_the_others_are_unaffected(data):
     members = grid(key=jax.random.key(0), n_seeds=2, seq_len=10, learning_rate=[1e-2, 1e30])
     config = dataclasses.replace(CONFIG, optimizer="sgd", clip="none")
@@ -174,6 +181,7 @@ def test_a_diverging_member_is_marked_and_the_others_are_unaffected(data):
     )
 
 
+@pytest.mark.slow
 def test_resumed_sweep_is_bit_identical_and_layout_independent(data, members, tmp_path, monkeypatch):
     import shutil
 

@@ -67,6 +67,7 @@ def test_ngram_probabilities_sum_to_one_and_a_periodic_text_costs_nothing():
     assert math.isclose(sum(probs), 1.0, rel_tol=1e-9) and probs[4] > 0
 
 
+@pytest.mark.slow
 def test_a_model_with_zero_weights_scores_log2_of_the_vocabulary(key):
     model = init_model("lstm", key=key, input_dim=7, hidden_dim=4, output_dim=7)
     model = jax.tree.map(jnp.zeros_like, model)
@@ -74,6 +75,7 @@ def test_a_model_with_zero_weights_scores_log2_of_the_vocabulary(key):
     assert float(bits_per_char(model, ids, 7, context=3)) == pytest.approx(math.log2(7), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_sampling_starts_with_the_prompt_and_is_reproducible(key):
     vocab = Vocabulary.of("abcd")
     model = init_model("gru", key=key, input_dim=4, hidden_dim=6, output_dim=4)

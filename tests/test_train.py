@@ -19,6 +19,7 @@ def hparams(**kw):
     return make_hparams(**{"learning_rate": 1e-2, "seq_len": 10, **kw})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_loss_decreases_on_a_tiny_problem(data, key, optimizer):
     config = TrainConfig(**{**SMALL, "epochs": 20}, optimizer=optimizer, activation="tanh", batch_size=5)
@@ -36,6 +37,7 @@ def test_same_key_gives_identical_results_and_another_key_does_not(data, key):
     assert not jnp.array_equal(a[0].cell.W, c[0].cell.W)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selection", [{}, {"select": "best", "patience": 3}])
 def test_epochs_compile_once(data, key, selection):
     chex.clear_trace_counter()  # the counter is keyed by function name, shared across the cases
@@ -47,6 +49,7 @@ def test_epochs_compile_once(data, key, selection):
     assert int(state.epoch) == 6
 
 
+@pytest.mark.slow
 def test_chunked_run_is_bit_identical_to_one_scan(data, key):
     config = TrainConfig(**SMALL, shuffle=True, batch_size=3, optimizer="adam")
     params, metrics = jax.jit(make_train(config).train)(key, hparams(), data)
@@ -56,6 +59,7 @@ def test_chunked_run_is_bit_identical_to_one_scan(data, key):
     assert result.compile_seconds > 0 and result.wall_seconds >= result.compile_seconds
 
 
+@pytest.mark.slow
 def test_manual_and_autodiff_training_curves_agree(data, key):
     curves = {}
     for grad in ("autodiff", "manual"):
@@ -103,6 +107,7 @@ def test_bad_config_is_named(kwargs, message):
         check_config(TrainConfig(**kwargs), n_train=100)
 
 
+@pytest.mark.slow
 def test_norm_clip_fraction_counts_clipped_steps(data, key):
     config = TrainConfig(**SMALL, clip="norm", batch_size=5)
     _, tiny = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1e-6), data)
@@ -174,6 +179,7 @@ def per_step_data(key, classes=0):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("classes", [0, 2])
 def test_training_with_per_step_targets_masks_stacks_and_labels(key, classes):
     data = per_step_data(key, classes)
@@ -214,6 +220,7 @@ def test_targets_that_do_not_fit_the_config_are_named(key):
         check_config(TrainConfig(dropout=0.5), 10)
 
 
+@pytest.mark.slow
 def test_select_best_keeps_the_lowest_validation_epoch_and_patience_stops_the_run(data, key):
     # A learning rate high enough that validation loss wanders: the best epoch is not the last.
     config = TrainConfig(**{**SMALL, "epochs": 40}, optimizer="adam", batch_size=4, select="best", patience=5)
@@ -244,6 +251,7 @@ def test_bad_selection_options_are_named(kwargs, message):
         check_config(TrainConfig(**kwargs), 10)
 
 
+@pytest.mark.slow
 def test_the_library_defaults_learn_the_sine_task(key):
     """``TrainConfig()`` and ``make_hparams``'s defaults, on the sine data as generated: val RMSE
     <= 0.002 (the tutorial's settings stay at ~0.2, README "Results")."""

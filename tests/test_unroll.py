@@ -35,6 +35,7 @@ def test_initial_state_is_used(problem):
     assert jnp.allclose(hs[0], elman_step(params.cell, h0, xs[0]), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["last", "all"])
 @pytest.mark.parametrize("truncation", [None, 1, 2, 4, 9, 12])
 def test_forward_values_do_not_depend_on_truncation(problem, target, truncation):
@@ -74,6 +75,7 @@ def test_unknown_target_is_rejected():
         window_starts(7, "first", None)
 
 
+@pytest.mark.slow
 def test_a_static_truncation_stores_nothing_for_the_steps_before_its_window(key):
     """Python-int k with target "last": the steps before the window run on constants, so the
     compiled gradient's scratch memory does not grow by a state per step (only the inputs
@@ -101,6 +103,7 @@ def test_a_static_truncation_stores_nothing_for_the_steps_before_its_window(key)
     assert scratch["traced", 1000] - scratch["traced", 100] > 900 * states_per_step
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cell", ["elman", "lstm"])
 def test_remat_gives_the_same_gradient_in_sqrt_t_memory(cell):
     from rnn_jax.losses import loss
