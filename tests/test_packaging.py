@@ -52,3 +52,32 @@ def test_importing_the_plots_leaves_the_matplotlib_backend_alone():
     out = run("-c", code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "pdf"
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_into_a_fresh_environment_and_runs(tmp_path):
+    """``uv build``, then the wheel alone in a new virtual environment: ``rnn-jax --version`` and
+    ``rnn-jax gradcheck`` run there, without the test-only packages (chex)."""
+    import shutil
+
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.skip("uv is not on PATH")
+    env = {k: v for k, v in ENV.items() if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT")}
+
+    def sh(*args, cwd=ROOT):
+        out = subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    sh(uv, "build", "--wheel", "--out-dir", str(tmp_path / "dist"))
+    (wheel,) = (tmp_path / "dist").glob("rnn_jax-*.whl")
+    venv = tmp_path / "venv"
+    sh(uv, "venv", "--quiet", str(venv))
+    sh(uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel))
+    command = str(venv / "bin" / "rnn-jax")
+    assert sh(command, "--version", cwd=tmp_path).strip() == f"rnn-jax {rnn_jax.__version__}"
+    assert "PASS" in sh(command, "gradcheck", cwd=tmp_path)
+    probe = "import importlib.util as u; print(u.find_spec('chex') is None, u.find_spec('rnn_jax').origin)"
+    absent, origin = sh(str(venv / "bin" / "python"), "-c", probe, cwd=tmp_path).split()
+    assert absent == "True" and origin.startswith(str(venv))
