@@ -332,7 +332,7 @@ def warnings_for(cfg: CsvTrainConfig, prep: Prepared) -> list[str]:
         if len(r) < FEW_WINDOWS
     ]
     names = [prep.names[i] for i in prep.inputs]
-    return out + out_of_range(prep.model["train"].x, prep.model["test"].x, names)
+    return out + out_of_range(prep.model["train"].x, prep.model["test"].x, names, normalise=cfg.normalise)
 
 
 def run_csv_training(cfg: CsvTrainConfig, options: RunOptions, progress: bool = True) -> dict:

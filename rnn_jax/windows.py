@@ -166,15 +166,20 @@ def seasonal_naive(series: np.ndarray, rows: np.ndarray, *, season: int, horizon
     return series[back][:, :, list(targets)]
 
 
-def out_of_range(train_x: np.ndarray, test_x: np.ndarray, names, *, factor: float = 0.25) -> list[str]:
+def out_of_range(
+    train_x: np.ndarray, test_x: np.ndarray, names, *, factor: float = 0.25, normalise: str = "none"
+) -> list[str]:
     """Warnings for input columns whose test values (model units) leave the training range by
-    more than ``factor`` times its width."""
+    more than ``factor`` times its width; each suggests the next normalisation in
+    ``NORMALISATIONS`` after ``normalise``, the one the run used (none after the last)."""
+    later = NORMALISATIONS[NORMALISATIONS.index(normalise) + 1 :]
+    hint = f" (try --normalise {later[0]})" if later else ""
     low, high = train_x.min(axis=(0, 1)), train_x.max(axis=(0, 1))
     width = np.maximum(high - low, 1e-12)
     beyond = np.maximum(test_x.max(axis=(0, 1)) - high, low - test_x.min(axis=(0, 1))) / width
     return [
         f"test inputs of column {name!r} reach {b:.1f}x the training range's width beyond it; the "
-        "model extrapolates there (try --normalise last)"
+        f"model extrapolates there{hint}"
         for name, b in zip(names, beyond, strict=True)
         if b > factor
     ]

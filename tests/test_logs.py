@@ -85,3 +85,26 @@ def test_a_sweep_logs_one_line_per_epoch_with_a_value_per_member(tmp_path, data)
     assert [r["epoch"] for r in rows] == list(range(1, 7))
     logged = np.array([r["val_rmse"] for r in rows]).T  # (members, epochs)
     np.testing.assert_allclose(logged, result.metrics["val_rmse"], rtol=1e-6)
+
+
+def test_without_a_terminal_progress_is_a_plain_line_per_interval(monkeypatch, capsys):
+    import time
+
+    import rnn_jax.runner as runner
+
+    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.0)  # a line at every chunk boundary
+
+    def chunk(state):
+        return state + 1, {"loss": np.zeros(5)}
+
+    state, _ = runner.run_chunks(
+        chunk, 0, (), n_chunks=3, chunk_epochs=5, start=time.perf_counter(), progress=True, desc="run"
+    )
+    lines = capsys.readouterr().err.splitlines()  # captured stderr is not a terminal
+    assert state == 3 and [line.split(",")[0] for line in lines] == [
+        "run: epoch 5/15",
+        "run: epoch 10/15",
+        "run: epoch 15/15",
+    ]
+    runner.run_chunks(chunk, 0, (), n_chunks=3, chunk_epochs=5, start=time.perf_counter(), progress=False)
+    assert capsys.readouterr().err == ""  # --quiet

@@ -89,3 +89,6 @@ def test_extreme_and_constant_columns_are_named_and_extrapolation_is_warned():
     test[1, 2] = [0.5, 4.0]
     warnings = out_of_range(train, test, ["a", "b"])
     assert len(warnings) == 1 and "column 'b' reach 3.0x" in warnings[0]
+    assert warnings[0].endswith("(try --normalise last)")  # the next normalisation after the run's
+    assert out_of_range(train, test, ["a", "b"], normalise="last")[0].endswith("(try --normalise last_scale)")
+    assert out_of_range(train, test, ["a", "b"], normalise="last_scale")[0].endswith("extrapolates there")
