@@ -457,7 +457,9 @@ def make_train(config: TrainConfig) -> TrainFns:
             return (params, opt_state, first_bad), clip_share(grads, hparams.clip_threshold)
 
         (params, opt_state, first_bad), clipped = jax.lax.scan(
-            step, (state.params, state.opt_state, jnp.zeros((), jnp.int32)), (jnp.arange(steps), batches)
+            step,
+            (state.params, state.opt_state, jnp.zeros((), jnp.int32)),
+            (jnp.arange(steps, dtype=jnp.int32), batches),
         )
         # Checked inside the compiled loop, once per epoch (no host sync): an epoch in which a
         # step went non-finite is undone, so the state rolls back to the last good one (the

@@ -268,3 +268,15 @@ def test_the_tutorial_settings_are_kept_by_name():
         "tutorial",
     )
     assert (tutorial.batch_size, tutorial.shuffle, tutorial.clip, tutorial.epochs) == (1, False, "value", 3)
+
+
+def test_training_runs_with_64_bit_mode_on(data, key):
+    """``JAX_ENABLE_X64=1`` once broke the epoch loop: its step counter became int64 while the
+    carry held int32."""
+    jax.config.update("jax_enable_x64", True)
+    try:
+        config = TrainConfig(**SMALL, batch_size=5)
+        result = fit(config, make_hparams(seq_len=10), data, key=key, progress=False)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    assert len(result.metrics["train_loss"]) == 6 and result.diverged_at_step is None
