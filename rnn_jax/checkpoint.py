@@ -3,9 +3,11 @@
 A checkpoint is one file: a line of JSON (the header), then the state's leaves and the metrics
 so far as written by ``equinox.tree_serialise_leaves`` (NumPy's ``.npy`` format; never
 pickle). The header holds the format name, the run's description (its configuration), the
-epoch reached, the metrics' shapes, and the payload's length and SHA-256, so that a truncated
-or corrupted file is refused before any of it is used. Files are written atomically: a crash
-mid-write leaves the previous checkpoint intact.
+epoch reached, the metrics' shapes, the payload's length and SHA-256, and a SHA-256 of the
+header's own fields, so that a truncated, corrupted or edited file is refused before any of it
+is used. Headers are parsed defensively (bounded size and nesting, every field's type checked),
+and only regular files are opened. Files are written atomically: a crash mid-write leaves the
+previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -22,12 +24,29 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike
 
-from rnn_jax.io import write_atomic
+from rnn_jax.io import UnreadableFile, read_regular_file, size_text, write_atomic
 from rnn_jax.train import TrainState
 
-FORMAT = "rnn_jax-checkpoint-1"
+FORMAT = "rnn_jax-checkpoint-2"  # 2: the header carries its own SHA-256
 FILENAME = "checkpoint.eqx"
-MODEL_FORMAT = "rnn_jax-model-1"
+MODEL_FORMAT = "rnn_jax-model-2"
+OLDER_FORMATS = {FORMAT: "rnn_jax-checkpoint-1", MODEL_FORMAT: "rnn_jax-model-1"}
+MAX_HEADER_BYTES = 1 << 20  # a run's configuration and metric shapes take a few kB
+MAX_FILE_BYTES = 1 << 36  # 64 GiB: far above any model this code trains, far below a runaway file
+MAX_DEPTH = 32  # nesting of the header's JSON (a run description nests 2-3 levels)
+# The fields each format's header must have, with their JSON types.
+HEADER_FIELDS = {
+    FORMAT: {
+        "epoch": int,
+        "run": dict,
+        "finished": bool,
+        "metrics": dict,
+        "payload_bytes": int,
+        "payload_sha256": str,
+        "header_sha256": str,
+    },
+    MODEL_FORMAT: {"description": dict, "payload_bytes": int, "payload_sha256": str, "header_sha256": str},
+}
 
 
 class CheckpointError(ValueError):
@@ -70,28 +89,79 @@ def save_checkpoint(
         "payload_bytes": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
-    line = json.dumps(header).encode() + b"\n"
+    line = json.dumps(sealed(header)).encode() + b"\n"
     return write_atomic(path, lambda f: f.write(line + payload))
+
+
+def _header_digest(header: dict[str, Any]) -> str:
+    fields = {k: v for k, v in header.items() if k != "header_sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def sealed(header: dict[str, Any]) -> dict[str, Any]:
+    """``header`` with ``header_sha256``, the SHA-256 of its other fields (as sorted JSON)."""
+    return {**header, "header_sha256": _header_digest(header)}
+
+
+def _depth(obj: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _header_problem(line: bytes, format: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The parsed header, or why ``line`` is not a valid header of ``format``."""
+    if len(line) > MAX_HEADER_BYTES:
+        return None, f"its header line exceeds {size_text(MAX_HEADER_BYTES)}"
+    try:
+        header = json.loads(line)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, f"expected a {format} header"
+    except RecursionError:
+        return None, f"its header nests deeper than {MAX_DEPTH} levels"
+    if not isinstance(header, dict) or header.get("format") != format:
+        if isinstance(header, dict) and header.get("format") == OLDER_FORMATS[format]:
+            return None, f"written by an older rnn_jax in format {header['format']}; expected {format}"
+        return None, f"expected a {format} header"
+    if _depth(header) > MAX_DEPTH:
+        return None, f"its header nests deeper than {MAX_DEPTH} levels"
+    for name, kind in HEADER_FIELDS[format].items():
+        value = header.get(name)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return None, f"its header field {name!r} is missing or not a {kind.__name__}"
+    if header["payload_bytes"] < 0 or header.get("epoch", 0) < 0:
+        return None, "its header holds a negative size or epoch"
+    for name, m in header.get("metrics", {}).items():
+        ok = isinstance(m, dict) and isinstance(m.get("shape"), list) and isinstance(m.get("dtype"), str)
+        if not ok or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in m["shape"]):
+            return None, f"its header's metric {name!r} has no valid shape and dtype"
+    if _header_digest(header) != header["header_sha256"]:
+        return None, "its header was edited: the header's SHA-256 does not match its fields"
+    return header, None
 
 
 def read_checkpoint(path: str | Path, format: str = FORMAT) -> tuple[dict[str, Any], bytes]:
     """The header and the payload of the checkpoint (or, with ``format=MODEL_FORMAT``, the saved
     model) at ``path``, after checking its integrity."""
     path = Path(path)
+    what = "checkpoint" if format == FORMAT else "model"
     try:
-        blob = path.read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}") from None
-    except OSError as err:
-        raise CheckpointError(f"cannot read checkpoint {path}: {err.strerror}") from None
+        blob = read_regular_file(path, limit=MAX_FILE_BYTES, what=what)
+    except UnreadableFile as err:
+        if not path.exists() and not path.is_symlink():
+            raise CheckpointError(f"no {what} at {path}") from None
+        raise CheckpointError(str(err)) from None
     line, newline, payload = blob.partition(b"\n")
-    try:
-        header = json.loads(line) if newline else None
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        header = None
-    if not isinstance(header, dict) or header.get("format") != format:
-        what = "checkpoint" if format == FORMAT else "model"
-        raise CheckpointError(f"{path} is not an rnn_jax {what} (expected a {format} header)")
+    header, problem = _header_problem(line, format) if newline else (None, f"expected a {format} header")
+    if problem is not None:
+        raise CheckpointError(f"{path} is not an rnn_jax {what} ({problem})")
     if len(payload) != header.get("payload_bytes"):
         raise CheckpointError(
             f"checkpoint {path} is truncated or damaged: {len(payload)} bytes of state, "
@@ -192,7 +262,7 @@ def save_model(path: str | Path, params, *, description: dict[str, Any]) -> Path
         "payload_bytes": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(),
     }
-    line = json.dumps(header).encode() + b"\n"
+    line = json.dumps(sealed(header)).encode() + b"\n"
     return write_atomic(path, lambda f: f.write(line + payload))
 
 

@@ -19,20 +19,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnn_jax.io import read_regular_file
 from rnn_jax.timeaxis import TimeAxis, grid_positions
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "-"}
+# Larger files are refused: their windows would not fit in memory on the machines we know.
+MAX_CSV_BYTES = 1 << 30
 
 
 def _decode(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ValueError(f"CSV file {path} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"CSV file {path} is a directory, not a file") from None
-    except OSError as err:
-        raise ValueError(f"cannot read CSV file {path}: {err.strerror}") from None
+    raw = read_regular_file(path, limit=MAX_CSV_BYTES, what="CSV file")
     try:
         return raw.decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
     except UnicodeDecodeError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,53 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class UnreadableFile(ValueError):
+    """A file that is missing, not a regular file, too large, or cannot be read; the message
+    says which (and the size limit)."""
+
+
+def size_text(n: int) -> str:
+    """``"42 bytes"``, ``"3.5 MiB"``, ``"1.0 GiB"``."""
+    if n < 2**20:
+        return f"{n:,} bytes"
+    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.1f} GiB"
+
+
+def read_regular_file(path: str | Path, *, limit: int, what: str = "file") -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them.
+
+    FIFOs, devices, sockets and folders are refused before anything is read (a FIFO would block
+    and ``/dev/zero`` never ends), and so is a file larger than ``limit``; ``what`` names the
+    file in the messages (``"CSV file"``, ``"checkpoint"``)."""
+    path = Path(path)
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not wait for one.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise UnreadableFile(f"{what} {path} does not exist") from None
+    except OSError as err:
+        raise UnreadableFile(f"cannot read {what} {path}: {err.strerror}") from None
+    info = os.fstat(fd)
+    problem = None
+    if stat.S_ISDIR(info.st_mode):
+        problem = "is a folder, not a file"
+    elif not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file (a pipe, device or socket)"
+    elif info.st_size > limit:
+        problem = f"is {size_text(info.st_size)}, above the limit of {size_text(limit)}"
+    if problem is not None:
+        os.close(fd)
+        raise UnreadableFile(f"{what} {path} {problem}")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            data = f.read(info.st_size + 1)  # one byte more shows whether it grew
+        except OSError as err:
+            raise UnreadableFile(f"cannot read {what} {path}: {err.strerror}") from None
+    if len(data) > min(limit, info.st_size):  # grew while being read
+        raise UnreadableFile(f"{what} {path} grew while it was being read")
+    return data
 
 
 def _finite_or_null(obj: Any) -> Any:

@@ -18,8 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from rnn_jax.io import read_regular_file
 from rnn_jax.model import RNN
 from rnn_jax.objectives import cross_entropy
+
+MAX_TEXT_BYTES = 1 << 30  # a corpus above this is refused before it is read
 
 
 def default_text() -> str:
@@ -34,11 +37,7 @@ def read_text(path: str | Path) -> str:
     """A UTF-8 text file; ``ValueError`` naming the file if it is missing, not UTF-8 or empty."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"--text {path}: no such file") from None
-    except IsADirectoryError:
-        raise ValueError(f"--text {path}: is a folder, not a text file") from None
+        text = read_regular_file(path, limit=MAX_TEXT_BYTES, what="--text").decode("utf-8")
     except UnicodeDecodeError as err:
         raise ValueError(f"--text {path}: not UTF-8 (byte {err.start} cannot be decoded)") from None
     if not text:

@@ -30,7 +30,7 @@ def _fake_run() -> dict[str, bytes]:
     import dataclasses
     import hashlib
 
-    from rnn_jax.checkpoint import MODEL_FORMAT
+    from rnn_jax.checkpoint import MODEL_FORMAT, sealed
     from rnn_jax.csv_train import CsvTrainConfig
 
     config = dataclasses.asdict(CsvTrainConfig(csv="sales.csv", inputs="sales", targets="sales"))
@@ -43,7 +43,7 @@ def _fake_run() -> dict[str, bytes]:
     }
     return {
         "run/config.json": json.dumps(config).encode(),
-        "run/model.eqx": json.dumps(header).encode() + b"\n" + payload,
+        "run/model.eqx": json.dumps(sealed(header)).encode() + b"\n" + payload,
     }
 
 

@@ -171,7 +171,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, st
 
     def dies_mid_write(path, write):
         def half(f):
-            f.write(b'{"format": "rnn_jax-checkpoint-1", "epo')
+            f.write(b'{"format": "rnn_jax-checkpoint-2", "epo')
             raise OSError("disk full")
 
         return rnn_jax.io.write_atomic(path, half)
@@ -194,3 +194,58 @@ def test_a_fresh_run_may_repeat_a_finished_run_but_not_replace_one_with_other_op
     with pytest.raises(CheckpointError, match="holds an unfinished run"):
         refuse_other_run(path, dict(RUN))
     refuse_other_run(tmp_path / "none.eqx", RUN)  # nothing there: nothing to refuse
+
+
+def rewrite_header(path, edit):
+    """Apply ``edit(header) -> header`` to the JSON header line, keeping the payload."""
+    import json
+
+    line, _, payload = path.read_bytes().partition(b"\n")
+    path.write_bytes(edit(json.loads(line)) + b"\n" + payload)
+
+
+def nested(depth: int) -> list:
+    value = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _dumps(obj) -> bytes:
+    import json
+
+    return json.dumps(obj).encode()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda h: _dumps({**h, "finished": True}), "its header was edited"),
+        (lambda h: _dumps({**h, "epoch": 7}), "its header was edited"),
+        (lambda h: b"[" * 100_000 + b"]" * 100_000, "its header nests deeper than 32 levels"),
+        (lambda h: _dumps({**h, "run": {"a": nested(40)}}), "nests deeper than 32 levels"),
+        (lambda h: _dumps({**h, "run": [1, 2]}), "field 'run' is missing or not a dict"),
+        (lambda h: _dumps({k: v for k, v in h.items() if k != "run"}), "field 'run' is missing"),
+        (lambda h: _dumps({**h, "metrics": {"x": 3}}), "metric 'x' has no valid shape"),
+        (lambda h: _dumps({**h, "epoch": True}), "field 'epoch' is missing or not a int"),
+        (lambda h: _dumps({**h, "format": "rnn_jax-checkpoint-1"}), "written by an older rnn_jax"),
+        (lambda h: b" " * (1 << 20) + b"{}", "its header line exceeds 1.0 MiB"),
+    ],
+)
+def test_crafted_headers_are_refused_and_the_file_left_alone(tmp_path, state, edit, message):
+    path = save_checkpoint(tmp_path / "c.eqx", state, run=RUN, metrics={"x": [1.0]})
+    rewrite_header(path, edit)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=f"is not an rnn_jax checkpoint \\(.*{message}"):
+        load_checkpoint(path, state, run=RUN)
+    assert path.read_bytes() == before
+
+
+def test_only_regular_files_are_read_as_checkpoints(tmp_path, state):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.eqx")  # reading it would wait for a writer forever
+    with pytest.raises(CheckpointError, match="is not a regular file"):
+        load_checkpoint(tmp_path / "fifo.eqx", state, run=RUN)
+    with pytest.raises(CheckpointError, match="is a folder, not a file"):
+        load_checkpoint(tmp_path, state, run=RUN)

@@ -46,8 +46,24 @@ def test_malformed_files_are_named_by_line_and_column(tmp_path, text, columns, m
 def test_missing_file_and_directory_are_named(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         read_csv_columns(tmp_path / "nope.csv", ["a"])
-    with pytest.raises(ValueError, match="is a directory"):
+    with pytest.raises(ValueError, match="is a folder, not a file"):
         read_csv_columns(tmp_path, ["a"])
+
+
+def test_pipes_devices_and_oversized_files_are_refused_before_reading(tmp_path, monkeypatch):
+    import os
+
+    import rnn_jax.csv_data
+
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with pytest.raises(ValueError, match="is not a regular file"):
+        read_csv_columns(fifo, ["a"])
+    with pytest.raises(ValueError, match="is not a regular file"):
+        read_csv_columns("/dev/zero", ["a"])  # would never end
+    monkeypatch.setattr(rnn_jax.csv_data, "MAX_CSV_BYTES", 10)
+    with pytest.raises(ValueError, match="series.csv is 42 bytes, above the limit of 10 bytes"):
+        read_csv_columns(write(tmp_path, "a\n" + "1\n" * 20), ["a"])
 
 
 def test_too_few_rows_for_the_window_is_named():
