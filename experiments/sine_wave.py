@@ -29,12 +29,13 @@ from rnn_jax.args import (
     epoch_log,
     exit_on_user_error,
     exit_when_interrupted,
+    folder_arg,
     make_checkpointing,
     run_options,
 )
 from rnn_jax.checkpoint import FILENAME
 from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
-from rnn_jax.io import save_figure, write_json
+from rnn_jax.io import digest_arrays, save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_losses, plot_predictions
 from rnn_jax.runner import fit
@@ -105,7 +106,7 @@ def parse_config(argv: list[str]) -> tuple[SineWaveConfig, RunOptions]:
         help="starting settings; the defaults shown are this preset's (default: %(default)s)",
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: results/sine_wave/<preset>)"
+        "--out", type=folder_arg, default=None, help="output folder (default: results/sine_wave/<preset>)"
     )
     add_run_options(parser)
     add_config_arguments(parser, PRESETS[known.preset])
@@ -139,12 +140,14 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
     n_train = n_train_windows(cfg.length - cfg.window, cfg.train_fraction)
     check_config(tcfg, n_train)
 
-    checkpointing = make_checkpointing(options, dataclasses.asdict(cfg))
-
     data_key, train_key = jax.random.split(jax.random.key(cfg.seed))
     data = make_sine_data(
         **shape, step=cfg.step, frequency=cfg.frequency, noise=cfg.noise, scale=cfg.scale, key=data_key
     )
+    # The run's identity: its options and the data they generated (a checkpoint made by a version
+    # of the code that drew other data is not resumed).
+    identity = {**dataclasses.asdict(cfg), "data_sha256": digest_arrays(data.x_train, data.y_train)}
+    checkpointing = make_checkpointing(options, identity)
 
     result = fit(
         tcfg,

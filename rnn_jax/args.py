@@ -23,6 +23,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n")
 
 
+def folder_arg(text: str) -> Path:
+    """An ``--out`` value: a non-empty folder name (an empty one would mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder name, got an empty string")
+    return Path(text)
+
+
 def _parse_optional_int(text: str) -> int | None:
     if text.lower() == "none":
         return None
@@ -157,7 +164,7 @@ def experiment_main(
     exit code (anything else means 0). With ``resumable`` the script also takes ``add_run_options``'s
     options and ``run`` gets ``RunOptions`` instead of the output folder."""
     parser = OneLineParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=None, help=f"output folder (default: {out})")
+    parser.add_argument("--out", type=folder_arg, default=None, help=f"output folder (default: {out})")
     if resumable:
         add_run_options(parser)
     add_config_arguments(parser, defaults)
@@ -168,7 +175,9 @@ def experiment_main(
         return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
     if not resumable:
-        return exit_on_user_error(lambda: exit_code(run(config, args.out or Path(out))))
+        folder = args.out or Path(out)
+        claim_folder(parser, folder)
+        return exit_on_user_error(lambda: exit_code(run(config, folder)))
     options = run_options(parser, args, Path(out))
     return exit_on_user_error(
         lambda: exit_when_interrupted(lambda: exit_code(run(config, options)), options.out)
@@ -229,9 +238,21 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, defau
     out = args.resume or args.out or default_out
     if args.log_every is not None and args.log_every < 1:
         parser.error(f"--log-every must be a positive integer; got {args.log_every}")
+    claim_folder(parser, out)
     return RunOptions(
         out, args.resume is not None, args.checkpoint_every, args.overwrite, args.quiet, args.log_every
     )
+
+
+def claim_folder(parser: argparse.ArgumentParser, out: Path) -> None:
+    """Check and lock the output folder before any work (``rnn_jax.folders``); a problem is the
+    parser's one-line error, exit code 2."""
+    from rnn_jax.folders import FolderError, claim_output_folder
+
+    try:
+        claim_output_folder(out)
+    except FolderError as err:
+        parser.error(str(err))
 
 
 def make_checkpointing(options: RunOptions, run: dict[str, Any]):

@@ -17,6 +17,7 @@ from rnn_jax.args import (
     config_from_args,
     exit_on_user_error,
     exit_when_interrupted,
+    folder_arg,
     run_options,
 )
 from rnn_jax.sharding import use_cpu_cores
@@ -55,7 +56,7 @@ def _train(argv: Sequence[str]) -> int:
         "config.json, metrics.json, timing.json, predictions.csv, model.eqx, checkpoint.eqx, loss.png, "
         "horizon.png and forecast.png to --out.",
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: results/train)")
+    parser.add_argument("--out", type=folder_arg, default=None, help="output folder (default: results/train)")
     add_run_options(parser)
     add_config_arguments(parser, CsvTrainConfig())
     args = parser.parse_args(argv)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import sys
-from pathlib import Path
 from typing import ClassVar, NamedTuple
 
 import jax
@@ -26,9 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.args import RunOptions, epoch_log, make_checkpointing, parse_list
-from rnn_jax.csv_data import FILLS, Series, check_enough_rows, read_series
+from rnn_jax.csv_data import FILLS, MAX_CSV_BYTES, Series, check_enough_rows, read_series
 from rnn_jax.csv_outputs import stamp, write_outputs
 from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.io import read_regular_file
 from rnn_jax.losses import batch_predict
 from rnn_jax.series import Windows as ScaledWindows
 from rnn_jax.series import fit_linear_ar, persistence, predict_linear_ar, split_rows
@@ -184,7 +184,7 @@ def window_data(prep: Prepared, train_splits: tuple[str, ...]) -> WindowData:
 
 def data_identity(path: str) -> str:
     """SHA-256 of the CSV's bytes: a checkpoint resumes only on the data it was trained on."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(read_regular_file(path, limit=MAX_CSV_BYTES, what="CSV file")).hexdigest()
 
 
 class Trained(NamedTuple):

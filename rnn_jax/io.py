@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -87,6 +88,19 @@ def read_regular_file(path: str | Path, *, limit: int, what: str = "file") -> by
     if len(data) > min(limit, info.st_size):  # grew while being read
         raise UnreadableFile(f"{what} {path} grew while it was being read")
     return data
+
+
+def digest_arrays(*arrays) -> str:
+    """SHA-256 over the dtypes, shapes and bytes of ``arrays`` (host or device arrays): the
+    identity of a run's data, so that a checkpoint resumes only on the data it was trained on."""
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for array in arrays:
+        host = np.ascontiguousarray(np.asarray(array))
+        digest.update(f"{host.dtype.str}{host.shape}".encode())
+        digest.update(host.tobytes())
+    return digest.hexdigest()
 
 
 def _finite_or_null(obj: Any) -> Any:

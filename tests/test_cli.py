@@ -95,10 +95,11 @@ def test_sine_wave_experiment_writes_results(tmp_path):
         (["--learning-rate", "0"], "learning_rate must be a positive number"),
         (["--epochs", "-1"], "epochs must be a positive integer"),
         (["--epochs", "many"], "invalid int value"),
+        (["--out", ""], "argument --out: expected a folder name, got an empty string"),
     ],
 )
 def test_sine_wave_bad_arguments(tmp_path, args, message):
-    out = run("experiments/sine_wave.py", *args, "--out", str(tmp_path))
+    out = run("experiments/sine_wave.py", "--out", str(tmp_path), *args)
     assert_user_error(out, message)
     assert not (tmp_path / "metrics.json").exists()
 
@@ -134,7 +135,9 @@ def test_sine_wave_divergence_is_reported_and_a_usable_checkpoint_kept(tmp_path)
     fns = make_train(TrainConfig(**config["train"]))
     hparams = make_hparams(learning_rate=1e30, seq_len=50)
     like = jax.eval_shape(fns.init, jax.random.key(0), hparams, data)
-    state, saved = load_checkpoint(tmp_path / "checkpoint.eqx", like, run=config)
+    identity = read_checkpoint(tmp_path / "checkpoint.eqx")[0]["run"]
+    assert {k: v for k, v in identity.items() if k != "data_sha256"} == config
+    state, saved = load_checkpoint(tmp_path / "checkpoint.eqx", like, run=identity)
     assert int(state.diverged_at_step) == 2 and saved["diverged_at_step"][-1] == 2
     assert bool(jnp.all(jnp.isfinite(batch_predict(state.params, data.x_val))))
 

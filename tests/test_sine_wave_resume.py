@@ -34,9 +34,8 @@ def saved_epoch(path) -> int:
         return 0  # not written yet
 
 
-def start_and_stop(out, how: signal.Signals) -> tuple[int, str]:
-    """Start the run, send ``how`` once a checkpoint part-way through exists; the exit code and
-    stderr."""
+def start(out, until_epoch: int) -> subprocess.Popen:
+    """Start the run; return once its checkpoint has reached ``until_epoch`` (or it ended)."""
     proc = subprocess.Popen(
         [sys.executable, *ARGS, "--out", str(out)],
         cwd=ROOT,
@@ -46,8 +45,17 @@ def start_and_stop(out, how: signal.Signals) -> tuple[int, str]:
         text=True,
     )
     deadline = time.monotonic() + 240
-    while saved_epoch(out / "checkpoint.eqx") < 50 and proc.poll() is None and time.monotonic() < deadline:
+    while saved_epoch(out / "checkpoint.eqx") < until_epoch and proc.poll() is None:
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.02)
+    return proc
+
+
+def start_and_stop(out, how: signal.Signals) -> tuple[int, str]:
+    """Start the run, send ``how`` once a checkpoint part-way through exists; the exit code and
+    stderr."""
+    proc = start(out, 50)
     proc.send_signal(how)
     return proc.wait(timeout=120), proc.stderr.read()
 
@@ -101,3 +109,11 @@ def test_resume_with_other_options_is_refused_and_the_checkpoint_kept(tmp_path):
     expected = "holds a finished run with other options (train.hidden_dim: 16 in the checkpoint, 8 now)"
     assert_user_error(again, expected)
     assert (tmp_path / "checkpoint.eqx").read_bytes() == before
+
+
+def test_a_second_run_into_a_busy_folder_is_refused_and_the_first_completes(tmp_path, reference):
+    first = start(tmp_path, 25)
+    second = run(*ARGS, "--out", str(tmp_path), "--seed", "1")
+    assert_user_error(second, f"output folder {tmp_path} is in use by another run (pid {first.pid})")
+    assert first.wait(timeout=240) == 0, first.stderr.read()
+    assert (tmp_path / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()

@@ -1,0 +1,102 @@
+"""Output folders: checked before any work starts, and owned by one run at a time.
+
+``claim_output_folder`` makes sure a run can write its results where it was told to before it
+reads data or compiles anything: the name is legal, the folder is a folder (created if needed),
+a probe file can be written there, and some space is free. It then takes an advisory lock on
+the folder (``fcntl.flock`` on a lock file that holds the owner's pid), held until the process
+ends; the kernel releases it even after ``kill -9``, so a lock is never stale. A second run
+into a locked folder is refused. Temporary files left by a save that was killed are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+from rnn_jax.io import size_text
+
+LOCK_NAME = ".rnn_jax.lock"
+MIN_FREE_BYTES = 64 << 20  # checkpoints, metrics and figures of the runs this code trains
+_held: dict[Path, int] = {}  # folder -> the open lock file's descriptor, for the process's life
+
+
+class FolderError(ValueError):
+    """An output folder that cannot be used; the message says why."""
+
+
+def _check_name(out: Path) -> None:
+    if str(out).strip() == "" or out == Path(""):
+        raise FolderError("the output folder's name is empty; give --out a folder")
+    for part in out.parts:
+        if len(os.fsencode(part)) > 255:
+            raise FolderError(f"output folder {out}: the name {part[:20]}... is longer than 255 bytes")
+
+
+def _probe(out: Path) -> None:
+    probe = out / f".rnn_jax.probe.{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"probe")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise FolderError(f"cannot write in output folder {out}: {err.strerror}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def _lock(out: Path) -> int:
+    try:
+        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise FolderError(f"cannot write in output folder {out}: {err.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise FolderError(
+            f"output folder {out} is in use by another run (pid {owner}); wait for it to end, or "
+            "choose another --out"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def claim_output_folder(out: str | Path) -> Path:
+    """Check that ``out`` can take a run's results and lock it for this process (idempotent).
+    Raises ``FolderError`` (a ``ValueError``) with a one-line reason."""
+    out = Path(out)
+    _check_name(out)
+    key = out.resolve() if out.exists() else out.absolute()
+    if key in _held:
+        return out
+    if out.exists() and not out.is_dir():
+        raise FolderError(f"output folder {out} is a file; give --out a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FolderError(f"cannot create output folder {out}: {err.strerror}") from None
+    _probe(out)
+    free = shutil.disk_usage(out).free
+    if free < MIN_FREE_BYTES:
+        need = size_text(MIN_FREE_BYTES)
+        raise FolderError(f"output folder {out} has {size_text(free)} free; a run needs at least {need}")
+    _held[out.resolve()] = _lock(out)
+    # Left by a save that was killed (here or in a subfolder such as refit/); ours come later.
+    for stale in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:
+        with contextlib.suppress(OSError):
+            stale.unlink()
+    return out
+
+
+def release_output_folder(out: str | Path) -> None:
+    """Give up the lock ``claim_output_folder`` took (the end of the process does it too)."""
+    fd = _held.pop(Path(out).resolve(), None)
+    if fd is not None:
+        os.close(fd)
