@@ -238,6 +238,8 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, defau
     out = args.resume or args.out or default_out
     if args.log_every is not None and args.log_every < 1:
         parser.error(f"--log-every must be a positive integer; got {args.log_every}")
+    if args.resume is not None and not (args.resume / "checkpoint.eqx").exists():
+        parser.error(f"no checkpoint at {args.resume / 'checkpoint.eqx'}")  # nothing is created
     claim_folder(parser, out)
     return RunOptions(
         out, args.resume is not None, args.checkpoint_every, args.overwrite, args.quiet, args.log_every

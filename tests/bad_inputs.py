@@ -62,6 +62,20 @@ FILES = {
     "dates.csv": "when,temp\n2000-01-01,1.5\nthe next day,2.5\n",
     "monthly.csv": "month,temp\n" + "".join(f"{m},{(i * 7) % 11}.5\n" for i, m in enumerate(MONTHS)),
     "broken/checkpoint.eqx": "not a checkpoint\n",
+    # A well-formed header whose "finished" was flipped by hand: its own SHA-256 no longer fits.
+    "edited/checkpoint.eqx": json.dumps(
+        {
+            "format": "rnn_jax-checkpoint-2",
+            "epoch": 3,
+            "run": {},
+            "finished": True,
+            "metrics": {},
+            "payload_bytes": 0,
+            "payload_sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "header_sha256": "0" * 64,
+        }
+    )
+    + "\n",
     "empty.txt": "",
     "latin1.txt": "caf\u00e9 au lait".encode("latin-1"),
     "hanzi.txt": "".join(chr(0x4E00 + i) for i in range(300)),

@@ -65,6 +65,7 @@ def test_flax_gradient_step_runs_and_is_finite():
     assert any(float(np.max(np.abs(leaf))) > 0 for leaf in leaves)
 
 
+@pytest.mark.slow
 def test_published_tutorial_epoch_moves_weights_as_its_wrong_pass_says(key):
     """One update of the published loop, with no clipping at work, equals one step along
     ``tutorial_grads`` (its wrong gradient) for U, W and V."""

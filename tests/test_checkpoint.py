@@ -28,10 +28,11 @@ def hparams():
     return make_hparams(learning_rate=1e-2, seq_len=10)
 
 
-@pytest.fixture
-def state(data, hparams, key):
+@pytest.fixture(scope="module")
+def state(data, hparams):
+    """A state two epochs in (module-wide: no test changes it)."""
     fns = make_train(CONFIG)
-    return fns.run(fns.init(key, hparams, data), hparams, data, 2)[0]
+    return jax.jit(fns.run, static_argnums=3)(fns.init(jax.random.key(0), hparams, data), hparams, data, 2)[0]
 
 
 @pytest.mark.slow

@@ -69,6 +69,7 @@ def test_lstm_step_follows_its_equations():
     assert jnp.allclose(h_new, o * jnp.tanh(f * c + i * g), atol=1e-6)
 
 
+@pytest.mark.grid
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_scan_equals_a_python_loop_over_steps(cell):
     model, xs, _ = problem(cell)

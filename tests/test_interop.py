@@ -137,6 +137,7 @@ def test_torch_modules_and_converted_models_agree_in_float64(kind, nonlinearity)
     assert max(errors.values()) <= 1e-12, errors
 
 
+@pytest.mark.slow
 def test_converted_lstm_state_dict_loads_into_torch():
     torch = pytest.importorskip("torch")
     model = rnn_jax.init_model("lstm", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O)

@@ -270,6 +270,7 @@ def test_the_tutorial_settings_are_kept_by_name():
     assert (tutorial.batch_size, tutorial.shuffle, tutorial.clip, tutorial.epochs) == (1, False, "value", 3)
 
 
+@pytest.mark.slow
 def test_training_runs_with_64_bit_mode_on(data, key):
     """``JAX_ENABLE_X64=1`` once broke the epoch loop: its step counter became int64 while the
     carry held int32."""
