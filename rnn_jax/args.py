@@ -30,6 +30,16 @@ def folder_arg(text: str) -> Path:
     return Path(text)
 
 
+def _parse_seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 2**63 - 1, got {text}")
+    return value
+
+
 def _parse_optional_int(text: str) -> int | None:
     if text.lower() == "none":
         return None
@@ -106,6 +116,8 @@ def add_config_arguments(
             parser.add_argument(flag, type=_parse_optional_int, metavar=metavar or "INT|none", **common)
         elif _is_optional(hint, str):
             parser.add_argument(flag, type=_parse_optional_str, metavar=metavar or "STR|none", **common)
+        elif name == "seed" and hint is int:  # a PRNG seed: what jax.random.key accepts
+            parser.add_argument(flag, type=_parse_seed, metavar="INT", **common)
         else:
             parser.add_argument(flag, type=hint, metavar=metavar or hint.__name__.upper(), **common)
 

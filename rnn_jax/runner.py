@@ -104,7 +104,8 @@ def diverged_epoch(metrics: dict) -> int | None:
 def chunk_length(epochs: int, max_chunks: int = 20, at_most: int | None = None) -> int:
     """The smallest divisor of ``epochs`` that gives at most ``max_chunks`` equal chunks, or,
     with ``at_most``, the largest divisor not above it."""
-    divisors = [d for d in range(1, epochs + 1) if epochs % d == 0]
+    small = [d for d in range(1, math.isqrt(epochs) + 1) if epochs % d == 0]  # O(sqrt(epochs))
+    divisors = sorted({*small, *(epochs // d for d in small)})
     if at_most is not None:
         return max(d for d in divisors if d <= at_most)
     return next(d for d in divisors if epochs // d <= max_chunks)

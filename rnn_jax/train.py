@@ -132,6 +132,9 @@ HPARAM_HELP = {
 }
 
 
+MAX_EPOCHS = 2**31 - 1  # the compiled loop counts epochs in int32
+
+
 class Hyperparams(NamedTuple):
     """Values that may be traced, so one compiled run can be vmapped over them."""
 
@@ -246,6 +249,9 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         if value < (0 if name == "patience" else 1):
             kind = "a non-negative" if name == "patience" else "a positive"
             raise ValueError(f"{name} must be {kind} integer; got {getattr(config, name)}")
+    if config.epochs > MAX_EPOCHS:
+        limit = f"{MAX_EPOCHS:,} (epoch counters are int32)"
+        raise ValueError(f"epochs must be at most {limit}; got {config.epochs}")
     if config.cell != "elman" and "tutorial" in (config.init, config.grad):
         raise ValueError(
             f"init and grad 'tutorial' exist for the elman cell only; got cell {config.cell!r} "

@@ -281,3 +281,14 @@ def test_training_runs_with_64_bit_mode_on(data, key):
     finally:
         jax.config.update("jax_enable_x64", False)
     assert len(result.metrics["train_loss"]) == 6 and result.diverged_at_step is None
+
+
+def test_chunks_come_from_divisors_found_in_sqrt_time_and_epochs_are_bounded():
+    def brute(epochs, max_chunks=20):
+        return next(d for d in range(1, epochs + 1) if epochs % d == 0 and epochs // d <= max_chunks)
+
+    assert [chunk_length(n) for n in range(1, 400)] == [brute(n) for n in range(1, 400)]
+    assert chunk_length(2**31 - 1) == 2**31 - 1  # a prime: found at once, not in 2**31 steps
+    assert chunk_length(360, at_most=7) == 6
+    with pytest.raises(ValueError, match=r"epochs must be at most 2,147,483,647 \(epoch counters"):
+        check_config(TrainConfig(epochs=2**63), n_train=100)
