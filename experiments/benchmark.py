@@ -28,6 +28,11 @@ Writes benchmark.json, benchmark.md and benchmark.png to --out.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import statistics
 import sys
@@ -43,6 +48,7 @@ from helpers import alternatives
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
+from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_atomic, write_json
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
@@ -237,10 +243,10 @@ def step_flops(batch: int, hidden: int, t_len: int, k: int | None) -> float:
 
 def run(cfg: BenchmarkConfig, out: Path) -> dict:
     if cfg.repeats < 1:
-        raise ValueError(f"repeats must be a positive integer; got {cfg.repeats}")
+        raise InputError(f"repeats must be a positive integer; got {cfg.repeats}")
     sizes = parse_list(cfg.hidden_sizes, "hidden_sizes", int)
     if min(sizes) < 1:
-        raise ValueError(f"hidden_sizes must be positive integers; got {cfg.hidden_sizes!r}")
+        raise InputError(f"hidden_sizes must be positive integers; got {cfg.hidden_sizes!r}")
     skipped = {
         name: why
         for name, module in (("flax", "flax"), ("pytorch", "torch"))

@@ -13,6 +13,11 @@ benchmark_gpu.json (with the device's name) to --out; ``experiments/gpu_check.sh
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import itertools
 import platform
@@ -24,6 +29,7 @@ import jax.numpy as jnp
 from benchmark import median_time  # experiments/ is the script's folder
 
 from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.errors import InputError
 from rnn_jax.io import write_json
 from rnn_jax.losses import loss
 from rnn_jax.model import init_model
@@ -57,11 +63,11 @@ class GpuBenchmarkConfig:
 def jax_device(kind: str) -> jax.Device:
     """The first JAX device of ``kind``; a clear error when JAX sees none."""
     if kind not in DEVICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {kind!r}")
+        raise InputError(f"device must be one of {', '.join(DEVICES)}; got {kind!r}")
     try:
         return jax.devices(kind)[0]
     except RuntimeError:
-        raise ValueError(
+        raise InputError(
             f"JAX sees no {kind} device (it sees {', '.join(d.platform for d in jax.devices())}); "
             "install JAX with CUDA (README, 'GPU') or pass --device cpu"
         ) from None
@@ -141,7 +147,7 @@ def run(cfg: GpuBenchmarkConfig, out: Path) -> dict:
     cells = parse_list(cfg.cells, "cells", str)
     for cell in cells:
         if cell not in TORCH_CELLS:
-            raise ValueError(f"cells must be from {', '.join(TORCH_CELLS)}; got {cell!r}")
+            raise InputError(f"cells must be from {', '.join(TORCH_CELLS)}; got {cell!r}")
     repeats = 1 if cfg.quick else cfg.repeats
     if cfg.quick:
         sizes = {"batch": [4], "seq_len": [6], "hidden": [8]}

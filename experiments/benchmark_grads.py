@@ -9,6 +9,11 @@ of a whole 25-epoch tutorial-preset training run with each gradient. Writes benc
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import statistics
 import sys
@@ -20,6 +25,7 @@ import jax
 
 from rnn_jax.args import experiment_main
 from rnn_jax.data import make_sine_data
+from rnn_jax.errors import InputError
 from rnn_jax.io import write_json
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
@@ -57,7 +63,7 @@ def time_calls(fn, args, repeats: int, calls: int) -> dict[str, float]:
 
 def run(cfg: BenchmarkConfig, out: Path) -> dict:
     if min(cfg.repeats, cfg.calls, cfg.hidden_dim, cfg.seq_len) < 1:
-        raise ValueError("repeats, calls, hidden_dim and seq_len must be positive integers")
+        raise InputError("repeats, calls, hidden_dim and seq_len must be positive integers")
     grads = {
         "autodiff": jax.jit(jax.grad(loss), static_argnames=("truncation",)),
         "manual": jax.jit(manual_grads, static_argnames=("truncation",)),

@@ -21,6 +21,11 @@ character during training) to --out.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import platform
 import sys
@@ -36,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.alternatives import min_char_rnn  # noqa: E402
 
 from rnn_jax.args import experiment_main, parse_list  # noqa: E402
+from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json  # noqa: E402
 from rnn_jax.plots import plot_losses  # noqa: E402
 from rnn_jax.runner import fit_stream  # noqa: E402
@@ -106,23 +112,23 @@ def load(cfg: CharLMConfig):
     text = default_text() if cfg.text is None else read_text(cfg.text)
     vocab = Vocabulary.of(text)
     if len(vocab) > cfg.max_vocab:
-        raise ValueError(
+        raise InputError(
             f"the text has {len(vocab)} distinct characters, more than --max-vocab {cfg.max_vocab} "
             f"(the one-hot input is V wide); raise --max-vocab or use a smaller alphabet"
         )
     if len(vocab) < 2:
-        raise ValueError("the text needs at least two distinct characters to predict anything")
+        raise InputError("the text needs at least two distinct characters to predict anything")
     missing = set(cfg.prompt) - set(vocab.chars)
     if missing:
-        raise ValueError(f"--prompt uses characters the text never does: {''.join(sorted(missing))!r}")
+        raise InputError(f"--prompt uses characters the text never does: {''.join(sorted(missing))!r}")
     train, val, test = split_by_position(vocab.encode(text))
     if cfg.context + 1 > min(len(train), len(val)):
-        raise ValueError(
+        raise InputError(
             f"--context {cfg.context} needs more text before the validation and test parts "
             f"(train {len(train)}, validation {len(val)} characters)"
         )
     if min(len(val), len(test)) < 2:
-        raise ValueError(
+        raise InputError(
             f"the text ({len(text)} characters) is too short to split into train, validation and test"
         )
     return vocab, train, val, test
@@ -132,14 +138,14 @@ def check(cfg: CharLMConfig) -> tuple[list[str], list[int]]:
     cells = parse_list(cfg.cells, "cells", str)
     updates = parse_list(cfg.updates, "updates", int)
     if len(updates) != len(cells) or min(updates) < 1:
-        raise ValueError(f"updates must list one positive count per cell ({len(cells)}); got {cfg.updates!r}")
+        raise InputError(f"updates must list one positive count per cell ({len(cells)}); got {cfg.updates!r}")
     for name in ("numpy_updates", "sample_length", "max_order", "max_vocab"):
         if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+            raise InputError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
     if not cfg.temperature > 0:
-        raise ValueError(f"temperature must be > 0; got {cfg.temperature}")
+        raise InputError(f"temperature must be > 0; got {cfg.temperature}")
     if not cfg.prompt:
-        raise ValueError("prompt must hold at least one character")
+        raise InputError("prompt must hold at least one character")
     for cell in cells:
         check_stream_config(stream_config(cfg, cell, cfg.hidden_dim), cfg.k2 + 1)
     return cells, updates
@@ -166,7 +172,7 @@ def cyclic(ids: np.ndarray, cfg: CharLMConfig) -> jnp.ndarray:
     windows past the end wrap round to the start (more updates than one pass holds)."""
     rows = as_streams(ids, cfg.streams)
     if rows.shape[1] <= cfg.k2 + 1:
-        raise ValueError(
+        raise InputError(
             f"each of the {cfg.streams} streams ({rows.shape[1]} characters) must be longer than k2 + 1"
         )
     return jnp.asarray(rows)

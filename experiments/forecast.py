@@ -15,6 +15,11 @@ in the series' own units. Writes forecast.json, forecast_<task>.png and each ser
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import sys
 from pathlib import Path
@@ -26,6 +31,7 @@ import numpy as np
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.errors import InputError
 from rnn_jax.forecast import batch_closed_loop, batch_teacher_forced
 from rnn_jax.io import save_figure, write_atomic, write_json
 from rnn_jax.plots import plot_horizon_errors
@@ -151,10 +157,10 @@ def run(cfg: ForecastConfig, out: Path) -> dict:
     tasks = parse_list(cfg.tasks, "tasks", str)
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise ValueError(f"tasks must be among {', '.join(TASKS)}; got {unknown[0]!r}")
+        raise InputError(f"tasks must be among {', '.join(TASKS)}; got {unknown[0]!r}")
     for name in ("length", "window", "horizon", "epochs", "hidden_dim", "batch_size"):
         if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+            raise InputError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
     results = {}
     for task in tasks:
         results[task] = res = one_task(cfg, task, out)

@@ -15,6 +15,11 @@ the wall time of each run.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import platform
 import shlex
@@ -26,6 +31,7 @@ import numpy as np
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.cli import main as rnn_jax
+from rnn_jax.errors import InputError
 from rnn_jax.io import write_atomic, write_json
 
 HERE = Path(__file__).resolve().parent
@@ -101,7 +107,7 @@ def one_run(name: str, csv: Path, options: str, extra: str, out: Path) -> dict:
     code = rnn_jax(argv)
     wall = time.perf_counter() - start
     if code != 0:
-        raise ValueError(f"rnn-jax {' '.join(argv)} exited with {code}")
+        raise InputError(f"rnn-jax {' '.join(argv)} exited with {code}")
     metrics = json.loads((out / name / "metrics.json").read_text())
     rows = {}
     test = metrics["rmse"]["test"]
@@ -144,7 +150,7 @@ def run(cfg: ForecastCsvConfig, out: Path) -> int:
     names = parse_list(cfg.series, "series", str)
     unknown = [n for n in names if n not in REAL and n not in SYNTHETIC]
     if unknown:
-        raise ValueError(f"series must be among {', '.join([*REAL, *SYNTHETIC])}; got {unknown[0]!r}")
+        raise InputError(f"series must be among {', '.join([*REAL, *SYNTHETIC])}; got {unknown[0]!r}")
     data = Path(cfg.data)
     results = {}
     for name in names:

@@ -12,6 +12,11 @@ Writes gradient_flow.json (raw arrays) and gradient_flow.png.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import sys
 import time
@@ -23,6 +28,7 @@ import jax.numpy as jnp
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
+from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.manual_grads import state_grads
 from rnn_jax.model import init_elman
@@ -69,13 +75,13 @@ def clip_fractions(data) -> dict[str, list[float]]:
 def run(cfg: GradientFlowConfig, out: Path) -> dict:
     radii = parse_list(cfg.radii, "radii")
     if min(radii) <= 0:
-        raise ValueError(f"radii must be positive numbers; got {cfg.radii!r}")
+        raise InputError(f"radii must be positive numbers; got {cfg.radii!r}")
     if cfg.n_inits < 1 or cfg.hidden_dim < 1:
-        raise ValueError("n_inits and hidden_dim must be positive integers")
+        raise InputError("n_inits and hidden_dim must be positive integers")
     activations = [a for a in cfg.activations.split(",") if a]
     for a in activations:
         if a not in ("sigmoid", "tanh", "relu"):
-            raise ValueError(f"activations must be from sigmoid, tanh, relu; got {a!r}")
+            raise InputError(f"activations must be from sigmoid, tanh, relu; got {a!r}")
 
     start = time.perf_counter()
     data = make_sine_data()  # the tutorial's unscaled windows

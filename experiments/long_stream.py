@@ -13,6 +13,11 @@ stream) to --out.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import json
 import resource
@@ -25,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.plots import plot_stream_scaling
 from rnn_jax.runner import fit_stream
@@ -90,7 +96,7 @@ def check(cfg: LongStreamConfig) -> tuple[list[int], list[int]]:
     lengths = parse_list(cfg.steps, "steps", int)
     periods = parse_list(cfg.periods, "periods", int)
     if len(periods) != 3 or min(periods) < 2:
-        raise ValueError(f"periods must be three integers >= 2 (P1, P2, P3); got {cfg.periods!r}")
+        raise InputError(f"periods must be three integers >= 2 (P1, P2, P3); got {cfg.periods!r}")
     for n in lengths:
         check_stream_config(stream_config(cfg), n)
     return lengths, periods

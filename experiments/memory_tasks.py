@@ -14,6 +14,11 @@ Writes memory_tasks.json and memory_tasks.png to --out.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import sys
 from pathlib import Path
@@ -22,6 +27,7 @@ import jax
 import numpy as np
 
 from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.memory_tasks import ADDING_MEAN_MSE, task_data
 from rnn_jax.plots import plot_memory_tasks
@@ -68,7 +74,7 @@ def check(cfg: MemoryTasksConfig):
     tasks = parse_list(cfg.tasks, "tasks", str)
     bad = set(tasks) - {"adding", "recall"}
     if bad:
-        raise ValueError(f"tasks must be adding or recall; got {', '.join(sorted(bad))}")
+        raise InputError(f"tasks must be adding or recall; got {', '.join(sorted(bad))}")
     cells = parse_list(cfg.cells, "cells", str)
     windows = {
         "adding": parse_list(cfg.truncations, "truncations", int, allow_none=True),
@@ -86,7 +92,7 @@ def check(cfg: MemoryTasksConfig):
     ):
         least = 2 if name in ("seq_len", "recall_len", "symbols") else 1
         if getattr(cfg, name) < least:
-            raise ValueError(f"{name} must be at least {least}; got {getattr(cfg, name)}")
+            raise InputError(f"{name} must be at least {least}; got {getattr(cfg, name)}")
     return tasks, cells, windows
 
 

@@ -12,6 +12,11 @@ or killed) runs continue from their last checkpoint: run the same command again 
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import sys
 from pathlib import Path
@@ -27,13 +32,12 @@ from rnn_jax.args import (
     add_run_options,
     config_from_args,
     epoch_log,
-    exit_on_user_error,
-    exit_when_interrupted,
     folder_arg,
     make_checkpointing,
     run_options,
 )
 from rnn_jax.checkpoint import FILENAME
+from rnn_jax.command import run_command
 from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
 from rnn_jax.io import digest_arrays, save_figure, write_json
 from rnn_jax.losses import batch_predict
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
-    return exit_on_user_error(lambda: exit_when_interrupted(go, out))
+    return run_command(go, out)
 
 
 if __name__ == "__main__":

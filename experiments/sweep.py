@@ -15,6 +15,11 @@ the members are split over one device per core (--cpu-devices N to choose, 1 for
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import functools
 import statistics
@@ -27,6 +32,7 @@ import jax.numpy as jnp
 
 from rnn_jax.args import RunOptions, epoch_log, experiment_main, make_checkpointing, parse_list
 from rnn_jax.data import make_sine_data
+from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.losses import batch_predict
 from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
@@ -230,7 +236,7 @@ def benchmark(cfg: SweepConfig, options: RunOptions) -> dict:
     """N vmapped members against the same N runs one by one, per batch size, in this process."""
     out = options.out
     if cfg.bench_members < 1 or cfg.bench_repeats < 1:
-        raise ValueError("bench_members and bench_repeats must be positive integers")
+        raise InputError("bench_members and bench_repeats must be positive integers")
     data = make_sine_data(scale=True)
     rows = []
     for batch_size in parse_list(cfg.bench_batch_sizes, "bench_batch_sizes", int):
@@ -250,7 +256,7 @@ def benchmark(cfg: SweepConfig, options: RunOptions) -> dict:
 def start(cfg: SweepConfig, options: RunOptions):
     """Split the CPU into devices (before JAX runs anything), then sweep or benchmark."""
     if cfg.cpu_devices < 0:
-        raise ValueError(f"cpu_devices must be 0 (one per core) or a positive integer; got {cfg.cpu_devices}")
+        raise InputError(f"cpu_devices must be 0 (one per core) or a positive integer; got {cfg.cpu_devices}")
     use_cpu_cores(cfg.cpu_devices or None)
     return (benchmark if cfg.benchmark else sweep)(cfg, options)
 

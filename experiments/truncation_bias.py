@@ -13,6 +13,11 @@ Writes truncation_bias.json (raw arrays) and truncation_bias.png.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
+    from rnn_jax.command import answer_signals
+
+    answer_signals()
+
 import dataclasses
 import sys
 import time
@@ -24,6 +29,7 @@ import jax.numpy as jnp
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
+from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.plots import plot_truncation_bias
@@ -114,14 +120,14 @@ def run(cfg: TruncationBiasConfig, out: Path) -> dict:
     activations = [a for a in cfg.activations.split(",") if a]
     window = 50
     if min(ks) < 1:
-        raise ValueError(f"truncations must all be >= 1; got {min(ks)}")
+        raise InputError(f"truncations must all be >= 1; got {min(ks)}")
     if sorted(checkpoints) != checkpoints or checkpoints[0] < 0 or checkpoints[-1] > cfg.epochs:
-        raise ValueError(
+        raise InputError(
             f"checkpoints must be increasing epochs within 0..{cfg.epochs}; got {cfg.checkpoints}"
         )
     for name in ("n_inits", "n_seeds"):
         if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+            raise InputError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
     base = dict(hidden_dim=cfg.hidden_dim, epochs=cfg.epochs, batch_size=10)
     for activation in activations:
         check_config(TrainConfig(**base, activation=activation), n_train=100)

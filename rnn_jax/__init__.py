@@ -1,19 +1,87 @@
 """rnn_jax: recurrent networks as pure JAX functions, trained by (truncated) backpropagation
-through time, with hand-derived gradients verified against autodiff."""
+through time, with hand-derived gradients verified against autodiff.
 
+The names below load on first use, so that ``import rnn_jax.command`` (what every command does
+first, to answer Ctrl-C while JAX imports) stays fast."""
+
+import importlib as _importlib
+import sys as _sys
+import types as _types
 from importlib import metadata as _metadata
+from typing import TYPE_CHECKING
 
-from rnn_jax.cells import GRU, LSTM, Cell, CellGrads, Elman, IndRNN, elman_step, register
-from rnn_jax.data import WindowData, make_sine_data
-from rnn_jax.logs import EpochLog
-from rnn_jax.losses import batch_predict, loss
-from rnn_jax.manual_grads import manual_grads, state_grads
-from rnn_jax.model import RNN, init_elman, init_model, predict
-from rnn_jax.readout import Linear
-from rnn_jax.runner import fit
-from rnn_jax.train import Hyperparams, TrainConfig, make_hparams, make_train
-from rnn_jax.tutorial import tutorial_grads
-from rnn_jax.unroll import cell_step, final_state, unroll, unroll_states, window_starts
+if TYPE_CHECKING:
+    from rnn_jax.cells import GRU, LSTM, Cell, CellGrads, Elman, IndRNN, elman_step, register
+    from rnn_jax.data import WindowData, make_sine_data
+    from rnn_jax.logs import EpochLog
+    from rnn_jax.losses import batch_predict, loss
+    from rnn_jax.manual_grads import manual_grads, state_grads
+    from rnn_jax.model import RNN, init_elman, init_model, predict
+    from rnn_jax.readout import Linear
+    from rnn_jax.runner import fit
+    from rnn_jax.train import Hyperparams, TrainConfig, make_hparams, make_train
+    from rnn_jax.tutorial import tutorial_grads
+    from rnn_jax.unroll import cell_step, final_state, unroll, unroll_states, window_starts
+
+_WHERE = {
+    "Cell": "rnn_jax.cells",
+    "CellGrads": "rnn_jax.cells",
+    "Elman": "rnn_jax.cells",
+    "EpochLog": "rnn_jax.logs",
+    "GRU": "rnn_jax.cells",
+    "Hyperparams": "rnn_jax.train",
+    "IndRNN": "rnn_jax.cells",
+    "LSTM": "rnn_jax.cells",
+    "Linear": "rnn_jax.readout",
+    "RNN": "rnn_jax.model",
+    "TrainConfig": "rnn_jax.train",
+    "WindowData": "rnn_jax.data",
+    "batch_predict": "rnn_jax.losses",
+    "cell_step": "rnn_jax.unroll",
+    "elman_step": "rnn_jax.cells",
+    "final_state": "rnn_jax.unroll",
+    "fit": "rnn_jax.runner",
+    "init_elman": "rnn_jax.model",
+    "init_model": "rnn_jax.model",
+    "loss": "rnn_jax.losses",
+    "make_hparams": "rnn_jax.train",
+    "make_sine_data": "rnn_jax.data",
+    "make_train": "rnn_jax.train",
+    "manual_grads": "rnn_jax.manual_grads",
+    "predict": "rnn_jax.model",
+    "register": "rnn_jax.cells",
+    "state_grads": "rnn_jax.manual_grads",
+    "tutorial_grads": "rnn_jax.tutorial",
+    "unroll": "rnn_jax.unroll",
+    "unroll_states": "rnn_jax.unroll",
+    "window_starts": "rnn_jax.unroll",
+}
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'rnn_jax' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
+
+class _Package(_types.ModuleType):
+    """The import system binds each submodule to an attribute of its package; where a public
+    function shares its module's name (``unroll``, ``manual_grads``), the function keeps it."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if isinstance(value, _types.ModuleType) and _WHERE.get(name) == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
 
 try:
     __version__ = _metadata.version("rnn-jax")

@@ -15,6 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
+from rnn_jax.command import run_command
+from rnn_jax.errors import InputError
+
 
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are a single line on stderr, exit code 2."""
@@ -97,7 +100,7 @@ def add_config_arguments(
     for path, default, hint, text, choices in config_fields(defaults):
         name = path[-1]
         if name in seen:
-            raise ValueError(f"config field {name!r} appears twice; nested configs need distinct names")
+            raise InputError(f"config field {name!r} appears twice; nested configs need distinct names")
         seen.add(name)
         flag, dest = "--" + name.replace("_", "-"), ".".join(path)
         text = (help or {}).get(name, text).replace("%", "%%")
@@ -135,15 +138,6 @@ def config_from_args(cls: type, args: argparse.Namespace, path: tuple[str, ...] 
     return cls(**values)
 
 
-def exit_on_user_error(fn: Callable[[], int | None]) -> int:
-    """Run ``fn``; a ``ValueError``/``TypeError`` raised by validation becomes one line and code 2."""
-    try:
-        return fn() or 0
-    except (ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
 def parse_list(text: str, name: str, kind: Callable[[str], Any] = float, allow_none: bool = False) -> list:
     """``"1,2,none"`` -> ``[1, 2, None]`` (``kind=int, allow_none=True``); errors name the option."""
     values = []
@@ -154,11 +148,11 @@ def parse_list(text: str, name: str, kind: Callable[[str], Any] = float, allow_n
         try:
             values.append(kind(item))
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"{name} must be a comma-separated list of {kind.__name__} values; got {text!r}"
             ) from None
     if not values:
-        raise ValueError(f"{name} must not be empty")
+        raise InputError(f"{name} must not be empty")
     return values
 
 
@@ -189,11 +183,9 @@ def experiment_main(
     if not resumable:
         folder = args.out or Path(out)
         claim_folder(parser, folder)
-        return exit_on_user_error(lambda: exit_code(run(config, folder)))
+        return run_command(lambda: exit_code(run(config, folder)), folder)
     options = run_options(parser, args, Path(out))
-    return exit_on_user_error(
-        lambda: exit_when_interrupted(lambda: exit_code(run(config, options)), options.out)
-    )
+    return run_command(lambda: exit_code(run(config, options)), options.out)
 
 
 class RunOptions(NamedTuple):
@@ -286,19 +278,3 @@ def epoch_log(options: RunOptions):
     from rnn_jax.logs import METRICS_LOG, EpochLog
 
     return EpochLog(options.out / METRICS_LOG, every=options.log_every, quiet=options.quiet)
-
-
-def exit_when_interrupted(fn: Callable[[], int], out: Path) -> int:
-    """Run ``fn``; a SIGINT/SIGTERM that stopped it after saving a checkpoint becomes a message
-    on how to resume and the exit code ``128 + signal``."""
-    from rnn_jax.runner import Interrupted
-
-    try:
-        return fn()
-    except Interrupted as stop:
-        print(
-            f"{stop}; checkpoint saved to {stop.checkpoint}; "
-            f"continue with the same command and --resume {out}",
-            file=sys.stderr,
-        )
-        return 128 + stop.signum

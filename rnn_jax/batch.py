@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array
 
+from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.model import RNN, dims, predict
 from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import Truncation, check_target, check_truncation
@@ -18,7 +19,7 @@ from rnn_jax.unroll import Truncation, check_target, check_truncation
 def check_model(model: object) -> None:
     """``TypeError`` unless ``model`` is an ``RNN``; ``ValueError`` unless its sizes agree."""
     if not isinstance(model, RNN):
-        raise TypeError(
+        raise InputTypeError(
             f"model must be an rnn_jax.RNN (a cell and a readout; see rnn_jax.init_model); "
             f"got {type(model).__name__}"
         )
@@ -36,10 +37,10 @@ def check_inputs(model: RNN, xs: Array, target: str) -> None:
     check_model(model)
     input_dim = dims(model)[0]
     if xs.ndim != 3 or xs.shape[2] != input_dim:
-        raise ValueError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
+        raise InputError(f"xs must have shape (N, T, D={input_dim}); got {tuple(xs.shape)}")
     n, seq_len, _ = xs.shape
     if n < 1 or seq_len < 1:
-        raise ValueError(f"xs must hold at least one example of at least one step; got {tuple(xs.shape)}")
+        raise InputError(f"xs must hold at least one example of at least one step; got {tuple(xs.shape)}")
 
 
 def check_batch(
@@ -65,19 +66,19 @@ def check_batch(
         want = (*want, output_dim)
     if tuple(ys.shape) != want:
         what = f" (integer labels for objective {objective!r})" if kind.labels else ""
-        raise ValueError(
+        raise InputError(
             f"ys must have shape {want} for target={target!r}{what} with xs {tuple(xs.shape)}; "
             f"got {tuple(ys.shape)}"
         )
     if kind.labels:
         if not jnp.issubdtype(ys.dtype, jnp.integer):
-            raise ValueError(f"ys must hold integer class labels for {objective}; got dtype {ys.dtype}")
+            raise InputError(f"ys must hold integer class labels for {objective}; got dtype {ys.dtype}")
         if _concrete(ys):  # read on the host: inside a trace, jnp would make tracers of them
             valid = np.asarray(ys)
             if mask is not None and target == "all" and _concrete(mask):
                 valid = valid[np.asarray(mask)]
             if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= output_dim):
-                raise ValueError(
+                raise InputError(
                     f"ys labels must lie in [0, {output_dim}) (the model's output size, the vocabulary); "
                     f"got labels from {int(valid.min())} to {int(valid.max())}"
                 )
@@ -88,10 +89,10 @@ def resolve_mask(xs: Array, target: str, *, lengths: Array | None, mask: Array |
     a ``mask (N, T)`` (holes anywhere), or ``None`` when neither is given."""
     n, seq_len, _ = xs.shape
     if lengths is not None and mask is not None:
-        raise ValueError("give lengths or mask, not both")
+        raise InputError("give lengths or mask, not both")
     if lengths is not None:
         if jnp.shape(lengths) != (n,) or not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
-            raise ValueError(
+            raise InputError(
                 f"lengths must be an integer array of shape (N={n},); got shape {jnp.shape(lengths)} "
                 f"of {jnp.asarray(lengths).dtype}"
             )
@@ -99,24 +100,24 @@ def resolve_mask(xs: Array, target: str, *, lengths: Array | None, mask: Array |
             values = np.asarray(lengths)  # on the host: np.min(jax_array) would call its .min()
             low, high = int(values.min()), int(values.max())
             if low < 1 or high > seq_len:
-                raise ValueError(f"lengths must lie in [1, T={seq_len}]; got lengths from {low} to {high}")
+                raise InputError(f"lengths must lie in [1, T={seq_len}]; got lengths from {low} to {high}")
         return jnp.arange(seq_len)[None, :] < jnp.asarray(lengths)[:, None]
     if mask is None:
         return None
     if jnp.shape(mask) != (n, seq_len) or jnp.asarray(mask).dtype != jnp.bool_:
-        raise ValueError(
+        raise InputError(
             f"mask must be a boolean array of shape (N, T) = {(n, seq_len)}; got shape "
             f"{jnp.shape(mask)} of {jnp.asarray(mask).dtype}"
         )
     if _concrete(mask):
         empty = ~np.any(np.asarray(mask), axis=1)
         if target == "last" and empty.any():
-            raise ValueError(
+            raise InputError(
                 f"mask must keep at least one step of every example for target 'last'; example "
                 f"{int(np.argmax(empty))} has none"
             )
         if not np.any(np.asarray(mask)):
-            raise ValueError("mask keeps no step at all")
+            raise InputError("mask keeps no step at all")
     return mask
 
 
@@ -155,7 +156,7 @@ def prepare(model: RNN, xs, ys, *, target, truncation, objective, lengths, mask,
         want = jax.tree.map(lambda s: (n, *jnp.shape(s)), model.cell.initial_state())
         got = jax.tree.map(jnp.shape, h0)
         if jax.tree.structure(got) != jax.tree.structure(want) or got != want:
-            raise ValueError(f"h0 must hold one initial state per example, shapes {want}; got {got}")
+            raise InputError(f"h0 must hold one initial state per example, shapes {want}; got {got}")
     if get_objective(objective).labels and mask is not None and target == "all":
         ys = jnp.where(mask, ys, 0)  # labels on skipped steps are never read; keep them in range
     keys = None if key is None else jax.random.split(key, n)

@@ -24,6 +24,7 @@ import jax
 import numpy as np
 from jaxtyping import ArrayLike
 
+from rnn_jax.errors import InputError
 from rnn_jax.io import UnreadableFile, read_regular_file, size_text, write_atomic
 from rnn_jax.train import TrainState
 
@@ -49,7 +50,7 @@ HEADER_FIELDS = {
 }
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A checkpoint that is missing, unreadable, damaged, or belongs to another run."""
 
 

@@ -15,12 +15,10 @@ from rnn_jax.args import (
     add_config_arguments,
     add_run_options,
     config_from_args,
-    exit_on_user_error,
-    exit_when_interrupted,
     folder_arg,
     run_options,
 )
-from rnn_jax.sharding import use_cpu_cores
+from rnn_jax.command import answer_signals, run_command
 
 
 def _gradcheck(argv: Sequence[str]) -> int:
@@ -42,7 +40,7 @@ def _gradcheck(argv: Sequence[str]) -> int:
         print(json.dumps(report, indent=2) if args.json else format_report(report))
         return 0 if report["ok"] else 1
 
-    return exit_on_user_error(go)
+    return run_command(go)
 
 
 def _train(argv: Sequence[str]) -> int:
@@ -63,6 +61,8 @@ def _train(argv: Sequence[str]) -> int:
     options = run_options(parser, args, Path("results") / "train")
     config = config_from_args(CsvTrainConfig, args)
     if isinstance(config.seeds, int) and config.seeds > 1:
+        from rnn_jax.sharding import use_cpu_cores
+
         # ensemble members train on every core (before JAX starts its backends)
         with contextlib.suppress(RuntimeError):
             use_cpu_cores()
@@ -73,7 +73,7 @@ def _train(argv: Sequence[str]) -> int:
         print(f"-> {options.out}")
         return 1 if metrics["diverged_at_epoch"] is not None else 0
 
-    return exit_on_user_error(lambda: exit_when_interrupted(go, options.out))
+    return run_command(go, options.out)
 
 
 def _forecast(argv: Sequence[str]) -> int:
@@ -108,7 +108,7 @@ def _forecast(argv: Sequence[str]) -> int:
         print(f"-> {path}")
         return 0
 
-    return exit_on_user_error(go)
+    return run_command(go)
 
 
 COMMANDS = {"gradcheck": _gradcheck, "train": _train, "forecast": _forecast}
@@ -137,7 +137,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console_main() -> int:
-    """``rnn-jax`` as installed: ``main``, quiet when its reader goes away (``| head``)."""
+    """``rnn-jax`` as installed: ``main``, quiet when its reader goes away (``| head``), one
+    line on a signal at any moment."""
+    answer_signals()
     try:
         code = main()
         sys.stdout.flush()

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnn_jax.errors import InputError
 from rnn_jax.io import read_regular_file
 from rnn_jax.timeaxis import TimeAxis, grid_positions
 
@@ -32,7 +33,7 @@ def _decode(path: Path) -> str:
     try:
         return raw.decode("utf-8-sig")  # tolerate the byte-order mark spreadsheets write
     except UnicodeDecodeError as err:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a UTF-8 text file (undecodable byte at offset {err.start})"
         ) from None
 
@@ -58,9 +59,9 @@ def _number(text: str, path: Path, line: int, column: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise ValueError(f"{where}: {text!r} is not a number") from None
+        raise InputError(f"{where}: {text!r} is not a number") from None
     if not math.isfinite(value):
-        raise ValueError(f"{where}: {text!r} is not a finite number")
+        raise InputError(f"{where}: {text!r} is not a finite number")
     return value
 
 
@@ -68,34 +69,34 @@ def _rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header and the data rows ``(line, fields)``, blank lines dropped, field counts checked."""
     text = _decode(path)
     if "\x00" in text:
-        raise ValueError(f"{path} is not a text CSV file (it contains NUL bytes)")
+        raise InputError(f"{path} is not a text CSV file (it contains NUL bytes)")
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         # (line where the row ends, fields): quoted fields may span lines
         rows = [(reader.line_num, row) for row in reader]
     except csv.Error as err:
-        raise ValueError(f"{path} is not valid CSV: {err}") from None
+        raise InputError(f"{path} is not valid CSV: {err}") from None
     if not rows or not any(field.strip() for field in rows[0][1]):
-        raise ValueError(f"{path} is empty; expected a header row of column names")
+        raise InputError(f"{path} is empty; expected a header row of column names")
     header = [name.strip() for name in rows[0][1]]
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
-        raise ValueError(f"{path} has duplicate column names in its header: {', '.join(duplicates)}")
+        raise InputError(f"{path} has duplicate column names in its header: {', '.join(duplicates)}")
     data = []
     for line, row in rows[1:]:
         if not row:  # a blank line (for example at the end of the file)
             continue
         if len(row) != len(header):
-            raise ValueError(f"{path} line {line} has {len(row)} fields; the header has {len(header)}")
+            raise InputError(f"{path} line {line} has {len(row)} fields; the header has {len(header)}")
         data.append((line, row))
     if not data:
-        raise ValueError(f"{path} has a header but no data rows")
+        raise InputError(f"{path} has a header but no data rows")
     return header, data
 
 
 def _column_index(header: list[str], name: str, path: Path) -> int:
     if name not in header:
-        raise ValueError(f"column {name!r} is not in {path}; its columns are {', '.join(map(repr, header))}")
+        raise InputError(f"column {name!r} is not in {path}; its columns are {', '.join(map(repr, header))}")
     return header.index(name)
 
 
@@ -114,7 +115,7 @@ def fill_gaps(values: np.ndarray, how: str, names: Sequence[str], path) -> np.nd
     for j, name in enumerate(names):
         known = np.isfinite(values[:, j])
         if not known.any():
-            raise ValueError(f"column {name!r} of {path} has no values at all; there is nothing to fill from")
+            raise InputError(f"column {name!r} of {path} has no values at all; there is nothing to fill from")
         if known.all():
             continue
         if how == "linear":
@@ -144,11 +145,11 @@ def read_series(
     """
     path = Path(path)
     if fill not in FILLS:
-        raise ValueError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
+        raise InputError(f"fill must be one of {', '.join(FILLS)}; got {fill!r}")
     if not columns:
-        raise ValueError("columns must name at least one column")
+        raise InputError("columns must name at least one column")
     if time is not None and time in columns:
-        raise ValueError(f"time column {time!r} cannot also be a value column")
+        raise InputError(f"time column {time!r} cannot also be a value column")
     header, rows = _rows(path)
     index = [_column_index(header, c, path) for c in columns]
     lines = [line for line, _ in rows]
@@ -163,7 +164,7 @@ def read_series(
         jumps = np.flatnonzero(np.diff(positions) > 1)
         if jumps.size and fill == "none":
             missing = int(np.sum(np.diff(positions) - 1))
-            raise ValueError(
+            raise InputError(
                 f"{path}: {missing} time step(s) missing from the grid of time column {time!r} (after "
                 f"line(s) {_lines_text([lines[i] for i in jumps])}); use --fill linear or --fill ffill "
                 "to insert and fill them"
@@ -175,7 +176,7 @@ def read_series(
     if gaps.any() and fill == "none":
         rows_with_gaps = np.flatnonzero(gaps.any(axis=1))
         names = [c for j, c in enumerate(columns) if gaps[:, j].any()]
-        raise ValueError(
+        raise InputError(
             f"{path} has {int(gaps.sum())} missing value(s) in column(s) {', '.join(map(repr, names))} "
             f"(line(s) {_lines_text([lines[i] for i in rows_with_gaps])}); use --fill linear or "
             "--fill ffill to fill them"
@@ -199,10 +200,10 @@ def check_enough_rows(n_rows: int, *, window: int, horizon: int, path: str | Pat
     rows per example, and at least one example for training and one for validation."""
     for name, value in (("window", window), ("horizon", horizon)):
         if int(value) != value or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value}")
+            raise InputError(f"{name} must be an integer >= 1; got {value}")
     needed = window + horizon + 1
     if n_rows < needed:
-        raise ValueError(
+        raise InputError(
             f"{path} has {n_rows} rows; window {window} and horizon {horizon} need at least {needed} "
             "(one training and one validation example)"
         )

@@ -23,6 +23,7 @@ from rnn_jax.csv_data import header_of, read_series
 from rnn_jax.csv_outputs import MODEL_FILE
 from rnn_jax.csv_train import CsvTrainConfig, member_predictions
 from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.errors import InputError
 from rnn_jax.io import write_atomic
 from rnn_jax.timeaxis import TimeAxis
 from rnn_jax.train import TrainConfig, make_hparams, make_train
@@ -38,16 +39,16 @@ def load_run(run: Path) -> tuple[CsvTrainConfig, dict]:
         saved = json.loads(config_path.read_text())
         cfg = CsvTrainConfig(**{**saved, "train": TrainConfig(**saved["train"])})
     except FileNotFoundError:
-        raise ValueError(f"{run} holds no finished CSV run (no config.json)") from None
+        raise InputError(f"{run} holds no finished CSV run (no config.json)") from None
     except (OSError, ValueError, TypeError, KeyError) as err:
-        raise ValueError(f"{config_path} is not the config of an rnn-jax train run ({err})") from None
+        raise InputError(f"{config_path} is not the config of an rnn-jax train run ({err})") from None
     model_path = run / MODEL_FILE
     if not model_path.exists():
-        raise ValueError(f"{run} holds no trained model ({MODEL_FILE}); has its training finished?")
+        raise InputError(f"{run} holds no trained model ({MODEL_FILE}); has its training finished?")
     try:
         return cfg, read_model_description(model_path)
     except CheckpointError as err:
-        raise ValueError(str(err)) from None
+        raise InputError(str(err)) from None
 
 
 def load_params(run: Path, cfg: CsvTrainConfig, description: dict):
@@ -55,7 +56,7 @@ def load_params(run: Path, cfg: CsvTrainConfig, description: dict):
     try:
         return load_model(run / MODEL_FILE, _params_like(cfg, description))
     except CheckpointError as err:
-        raise ValueError(str(err)) from None
+        raise InputError(str(err)) from None
 
 
 def _params_like(cfg: CsvTrainConfig, description: dict):
@@ -107,25 +108,25 @@ def run_forecast(run: Path, csv_path: str, steps: int, out: Path | None = None) 
     """Forecast ``steps`` rows past the end of ``csv_path`` with the run saved in ``run``;
     writes them as CSV (default ``run/forecast.csv``) and returns its path."""
     if isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
-        raise ValueError(f"steps must be an integer between 1 and {MAX_STEPS}; got {steps}")
+        raise InputError(f"steps must be an integer between 1 and {MAX_STEPS}; got {steps}")
     cfg, description = load_run(run)
     names = description["names"]
     header = header_of(csv_path)
     missing = [c for c in names + ([cfg.time] if cfg.time else []) if c not in header]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"{csv_path} lacks column(s) {', '.join(map(repr, missing))} that the run in {run} was trained "
             f"on (inputs {', '.join(description['inputs'])}; targets {', '.join(description['targets'])})"
         )
     if steps > description["horizon"] and not set(description["inputs"]) <= set(description["targets"]):
-        raise ValueError(
+        raise InputError(
             f"steps ({steps}) exceed the trained horizon ({description['horizon']}): forecasting further "
             "feeds predictions back as inputs, which needs every input column among the targets"
         )
     series = read_series(csv_path, names, time=cfg.time, fill=cfg.fill)
     params = load_params(run, cfg, description)
     if len(series.values) < cfg.window:
-        raise ValueError(f"{csv_path} has {len(series.values)} rows; the run's window needs {cfg.window}")
+        raise InputError(f"{csv_path} has {len(series.values)} rows; the run's window needs {cfg.window}")
     mean, spread = forecast_rows(cfg, description, params, series.values, steps)
     length = len(series.values)
     axis: TimeAxis | None = series.time

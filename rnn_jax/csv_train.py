@@ -28,6 +28,7 @@ from rnn_jax.args import RunOptions, epoch_log, make_checkpointing, parse_list
 from rnn_jax.csv_data import FILLS, MAX_CSV_BYTES, Series, check_enough_rows, read_series
 from rnn_jax.csv_outputs import stamp, write_outputs
 from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.errors import InputError
 from rnn_jax.io import read_regular_file
 from rnn_jax.losses import batch_predict
 from rnn_jax.series import Windows as ScaledWindows
@@ -117,22 +118,22 @@ def columns(cfg: CsvTrainConfig) -> tuple[list[str], list[str]]:
     """The input and target column names, checked."""
     for name in ("csv", "inputs", "targets"):
         if not getattr(cfg, name).strip():
-            raise ValueError(f"--{name} is required")
+            raise InputError(f"--{name} is required")
     inputs = parse_list(cfg.inputs, "inputs", str)
     targets = parse_list(cfg.targets, "targets", str)
     for name, names in (("inputs", inputs), ("targets", targets)):
         if len(set(names)) != len(names) or "" in names:
-            raise ValueError(f"{name} must name distinct, non-empty columns; got {getattr(cfg, name)!r}")
+            raise InputError(f"{name} must name distinct, non-empty columns; got {getattr(cfg, name)!r}")
     return inputs, targets
 
 
 def check_options(cfg: CsvTrainConfig) -> None:
     """The CSV run's own options (the training ones are checked by ``check_config``)."""
     if cfg.normalise not in NORMALISATIONS:
-        raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {cfg.normalise!r}")
+        raise InputError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {cfg.normalise!r}")
     for name, low in (("window", 1), ("horizon", 1), ("seeds", 1), ("season", 0)):
         if getattr(cfg, name) < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {getattr(cfg, name)}")
+            raise InputError(f"{name} must be an integer >= {low}; got {getattr(cfg, name)}")
 
 
 def prepare(cfg: CsvTrainConfig) -> Prepared:
@@ -148,7 +149,7 @@ def prepare(cfg: CsvTrainConfig) -> Prepared:
     check_window_counts(rows, n_rows=n_rows, window=cfg.window, horizon=cfg.horizon, what=cfg.csv)
     train_stop = split_rows(n_rows, fractions)[0][1]
     if cfg.season >= train_stop or cfg.season > rows["val"][0]:
-        raise ValueError(f"season ({cfg.season}) must be shorter than the training part ({train_stop} rows)")
+        raise InputError(f"season ({cfg.season}) must be shorter than the training part ({train_stop} rows)")
     scales = fit_scales(series.values[:train_stop], names)
     in_idx, out_idx = [names.index(c) for c in inputs], [names.index(c) for c in targets]
     windows = {

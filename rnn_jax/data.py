@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from rnn_jax.errors import InputError, InputTypeError
+
 
 class Scaler(eqx.Module):
     """Affine map ``z = (v - mean) / std`` fitted on the training part of a series."""
@@ -54,7 +56,7 @@ def check_window_data(data: WindowData) -> None:
     """Type, floating dtype, shapes that agree and finite values, checked on the host before
     anything compiles. Raises ``TypeError`` or ``ValueError`` naming the offending array."""
     if not isinstance(data, WindowData):
-        raise TypeError(f"data must be a WindowData; got {type(data).__name__}")
+        raise InputTypeError(f"data must be a WindowData; got {type(data).__name__}")
     dtype = jnp.result_type(data.x_train)
     labels = data.classes > 0
     for name in ("x_train", "y_train", "x_val", "y_val"):
@@ -62,44 +64,46 @@ def check_window_data(data: WindowData) -> None:
         kind = getattr(values, "dtype", type(values).__name__)
         if labels and name.startswith("y"):
             if not hasattr(values, "dtype") or not jnp.issubdtype(values.dtype, jnp.integer):
-                raise TypeError(f"{name} must hold integer class labels (classes={data.classes}); got {kind}")
+                raise InputTypeError(
+                    f"{name} must hold integer class labels (classes={data.classes}); got {kind}"
+                )
             continue
         if not hasattr(values, "dtype") or not jnp.issubdtype(values.dtype, jnp.floating):
-            raise TypeError(f"{name} must be a floating-point array; got {kind}")
+            raise InputTypeError(f"{name} must be a floating-point array; got {kind}")
         if values.dtype != dtype:
-            raise TypeError(f"{name} is {values.dtype} but x_train is {dtype}; use one dtype throughout")
+            raise InputTypeError(f"{name} is {values.dtype} but x_train is {dtype}; use one dtype throughout")
     for split in ("train", "val"):
         xs, ys = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
         per_step = ys.ndim == (2 if labels else 3)
         want = f"(N,{' T,' if per_step else ''}{'' if labels else ' O'})".replace(",)", ")")
         if xs.ndim != 3 or ys.ndim not in ((1, 2) if labels else (2, 3)) or xs.shape[0] != ys.shape[0]:
-            raise ValueError(
+            raise InputError(
                 f"x_{split} must be (N, T, D) and y_{split} {want} with the same N; "
                 f"got {tuple(xs.shape)} and {tuple(ys.shape)}"
             )
         if xs.shape[0] < 1 or (per_step and ys.shape[1] != xs.shape[1]):
-            raise ValueError(
+            raise InputError(
                 f"x_{split} {tuple(xs.shape)} and y_{split} {tuple(ys.shape)} must hold N >= 1 "
                 "examples with a target at every step"
             )
         mask = getattr(data, f"m_{split}")
         if mask is not None and (tuple(mask.shape) != xs.shape[:2] or mask.dtype != jnp.bool_):
-            raise ValueError(
+            raise InputError(
                 f"m_{split} must be a boolean (N, T) = {xs.shape[:2]} mask; got {mask.shape} {mask.dtype}"
             )
         for name, values in ((f"x_{split}", xs), (f"y_{split}", ys)):
             bad = int(jnp.sum(~jnp.isfinite(values)))
             if bad:
-                raise ValueError(f"{name} holds {bad} NaN or infinite values; clean the data first")
+                raise InputError(f"{name} holds {bad} NaN or infinite values; clean the data first")
         if labels and (int(jnp.min(ys)) < 0 or int(jnp.max(ys)) >= data.classes):
             low, high = int(jnp.min(ys)), int(jnp.max(ys))
-            raise ValueError(
+            raise InputError(
                 f"y_{split} labels must lie in [0, {data.classes}) (skipped steps too); got {low}..{high}"
             )
     if data.x_train.shape[1:] != data.x_val.shape[1:] or data.y_train.shape[1:] != data.y_val.shape[1:]:
-        raise ValueError("train and validation windows must have the same length and sizes")
+        raise InputError("train and validation windows must have the same length and sizes")
     if (data.m_train is None) != (data.m_val is None):
-        raise ValueError("give masks for both splits (m_train and m_val) or for neither")
+        raise InputError("give masks for both splits (m_train and m_val) or for neither")
 
 
 def sine_series(
@@ -120,7 +124,7 @@ def sine_series(
     series = jnp.sin(frequency * t).astype(dtype)
     if noise > 0:
         if key is None:
-            raise ValueError("key is required when noise > 0")
+            raise InputError("key is required when noise > 0")
         series = series + noise * jax.random.normal(key, (length,), dtype)
     return series
 
@@ -141,21 +145,21 @@ def n_train_windows(n_windows: int, train_fraction: float) -> int:
 def check_sine_args(*, length: int, window: int, train_fraction: float, step: float, noise: float) -> None:
     """Errors name the argument and the expected range."""
     if window < 1:
-        raise ValueError(f"window must be >= 1; got {window}")
+        raise InputError(f"window must be >= 1; got {window}")
     if length <= window + 1:
-        raise ValueError(f"window ({window}) must be shorter than the series length ({length}) minus 1")
+        raise InputError(f"window ({window}) must be shorter than the series length ({length}) minus 1")
     if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}")
+        raise InputError(f"train_fraction must be in (0, 1); got {train_fraction}")
     n_windows = length - window
     n_train = n_train_windows(n_windows, train_fraction)
     if not 1 <= n_train < n_windows:
-        raise ValueError(
+        raise InputError(
             f"train_fraction={train_fraction} leaves no training or no validation windows out of {n_windows}"
         )
     if not (math.isfinite(step) and step > 0):
-        raise ValueError(f"step must be a positive number; got {step}")
+        raise InputError(f"step must be a positive number; got {step}")
     if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"noise must be a non-negative number; got {noise}")
+        raise InputError(f"noise must be a non-negative number; got {noise}")
 
 
 def make_sine_data(
@@ -181,7 +185,7 @@ def make_sine_data(
     """
     check_sine_args(length=length, window=window, train_fraction=train_fraction, step=step, noise=noise)
     if noise > 0 and key is None:
-        raise ValueError("key is required when noise > 0")
+        raise InputError("key is required when noise > 0")
     n_train = n_train_windows(length - window, train_fraction)
     data = _build_sine_data(
         length,
@@ -195,7 +199,7 @@ def make_sine_data(
         jax.random.key(0) if key is None else key,
     )
     if scale and not float(data.scaler.std) > 0:
-        raise ValueError("scale=True needs a training series that is not constant")
+        raise InputError("scale=True needs a training series that is not constant")
     return data
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from rnn_jax.errors import InputError
 from rnn_jax.io import size_text
 
 LOCK_NAME = ".rnn_jax.lock"
@@ -23,7 +24,7 @@ MIN_FREE_BYTES = 64 << 20  # checkpoints, metrics and figures of the runs this c
 _held: dict[Path, int] = {}  # folder -> the open lock file's descriptor, for the process's life
 
 
-class FolderError(ValueError):
+class FolderError(InputError):
     """An output folder that cannot be used; the message says why."""
 
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from rnn_jax.errors import InputError
 from rnn_jax.model import RNN, dims, predict
 
 
@@ -23,7 +24,7 @@ def closed_loop(params: RNN, xs: Float[Array, "W D"], horizon: int) -> Float[Arr
     repeat ``horizon`` times."""
     input_dim, _, output_dim = dims(params)
     if input_dim != output_dim:
-        raise ValueError(f"closed-loop generation needs outputs = inputs; got D={input_dim}, O={output_dim}")
+        raise InputError(f"closed-loop generation needs outputs = inputs; got D={input_dim}, O={output_dim}")
 
     def step(window, _):
         following = predict(params, window)

@@ -19,6 +19,7 @@ from rnn_jax.batch import prepare
 from rnn_jax.cells import ACTIVATIONS, cell_class, check_options
 from rnn_jax.cells import cell_names as registered_cells
 from rnn_jax.cells.gru import RESETS
+from rnn_jax.errors import InputError
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.model import RNN, dims, init_model
@@ -103,34 +104,34 @@ def check_gradcheck_config(cfg: GradcheckConfig) -> None:
     """Errors name the option and what it accepts."""
     for name in ("input_dim", "hidden_dim", "output_dim", "seq_len", "batch", "layers"):
         if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+            raise InputError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
     names = cell_names(cfg)
     if len(names) != cfg.layers:
-        raise ValueError(f"cell lists {len(names)} cells for {cfg.layers} layers; give one or {cfg.layers}")
+        raise InputError(f"cell lists {len(names)} cells for {cfg.layers} layers; give one or {cfg.layers}")
     for name in names:
         cell_class(name)
     if cfg.activation is not None and cfg.activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {cfg.activation!r}")
+        raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {cfg.activation!r}")
     if cfg.reset is not None and cfg.reset not in RESETS:
-        raise ValueError(f"reset must be one of {', '.join(RESETS)}; got {cfg.reset!r}")
+        raise InputError(f"reset must be one of {', '.join(RESETS)}; got {cfg.reset!r}")
     for name in set(names):
         check_options(name, cell_options(cfg))
     check_target(cfg.target)
     check_truncation(cfg.truncation)
     get_objective(cfg.objective)
     if cfg.lengths not in LENGTHS:
-        raise ValueError(f"lengths must be one of {', '.join(LENGTHS)}; got {cfg.lengths!r}")
+        raise InputError(f"lengths must be one of {', '.join(LENGTHS)}; got {cfg.lengths!r}")
     if not 0.0 <= cfg.dropout < 1.0 or (cfg.dropout and cfg.layers == 1):
-        raise ValueError(f"dropout must be in [0, 1), and 0 with one layer; got {cfg.dropout}")
+        raise InputError(f"dropout must be in [0, 1), and 0 with one layer; got {cfg.dropout}")
     if cfg.dtype not in TOLERANCE:
-        raise ValueError(f"dtype must be one of {', '.join(TOLERANCE)}; got {cfg.dtype!r}")
+        raise InputError(f"dtype must be one of {', '.join(TOLERANCE)}; got {cfg.dtype!r}")
     if cfg.backward not in BACKWARDS:
-        raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}; got {cfg.backward!r}")
+        raise InputError(f"backward must be one of {', '.join(BACKWARDS)}; got {cfg.backward!r}")
     if cfg.backward == "tutorial" and cfg.target != "last":
-        raise ValueError("backward 'tutorial' needs target 'last'; the tutorial has no 'all' form")
+        raise InputError("backward 'tutorial' needs target 'last'; the tutorial has no 'all' form")
     plain = (cfg.layers, cfg.bidirectional, cfg.objective, cfg.lengths) == (1, False, "squared", "full")
     if cfg.backward == "tutorial" and (cfg.cell != "elman" or not plain):
-        raise ValueError(
+        raise InputError(
             f"backward 'tutorial' exists for one squared-error elman layer on full sequences only; "
             f"got cell {cfg.cell!r}, layers {cfg.layers}, bidirectional {cfg.bidirectional}, "
             f"objective {cfg.objective!r}, lengths {cfg.lengths!r}"

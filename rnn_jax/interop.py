@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,6 +23,7 @@ from jaxtyping import ArrayLike
 
 from rnn_jax.cells import GRU, LSTM, Cell, Elman
 from rnn_jax.cells.base import with_arrays
+from rnn_jax.errors import InputError
 from rnn_jax.model import RNN
 from rnn_jax.readout import Linear
 
@@ -35,15 +37,15 @@ _ORDER = {"rnn": [0], "gru": [1, 0, 2], "lstm": [0, 1, 2, 3]}
 def _arrays(state_dict: Mapping[str, ArrayLike], kind: str) -> dict[str, np.ndarray]:
     """The four layer-0 arrays, checked: names, shapes against each other, the gate count."""
     if kind not in KINDS:
-        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
+        raise InputError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     missing = [n for n in _NAMES if n not in state_dict]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"state_dict lacks {', '.join(missing)} (a single-layer nn.{kind.upper()}'s weights)"
         )
     extra = sorted(set(state_dict) - set(_NAMES))
     if extra:
-        raise ValueError(
+        raise InputError(
             f"state_dict holds {', '.join(extra)}: only a single-layer, one-directional module converts"
         )
     arrays = {n: np.asarray(state_dict[n]) for n in _NAMES}
@@ -54,7 +56,7 @@ def _arrays(state_dict: Mapping[str, ArrayLike], kind: str) -> dict[str, np.ndar
     expected |= {"bias_ih_l0": (rows,), "bias_hh_l0": (rows,)}
     for name, shape in expected.items():
         if arrays[name].shape != shape:
-            raise ValueError(
+            raise InputError(
                 f"{name} must have shape {shape} for an nn.{kind.upper()} with H={hidden}; "
                 f"got {arrays[name].shape}"
             )
@@ -67,7 +69,7 @@ def _gates(a: np.ndarray, kind: str) -> np.ndarray:
     return a.reshape(n, a.shape[0] // n, *a.shape[1:])[_ORDER[kind]]
 
 
-def _rows(a: np.ndarray, kind: str) -> np.ndarray:
+def _rows(a: ArrayLike, kind: str) -> np.ndarray:
     """``(G, H, ...)`` in our order -> PyTorch's ``(G H, ...)``."""
     back = np.argsort(_ORDER[kind])
     return np.asarray(a)[back].reshape(-1, *np.shape(a)[2:])
@@ -85,7 +87,7 @@ def cell_from_torch(state_dict: Mapping[str, ArrayLike], kind: str, *, nonlinear
     sizes = {"key": jax.random.key(0), "input_dim": input_dim, "hidden_dim": hidden, "dtype": w_ih.dtype}
     if kind == "rnn":
         if nonlinearity not in ("tanh", "relu"):
-            raise ValueError(f"nonlinearity must be tanh or relu (nn.RNN's); got {nonlinearity!r}")
+            raise InputError(f"nonlinearity must be tanh or relu (nn.RNN's); got {nonlinearity!r}")
         cell = Elman(**sizes, activation=nonlinearity)
         return with_arrays(cell, U=jnp.asarray(w_ih), W=jnp.asarray(w_hh), b=jnp.asarray(b_ih + b_hh))
     wx, wh, bi, bh = (_gates(x, kind) for x in (w_ih, w_hh, b_ih, b_hh))
@@ -101,7 +103,7 @@ def cell_from_torch(state_dict: Mapping[str, ArrayLike], kind: str, *, nonlinear
     )
 
 
-def cell_to_torch(cell: Cell) -> dict[str, np.ndarray]:
+def cell_to_torch(cell: Cell | eqx.Module) -> dict[str, np.ndarray]:
     """The state dict of the equivalent single-layer PyTorch module (``nn.RNN`` with the
     Elman cell's nonlinearity, ``nn.GRU`` or ``nn.LSTM``). The GRU must be ``reset="after"``:
     PyTorch has no other; an Elman activation must be ``tanh`` or ``relu``."""
@@ -120,19 +122,19 @@ def cell_to_torch(cell: Cell) -> dict[str, np.ndarray]:
     }
 
 
-def torch_kind(cell: Cell) -> str:
+def torch_kind(cell: Cell | eqx.Module) -> str:
     """``"rnn"``, ``"gru"`` or ``"lstm"``: the PyTorch module a cell converts to (its class's
     ``TORCH`` name), checked for the options PyTorch has."""
     kind = getattr(type(cell), "TORCH", None)  # stacks and bidirectional layers have none here
     if kind is None:
-        raise ValueError(
+        raise InputError(
             f"no PyTorch module corresponds to the {type(cell).__name__} cell (interop converts single "
             "one-direction cells; stacked and bidirectional state dicts are not mapped yet)"
         )
     if kind == "rnn" and cell.activation not in ("tanh", "relu"):
-        raise ValueError(f"nn.RNN has tanh and relu only; this Elman cell uses {cell.activation!r}")
+        raise InputError(f"nn.RNN has tanh and relu only; this Elman cell uses {cell.activation!r}")
     if kind == "gru" and cell.reset != "after":
-        raise ValueError("PyTorch's nn.GRU applies the reset gate after its product: use reset='after'")
+        raise InputError("PyTorch's nn.GRU applies the reset gate after its product: use reset='after'")
     return kind
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from rnn_jax.errors import InputError, WriteError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -26,10 +28,14 @@ FILE_MODE = 0o666 & ~_umask()
 
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it. The
-    file gets the permissions a plain ``open`` would give it (the process's umask applies)."""
+    file gets the permissions a plain ``open`` would give it (the process's umask applies). A
+    failed write (a full disk) raises ``WriteError`` naming ``path``, which is left as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise WriteError(path, err) from err
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
@@ -37,13 +43,15 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and not isinstance(err, WriteError):
+            raise WriteError(path, err) from err
         raise
     return path
 
 
-class UnreadableFile(ValueError):
+class UnreadableFile(InputError):
     """A file that is missing, not a regular file, too large, or cannot be read; the message
     says which (and the size limit)."""
 
@@ -132,11 +140,15 @@ def write_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> Path:
 
 def append_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Append ``rows`` as JSON lines in one write, then fsync: a crash or ``kill -9`` leaves the
-    lines of earlier calls whole (only the file system's own failure could tear the last one)."""
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json_lines(rows))
-        f.flush()
-        os.fsync(f.fileno())
+    lines of earlier calls whole (only the file system's own failure could tear the last one).
+    A failed write (a full disk) raises ``WriteError``; a resumed run rewrites the file whole."""
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json_lines(rows))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise WriteError(path, err) from err
 
 
 def save_figure(fig, path: str | Path) -> Path:

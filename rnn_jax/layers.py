@@ -13,6 +13,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.cells.base import CellGrads, Recurrence, State, output_grads
+from rnn_jax.errors import InputError
 
 
 def _flip(tree):
@@ -57,7 +58,7 @@ class Bidirectional(Recurrence):
         self.forward.check()
         self.reverse.check()
         if self.forward.input_dim != self.reverse.input_dim:
-            raise ValueError(
+            raise InputError(
                 f"a bidirectional layer's cells must read the same inputs; the forward cell takes "
                 f"D={self.forward.input_dim}, the reverse cell D={self.reverse.input_dim}"
             )
@@ -125,13 +126,13 @@ class Stack(Recurrence):
 
     def check(self) -> None:
         if not self.layers:
-            raise ValueError("a stack needs at least one layer")
+            raise InputError("a stack needs at least one layer")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1); got {self.dropout}")
+            raise InputError(f"dropout must be in [0, 1); got {self.dropout}")
         for index, layer in enumerate(self.layers):
             layer.check()
             if index and layer.input_dim != self.layers[index - 1].hidden_dim:
-                raise ValueError(
+                raise InputError(
                     f"layer {index} reads D={layer.input_dim} features, but layer {index - 1} "
                     f"gives {self.layers[index - 1].hidden_dim}"
                 )

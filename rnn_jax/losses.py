@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.batch import batch_loss, batch_outputs, check_batch, check_model, prepare
+from rnn_jax.errors import InputError
 from rnn_jax.manual_grads import manual_rule_loss
 from rnn_jax.model import RNN, predict
 from rnn_jax.objectives import get_objective
@@ -86,10 +87,10 @@ def loss(
         key=key,
     )
     if backward not in BACKWARDS:
-        raise ValueError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
+        raise InputError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
     if backward == "manual":
         if remat:
-            raise ValueError("remat=True needs backward 'autodiff' (the hand-derived pass stores states)")
+            raise InputError("remat=True needs backward 'autodiff' (the hand-derived pass stores states)")
         return manual_rule_loss(
             model,
             xs,
@@ -103,7 +104,7 @@ def loss(
         )
     if remat:
         if batch.mask is not None or key is not None or h0 is not None:
-            raise ValueError("remat=True takes no lengths, mask, h0 or dropout key")
+            raise InputError("remat=True takes no lengths, mask, h0 or dropout key")
         per_example = jax.vmap(lambda x: predict(model, x, target=target, remat=True))
         return batch_loss(objective, per_example(xs), batch)
     return batch_loss(objective, batch_outputs(model, batch, target=target, truncation=truncation), batch)

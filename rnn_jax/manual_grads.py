@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from rnn_jax.batch import Batch, batch_loss, batch_outputs, prepare
+from rnn_jax.errors import InputError
 from rnn_jax.model import RNN, keyed, last_valid, prefix_window
 from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import Truncation, static_window, window_starts
@@ -248,5 +249,5 @@ def state_grads(
     )
     dh = _batch_grads(model, batch, target, truncation, objective)[2].dh
     if dh is None:
-        raise ValueError(f"the {type(model.cell).__name__} cell's backward does not report dL/dh_t")
+        raise InputError(f"the {type(model.cell).__name__} cell's backward does not report dL/dh_t")
     return dh

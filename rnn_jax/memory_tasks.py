@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.errors import InputError
 
 ADDING_MEAN_MSE = 1.0 / 6.0  # predicting the mean sum, 1
 
@@ -28,7 +29,7 @@ def adding_problem(
 ) -> tuple[Float[Array, "N T 2"], Float[Array, "N 1"]]:
     """``n`` adding sequences of ``seq_len >= 2`` steps: inputs ``(N, T, 2)``, sums ``(N, 1)``."""
     if seq_len < 2:
-        raise ValueError(f"the adding problem needs seq_len >= 2; got {seq_len}")
+        raise InputError(f"the adding problem needs seq_len >= 2; got {seq_len}")
     value_key, first_key, second_key = jax.random.split(key, 3)
     values = jax.random.uniform(value_key, (n, seq_len))
     half = max(seq_len // 2 - 1, 2)
@@ -65,4 +66,4 @@ def task_data(
             recall(k, m, seq_len, symbols) for k, m in ((train_key, n_train), (val_key, n_val))
         )
         return WindowData(x_tr, y_tr, x_va, y_va, identity_scaler(), classes=symbols)
-    raise ValueError(f"task must be adding or recall; got {task!r}")
+    raise InputError(f"task must be adding or recall; got {task!r}")

@@ -16,6 +16,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import make_cell
 from rnn_jax.cells.base import Recurrence, with_arrays
+from rnn_jax.errors import InputError
 from rnn_jax.layers import Bidirectional, Stack
 from rnn_jax.readout import Linear
 from rnn_jax.unroll import Truncation, final_state_remat, static_window, unroll, window_starts
@@ -31,7 +32,7 @@ class RNN(eqx.Module):
         """Raise ``ValueError`` unless the cell's and the readout's sizes agree."""
         self.cell.check()
         if self.readout.V.shape[1] != self.cell.hidden_dim or self.readout.c.shape != (self.output_dim,):
-            raise ValueError(
+            raise InputError(
                 f"the readout (V {self.readout.V.shape}, c {self.readout.c.shape}) does not fit the "
                 f"cell's hidden size H={self.cell.hidden_dim}"
             )
@@ -52,7 +53,7 @@ def with_weights(model: RNN, **arrays: Array) -> RNN:
     cell = {n: a for n, a in arrays.items() if n not in readout}
     for name in cell:
         if not hasattr(model.cell, name):
-            raise ValueError(f"the {type(model.cell).__name__} cell has no weight {name!r}")
+            raise InputError(f"the {type(model.cell).__name__} cell has no weight {name!r}")
     out = RNN(cell=with_arrays(model.cell, **cell), readout=with_arrays(model.readout, **readout))
     out.check()
     return out
@@ -69,7 +70,7 @@ def _per_layer(name: str, value, num_layers: int) -> tuple:
         return (value,) * num_layers
     value = tuple(value)
     if len(value) != num_layers:
-        raise ValueError(
+        raise InputError(
             f"{name} lists {len(value)} values for {num_layers} layers; give one or {num_layers}"
         )
     return value
@@ -99,9 +100,9 @@ def init_model(
     One layer, one direction is the cell itself. ``init="tutorial"`` (uniform [0, 1) weights) is
     the Elman cell's option; ``options`` are the cells' own (``activation``, ``reset``, ...)."""
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-        raise ValueError(f"num_layers must be an integer >= 1; got {num_layers!r}")
+        raise InputError(f"num_layers must be an integer >= 1; got {num_layers!r}")
     if num_layers == 1 and dropout:
-        raise ValueError(f"dropout acts between layers; with num_layers=1 it must be 0, got {dropout}")
+        raise InputError(f"dropout acts between layers; with num_layers=1 it must be 0, got {dropout}")
     names = _per_layer("cell", cell, num_layers)
     sizes = _per_layer("hidden_dim", hidden_dim, num_layers)
     if init != "default":
@@ -201,7 +202,7 @@ def predict(
     cell, seq_len = model.cell, xs.shape[0]
     if remat:
         if target != "last" or truncation is not None or mask is not None or key is not None:
-            raise ValueError("remat=True needs target 'last', full BPTT, no mask and no dropout key")
+            raise InputError("remat=True needs target 'last', full BPTT, no mask and no dropout key")
         return model.readout(cell.hidden(final_state_remat(cell, xs, h0=h0)))
     k = prefix_window(model, seq_len, target, truncation, mask, key)
     if k is not None:

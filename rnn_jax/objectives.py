@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
+from rnn_jax.errors import InputError
+
 
 class Objective(NamedTuple):
     name: str
@@ -57,5 +59,5 @@ OBJECTIVES = {
 def get_objective(name: str) -> Objective:
     """The objective called ``name``; ``ValueError`` listing the choices otherwise."""
     if name not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}; got {name!r}")
+        raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}; got {name!r}")
     return OBJECTIVES[name]

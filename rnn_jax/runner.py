@@ -11,9 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +23,9 @@ from jaxtyping import PRNGKeyArray
 from tqdm.auto import tqdm
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
+from rnn_jax.command import Interrupted, deferred_signals
 from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.errors import InputError
 from rnn_jax.logs import EpochLog
 from rnn_jax.model import RNN
 from rnn_jax.stream import (
@@ -62,14 +62,6 @@ class FitResult(NamedTuple):
         return diverged_epoch(self.metrics)
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM stopped a run at a chunk boundary, after its checkpoint was saved."""
-
-    def __init__(self, signum: int, epoch: int, checkpoint: Path):
-        self.signum, self.epoch, self.checkpoint = signum, epoch, checkpoint
-        super().__init__(f"interrupted by {signal.Signals(signum).name} at epoch {epoch}")
-
-
 @dataclasses.dataclass(frozen=True)
 class Checkpointing:
     """Where and how often ``fit`` saves its state.
@@ -86,7 +78,7 @@ class Checkpointing:
 
     def __post_init__(self):
         if self.every is not None and self.every < 1:
-            raise ValueError(f"checkpoint_every must be a positive integer; got {self.every}")
+            raise InputError(f"checkpoint_every must be a positive integer; got {self.every}")
 
 
 def first_non_finite(values) -> int | None:
@@ -109,22 +101,6 @@ def chunk_length(epochs: int, max_chunks: int = 20, at_most: int | None = None) 
     if at_most is not None:
         return max(d for d in divisors if d <= at_most)
     return next(d for d in divisors if epochs // d <= max_chunks)
-
-
-@contextlib.contextmanager
-def deferred_signals(signums=(signal.SIGINT, signal.SIGTERM)):
-    """Within the block, SIGINT/SIGTERM are recorded instead of acted on; yields the list they
-    are appended to. Outside the main thread (where handlers cannot be set) nothing changes."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    previous = {s: signal.signal(s, lambda signum, _: received.append(signum)) for s in signums}
-    try:
-        yield received
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def plan_chunks(remaining: int, checkpointing: Checkpointing | None, max_chunks: int = 20) -> int:
@@ -196,7 +172,7 @@ def fit(
     check_data_fits(config, data)
     check_hparams(hparams)
     if resume and checkpointing is None:
-        raise ValueError("resume=True needs checkpointing (where to resume from)")
+        raise InputError("resume=True needs checkpointing (where to resume from)")
     start = time.perf_counter()
     fns = make_train(config)
     state_shape = jax.eval_shape(fns.init, key, hparams, data)

@@ -16,6 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from rnn_jax.errors import InputError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -42,7 +44,7 @@ class Windows(NamedTuple):
 def split_rows(n_rows: int, fractions: tuple[float, float, float]) -> list[tuple[int, int]]:
     """``[(start, stop)]`` row ranges of train, validation and test, in time order."""
     if len(fractions) != 3 or any(f <= 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
-        raise ValueError(f"split fractions must be three positive numbers that sum to 1; got {fractions}")
+        raise InputError(f"split fractions must be three positive numbers that sum to 1; got {fractions}")
     cuts = [0, round(n_rows * fractions[0]), round(n_rows * (fractions[0] + fractions[1])), n_rows]
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
@@ -51,7 +53,7 @@ def check_split_sizes(n_rows: int, fractions, *, window: int, horizon: int, what
     """Every part must hold at least one window of ``window + horizon`` rows."""
     for name, (start, stop) in zip(SPLITS, split_rows(n_rows, fractions), strict=True):
         if stop - start < window + horizon:
-            raise ValueError(
+            raise InputError(
                 f"{what} has {n_rows} rows; its {name} part ({stop - start} rows) is shorter than "
                 f"window {window} + horizon {horizon}; use a longer series or a shorter window"
             )
@@ -61,7 +63,7 @@ def fit_scaler(train_part: np.ndarray) -> ColumnScaler:
     """Mean and std of each column of the training rows; a constant column is refused."""
     std = train_part.std(axis=0)
     if np.any(std == 0):
-        raise ValueError(
+        raise InputError(
             f"column {int(np.argmax(std == 0))} is constant over the training part; it cannot be scaled"
         )
     return ColumnScaler(train_part.mean(axis=0), std)
@@ -105,7 +107,7 @@ def persistence(windows: Windows, inputs: list[int], targets: list[int]) -> np.n
     Needs every target among the inputs (what else would be "the last value"?)."""
     missing = [t for t in targets if t not in inputs]
     if missing:
-        raise ValueError(f"persistence needs every target column among the inputs; columns {missing} are not")
+        raise InputError(f"persistence needs every target column among the inputs; columns {missing} are not")
     last = windows.x[:, -1, [inputs.index(t) for t in targets]]
     return np.repeat(last[:, None, :], windows.y.shape[1], axis=1)
 

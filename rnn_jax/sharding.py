@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from rnn_jax.errors import InputError
+
 MEMBERS = "members"
 
 
@@ -32,7 +34,7 @@ def use_cpu_cores(n_devices: int | None = None) -> int:
     if n_devices is None:
         n_devices = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if isinstance(n_devices, bool) or not isinstance(n_devices, int) or n_devices < 1:
-        raise ValueError(f"n_devices must be a positive integer; got {n_devices!r}")
+        raise InputError(f"n_devices must be a positive integer; got {n_devices!r}")
     try:
         jax.config.update("jax_num_cpu_devices", n_devices)
     except RuntimeError as err:
@@ -47,7 +49,7 @@ def member_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A one-axis mesh over ``devices`` (default: all of them)."""
     devices = list(jax.devices() if devices is None else devices)
     if not devices:
-        raise ValueError("devices must not be empty")
+        raise InputError("devices must not be empty")
     return Mesh(devices, (MEMBERS,))
 
 

@@ -27,6 +27,7 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import cell_class, check_options
+from rnn_jax.errors import InputError
 from rnn_jax.manual_grads import manual_rule_loss
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import get_objective
@@ -62,27 +63,27 @@ def check_stream_config(config: StreamConfig, n_steps: int) -> None:
     check_options(config.cell, cell_options(config))
     get_objective(config.objective)
     if config.backward not in ("autodiff", "manual"):
-        raise ValueError(f"backward must be autodiff or manual; got {config.backward!r}")
+        raise InputError(f"backward must be autodiff or manual; got {config.backward!r}")
     if config.backward == "manual" and config.k1 != config.k2:
-        raise ValueError(
+        raise InputError(
             f"backward 'manual' scores whole windows: it needs k1 = k2; got k1={config.k1}, k2={config.k2}"
         )
     if config.streams < 0:
-        raise ValueError(f"streams must be 0 (one stream, no stream axis) or a count; got {config.streams}")
+        raise InputError(f"streams must be 0 (one stream, no stream axis) or a count; got {config.streams}")
     if config.decay_updates < 0:
-        raise ValueError(f"decay_updates must be 0 (no decay) or a count; got {config.decay_updates}")
+        raise InputError(f"decay_updates must be 0 (no decay) or a count; got {config.decay_updates}")
     for name in ("hidden_dim", "num_layers", "k1", "k2", "updates_per_chunk"):
         if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be a positive integer; got {getattr(config, name)}")
+            raise InputError(f"{name} must be a positive integer; got {getattr(config, name)}")
     if config.k2 < config.k1:
-        raise ValueError(
+        raise InputError(
             f"k2 ({config.k2}) must be >= k1 ({config.k1}): the gradient covers the scored steps"
         )
     for name in ("learning_rate", "clip_threshold"):
         if not getattr(config, name) > 0:
-            raise ValueError(f"{name} must be a positive number; got {getattr(config, name)}")
+            raise InputError(f"{name} must be a positive number; got {getattr(config, name)}")
     if n_steps < config.k2:
-        raise ValueError(f"the stream ({n_steps} steps) must be at least k2 = {config.k2} steps long")
+        raise InputError(f"the stream ({n_steps} steps) must be at least k2 = {config.k2} steps long")
 
 
 def cell_options(config: StreamConfig) -> dict[str, str]:

@@ -20,6 +20,7 @@ from jaxtyping import Array, PRNGKeyArray
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.errors import InputError
 from rnn_jax.logs import EpochLog
 from rnn_jax.model import RNN
 from rnn_jax.runner import Checkpointing, plan_chunks, run_saving_chunks
@@ -68,7 +69,7 @@ def grid(
     the same key in every grid cell, so cells differ only by their hyperparameters.
     """
     if n_seeds < 1:
-        raise ValueError(f"n_seeds must be a positive integer; got {n_seeds}")
+        raise InputError(f"n_seeds must be a positive integer; got {n_seeds}")
     axes = {
         "learning_rate": learning_rate,
         "truncation": truncation,
@@ -77,14 +78,14 @@ def grid(
     }
     for name, values in axes.items():
         if len(values) == 0:
-            raise ValueError(f"{name} must list at least one value")
+            raise InputError(f"{name} must list at least one value")
     table, hps = [], []
     for i, (values, seed) in enumerate(itertools.product(itertools.product(*axes.values()), range(n_seeds))):
         member = dict(zip(axes, values, strict=True))
         try:
             hps.append(make_hparams(seq_len=seq_len, **member))
         except ValueError as err:
-            raise ValueError(f"member {i} (seed {seed}, {_describe(member)}): {err}") from None
+            raise InputError(f"member {i} (seed {seed}, {_describe(member)}): {err}") from None
         table.append({"seed": seed, **member})
     seed_keys = jax.random.split(key, n_seeds)
     keys = seed_keys[jnp.asarray([m["seed"] for m in table])]
@@ -107,11 +108,11 @@ def random_search(
     ranges = {"learning_rate": learning_rate, "clip_threshold": clip_threshold, "init_scale": init_scale}
     for name, (low, high) in ranges.items():
         if not 0 < low <= high:
-            raise ValueError(f"{name} range must satisfy 0 < low <= high; got ({low}, {high})")
+            raise InputError(f"{name} range must satisfy 0 < low <= high; got ({low}, {high})")
     if truncation is not None and not 1 <= truncation[0] <= truncation[1]:
-        raise ValueError(f"truncation range must satisfy 1 <= low <= high; got {truncation}")
+        raise InputError(f"truncation range must satisfy 1 <= low <= high; got {truncation}")
     if n_members < 1:
-        raise ValueError(f"n_members must be a positive integer; got {n_members}")
+        raise InputError(f"n_members must be a positive integer; got {n_members}")
     seed_key, *draw_keys = jax.random.split(key, 5)
     draws = {
         name: jnp.exp(jax.random.uniform(k, (n_members,), minval=jnp.log(low), maxval=jnp.log(high))).tolist()
@@ -234,7 +235,7 @@ def run_sweep(
     check_data_fits(config, data)
     check_hparams(members.hparams)
     if resume and checkpointing is None:
-        raise ValueError("resume=True needs checkpointing (where to resume from)")
+        raise InputError("resume=True needs checkpointing (where to resume from)")
     start = time.perf_counter()
     fns = make_train(config)
     mesh = member_mesh(devices)
@@ -243,7 +244,7 @@ def run_sweep(
     n_dev = mesh.devices.size
     width = vmap_width or n_pad // n_dev
     if width < 1:
-        raise ValueError(f"vmap_width must be a positive integer; got {width}")
+        raise InputError(f"vmap_width must be a positive integer; got {width}")
 
     def by_member(tree):
         return jax.tree.map(lambda x: x.reshape(n_pad, *x.shape[2:])[:n], tree)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from rnn_jax.errors import InputError
+
 
 def mackey_glass(
     n: int,
@@ -22,7 +24,7 @@ def mackey_glass(
     fourth-order Runge-Kutta with step ``dt`` (the delayed value held per step), constant history
     ``x0``, the first ``transient`` time units dropped. Returns ``(n, 1)``."""
     if n < 1 or dt <= 0 or sample_every < dt or tau < dt:
-        raise ValueError("mackey_glass needs n >= 1 and 0 < dt <= sample_every, dt <= tau")
+        raise InputError("mackey_glass needs n >= 1 and 0 < dt <= sample_every, dt <= tau")
     lag, stride = round(tau / dt), round(sample_every / dt)
     skip = round(transient / dt)
     total = skip + n * stride

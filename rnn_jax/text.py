@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from rnn_jax.errors import InputError
 from rnn_jax.io import read_regular_file
 from rnn_jax.model import RNN
 from rnn_jax.objectives import cross_entropy
@@ -39,9 +40,9 @@ def read_text(path: str | Path) -> str:
     try:
         text = read_regular_file(path, limit=MAX_TEXT_BYTES, what="--text").decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"--text {path}: not UTF-8 (byte {err.start} cannot be decoded)") from None
+        raise InputError(f"--text {path}: not UTF-8 (byte {err.start} cannot be decoded)") from None
     if not text:
-        raise ValueError(f"--text {path}: the file is empty")
+        raise InputError(f"--text {path}: the file is empty")
     return text
 
 
@@ -61,9 +62,9 @@ class Vocabulary(NamedTuple):
         try:
             return np.fromiter((index[c] for c in text), np.int32, len(text))
         except KeyError as err:
-            raise ValueError(f"character {err.args[0]!r} is not in the vocabulary") from None
+            raise InputError(f"character {err.args[0]!r} is not in the vocabulary") from None
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 
 
@@ -79,7 +80,7 @@ def as_streams(ids: np.ndarray, streams: int) -> np.ndarray:
     that does not fill a row is dropped)."""
     length = len(ids) // streams
     if length < 2:
-        raise ValueError(f"the text ({len(ids)} characters) is too short for {streams} streams")
+        raise InputError(f"the text ({len(ids)} characters) is too short for {streams} streams")
     return ids[: streams * length].reshape(streams, length)
 
 
@@ -116,9 +117,9 @@ def sample(
     """``prompt`` and ``length`` characters drawn one at a time from ``softmax(y / temperature)``,
     in one ``lax.scan``."""
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0; got {temperature}")
+        raise InputError(f"temperature must be > 0; got {temperature}")
     if not prompt:
-        raise ValueError("the prompt must hold at least one character")
+        raise InputError("the prompt must hold at least one character")
     size = len(vocab)
     cell = model.cell
     prompt_ids = jnp.asarray(vocab.encode(prompt))

@@ -19,6 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnn_jax.errors import InputError
+
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 KINDS = ("number", "month", "second")
 
@@ -89,7 +91,7 @@ def parse_times(texts: Sequence[str], lines: Sequence[int], *, column: str, path
     if _is_number(texts[0]):  # the first stamp decides: numbers, or dates
         bad = next((i for i, t in enumerate(texts) if not _is_number(t)), None)
         if bad is not None:
-            raise ValueError(
+            raise InputError(
                 f"{path} line {lines[bad]}, time column {column!r}: {texts[bad]!r} is not a finite number "
                 f"like the column's first stamp ({texts[0]!r})"
             )
@@ -101,7 +103,7 @@ def parse_times(texts: Sequence[str], lines: Sequence[int], *, column: str, path
         try:
             when, style = _parse_datetime(text.strip())
         except ValueError:
-            raise ValueError(
+            raise InputError(
                 f"{path} line {line}, time column {column!r}: {text!r} is not a number or an ISO date "
                 "(YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])"
             ) from None
@@ -139,7 +141,7 @@ def grid_positions(
     bad = next((i for i, g in enumerate(gaps) if g <= 0), None)
     if bad is not None:
         what = "repeats" if gaps[bad] == 0 else "goes back in time from"
-        raise ValueError(
+        raise InputError(
             f"{path} line {lines[bad + 1]}, time column {column!r}: {texts[bad + 1]!r} {what} "
             f"line {lines[bad]} ({texts[bad]!r}); rows must be in time order without duplicates"
         )
@@ -149,7 +151,7 @@ def grid_positions(
     off = np.flatnonzero(np.abs(positions - rounded) > 1e-6 * np.maximum(1.0, np.abs(positions)))
     if off.size:
         i = int(off[0])
-        raise ValueError(
+        raise InputError(
             f"{path} line {lines[i]}, time column {column!r}: {texts[i]!r} is not on the regular "
             f"grid of the other rows (a step of {_step_text(kind, step)} from {texts[0]!r})"
         )

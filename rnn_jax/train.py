@@ -24,6 +24,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, check_options
 from rnn_jax.data import WindowData
+from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.losses import batch_predict, loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.model import RNN, init_model
@@ -185,7 +186,7 @@ def make_hparams(
         ("seq_len", seq_len),
     ):
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
+            raise InputTypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})")
     checks = {
         "learning_rate": (learning_rate, lambda: learning_rate > 0, "a positive number"),
         "clip_threshold": (clip_threshold, lambda: clip_threshold > 0, "a positive number"),
@@ -193,9 +194,9 @@ def make_hparams(
     }
     for name, (value, ok, expected) in checks.items():
         if not (math.isfinite(value) and ok()):
-            raise ValueError(f"{name} must be {expected}; got {value}")
+            raise InputError(f"{name} must be {expected}; got {value}")
     if truncation is not None and (int(truncation) != truncation or truncation < 1):
-        raise ValueError(f"truncation must be None or an integer >= 1; got {truncation}")
+        raise InputError(f"truncation must be None or an integer >= 1; got {truncation}")
     return Hyperparams(
         learning_rate=jnp.asarray(learning_rate, jnp.float32),
         clip_threshold=jnp.asarray(clip_threshold, jnp.float32),
@@ -208,17 +209,19 @@ def check_hparams(hparams: Hyperparams) -> None:
     """Check concrete ``Hyperparams`` (one run's scalars, or a sweep's stacked ``(M,)`` arrays) on
     the host: numeric, finite, positive, truncation >= 1. The error names the first bad member."""
     if not isinstance(hparams, Hyperparams):
-        raise TypeError(f"hparams must be a Hyperparams (see make_hparams); got {type(hparams).__name__}")
+        raise InputTypeError(
+            f"hparams must be a Hyperparams (see make_hparams); got {type(hparams).__name__}"
+        )
     for name, value in hparams._asdict().items():
         values = np.asarray(value)
         if not (np.issubdtype(values.dtype, np.floating) or np.issubdtype(values.dtype, np.integer)):
-            raise TypeError(f"hparams.{name} must be numeric; got dtype {values.dtype}")
+            raise InputTypeError(f"hparams.{name} must be numeric; got dtype {values.dtype}")
         low = 1 if name == "truncation" else 0
         bad = ~np.isfinite(values) | (values < low) | ((values == 0) & (low == 0))
         if np.any(bad):
             where = f" (member {int(np.argmax(bad.ravel()))})" if values.ndim else ""
             expected = "an integer >= 1" if name == "truncation" else "a positive number"
-            raise ValueError(
+            raise InputError(
                 f"hparams.{name}{where} must be {expected}; got {values.ravel()[np.argmax(bad.ravel())]}"
             )
 
@@ -226,7 +229,7 @@ def check_hparams(hparams: Hyperparams) -> None:
 def check_config(config: TrainConfig, n_train: int) -> None:
     """Reject unknown names and impossible sizes before anything is compiled."""
     if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig; got {type(config).__name__}")
+        raise InputTypeError(f"config must be a TrainConfig; got {type(config).__name__}")
     choices = {
         "cell": cell_names(),
         "optimizer": OPTIMIZERS,
@@ -239,45 +242,45 @@ def check_config(config: TrainConfig, n_train: int) -> None:
     for name, allowed in choices.items():
         value = getattr(config, name)
         if value not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+            raise InputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     if config.activation is not None and config.activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {config.activation!r}")
+        raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {config.activation!r}")
     for name in ("hidden_dim", "epochs", "batch_size", "patience"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-            raise TypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
+            raise InputTypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
         if value < (0 if name == "patience" else 1):
             kind = "a non-negative" if name == "patience" else "a positive"
-            raise ValueError(f"{name} must be {kind} integer; got {getattr(config, name)}")
+            raise InputError(f"{name} must be {kind} integer; got {getattr(config, name)}")
     if config.epochs > MAX_EPOCHS:
         limit = f"{MAX_EPOCHS:,} (epoch counters are int32)"
-        raise ValueError(f"epochs must be at most {limit}; got {config.epochs}")
+        raise InputError(f"epochs must be at most {limit}; got {config.epochs}")
     if config.cell != "elman" and "tutorial" in (config.init, config.grad):
-        raise ValueError(
+        raise InputError(
             f"init and grad 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
             f"with init {config.init!r} and grad {config.grad!r}"
         )
     check_options(config.cell, cell_options(config))
     if config.target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {config.target!r}")
+        raise InputError(f"target must be one of {', '.join(TARGETS)}; got {config.target!r}")
     get_objective(config.objective)
     plain = (config.target, config.objective, config.num_layers, config.bidirectional)
     if config.grad == "tutorial" and plain != ("last", "squared", 1, False):
-        raise ValueError("grad 'tutorial' exists for one layer, target 'last' and squared error only")
+        raise InputError("grad 'tutorial' exists for one layer, target 'last' and squared error only")
     layers = config.num_layers
     if isinstance(layers, bool) or not isinstance(layers, numbers.Integral) or layers < 1:
-        raise ValueError(f"num_layers must be a positive integer; got {layers!r}")
+        raise InputError(f"num_layers must be a positive integer; got {layers!r}")
     if not 0.0 <= config.dropout < 1.0 or (config.dropout and config.num_layers == 1):
-        raise ValueError(f"dropout must be in [0, 1), and 0 with one layer; got {config.dropout}")
+        raise InputError(f"dropout must be in [0, 1), and 0 with one layer; got {config.dropout}")
     if config.batch_size > n_train:
-        raise ValueError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")
+        raise InputError(f"batch_size ({config.batch_size}) must not exceed the {n_train} training windows")
 
 
 def check_data_fits(config: TrainConfig, data: WindowData) -> None:
     """The data's targets agree with the config's target and objective."""
     labels = data.classes > 0
     if labels != (config.objective == "cross_entropy"):
-        raise ValueError(
+        raise InputError(
             f"objective {config.objective!r} needs "
             f"{'integer class labels (WindowData classes > 0)' if not labels else 'real-valued targets'}; "
             f"the data holds {'labels' if labels else 'real targets'}"
@@ -285,7 +288,7 @@ def check_data_fits(config: TrainConfig, data: WindowData) -> None:
     per_step = data.y_train.ndim == (2 if labels else 3)
     if per_step != (config.target == "all"):
         need = "a target at every step" if config.target == "all" else "one target per sequence"
-        raise ValueError(
+        raise InputError(
             f"target {config.target!r} needs {need}; the data's y_train has shape {tuple(data.y_train.shape)}"
         )
 

@@ -13,6 +13,7 @@ from jaxtyping import Array, Float
 
 from rnn_jax.cells import Elman
 from rnn_jax.cells.base import with_arrays
+from rnn_jax.errors import InputError
 from rnn_jax.losses import check_batch
 from rnn_jax.model import RNN
 from rnn_jax.unroll import Truncation, check_truncation, unroll
@@ -46,11 +47,11 @@ def tutorial_grads(
     check_batch(model, xs, ys, target)
     cell = model.cell
     if not isinstance(cell, Elman):  # a check of the argument, not a choice between cells
-        raise ValueError(
+        raise InputError(
             f"the tutorial's backward pass exists for the Elman cell only; got {type(cell).__name__}"
         )
     if target != "last":
-        raise ValueError("target must be 'last' for the tutorial's backward pass; it has no 'all' form")
+        raise InputError("target must be 'last' for the tutorial's backward pass; it has no 'all' form")
     check_truncation(truncation)
     n, seq_len, input_dim = xs.shape
     hidden = cell.hidden_dim

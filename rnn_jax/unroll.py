@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from rnn_jax.cells.base import Cell, Recurrence, State
+from rnn_jax.errors import InputError
 
 TARGETS = ("last", "all")
 
@@ -28,7 +29,7 @@ Truncation = int | Int[Array, ""] | None
 def check_target(target: str) -> None:
     """Raise ``ValueError`` unless ``target`` is ``"last"`` or ``"all"``."""
     if target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
+        raise InputError(f"target must be one of {', '.join(TARGETS)}; got {target!r}")
 
 
 def check_truncation(truncation: Truncation) -> None:
@@ -36,9 +37,9 @@ def check_truncation(truncation: Truncation) -> None:
     if truncation is None or isinstance(truncation, jax.core.Tracer):
         return
     if jnp.ndim(truncation) != 0 or not jnp.issubdtype(jnp.asarray(truncation).dtype, jnp.integer):
-        raise ValueError(f"truncation must be None or an integer >= 1; got {truncation!r}")
+        raise InputError(f"truncation must be None or an integer >= 1; got {truncation!r}")
     if int(truncation) < 1:
-        raise ValueError(f"truncation must be None or an integer >= 1; got {int(truncation)}")
+        raise InputError(f"truncation must be None or an integer >= 1; got {int(truncation)}")
 
 
 def static_window(seq_len: int, target: str, truncation: Truncation) -> int | None:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnn_jax.errors import InputError
 from rnn_jax.series import SPLITS, split_rows
 
 NORMALISATIONS = ("none", "last", "last_scale")
@@ -81,7 +82,7 @@ def check_magnitudes(values: np.ndarray, names) -> None:
     big = np.abs(values) > LARGEST_VALUE
     if big.any():
         j = int(np.argmax(big.any(axis=0)))
-        raise ValueError(
+        raise InputError(
             f"column {names[j]!r} holds values up to {np.max(np.abs(values[:, j])):.3g}; values beyond "
             f"{LARGEST_VALUE:.0e} would overflow float32 once scaled: rescale the column first"
         )
@@ -96,7 +97,7 @@ def fit_scales(train_rows: np.ndarray, names) -> Scales:
     step = np.sqrt(np.mean(np.diff(train_rows, axis=0) ** 2, axis=0)) if len(train_rows) > 1 else std
     flat = (std == 0) | (step == 0)
     if flat.any():
-        raise ValueError(f"column {names[int(np.argmax(flat))]!r} is constant over the training rows")
+        raise InputError(f"column {names[int(np.argmax(flat))]!r} is constant over the training rows")
     return Scales(train_rows.mean(axis=0), std, step)
 
 
@@ -114,7 +115,7 @@ def check_window_counts(rows: dict[str, np.ndarray], *, n_rows: int, window: int
     for name, r in rows.items():
         need = 2 if name == "train" else 1
         if len(r) < need:
-            raise ValueError(
+            raise InputError(
                 f"{what} has {n_rows} rows: its {name} split holds {len(r)} window(s) of window {window} + "
                 f"horizon {horizon}; use a longer series, a shorter window or horizon, or another --split"
             )
@@ -131,7 +132,7 @@ def cut(series: np.ndarray, rows: np.ndarray, *, inputs, targets, window: int, h
 def normalise(x: np.ndarray, *, mode: str, scales: Scales, inputs, targets) -> Normalised:
     """Raw input windows ``x (N, W, D_in)`` in model units (see the module docstring)."""
     if mode not in NORMALISATIONS:
-        raise ValueError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {mode!r}")
+        raise InputError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {mode!r}")
     inputs, targets = list(inputs), list(targets)
     n = x.shape[0]
     if mode == "none":
@@ -158,11 +159,11 @@ def seasonal_naive(series: np.ndarray, rows: np.ndarray, *, season: int, horizon
     window predicting rows ``r .. r+K-1`` forecasts row ``r + k`` by row ``r + k - M * ceil((k+1)/M)``
     (always before ``r``), read from the raw ``series (L, C)``. Needs that row to exist."""
     if season < 1:
-        raise ValueError(f"season must be a positive integer; got {season}")
+        raise InputError(f"season must be a positive integer; got {season}")
     k = np.arange(horizon)
     back = np.asarray(rows)[:, None] + k - season * ((k + season) // season)
     if back.min() < 0:
-        raise ValueError(f"season ({season}) reaches before the first row for the window at row {rows[0]}")
+        raise InputError(f"season ({season}) reaches before the first row for the window at row {rows[0]}")
     return series[back][:, :, list(targets)]
 
 

@@ -1,8 +1,10 @@
 """Strict settings for every test: shape annotations checked at run time, no silent rank
 promotion, and explicit keys."""
 
+import importlib
 import importlib.util
 import os
+import pkgutil
 
 # The tests' programs are tiny, so XLA's compile time, not their run time, is most of the
 # suite's time; LLVM's optimisation passes are half of it. Set before any backend starts, and
@@ -17,9 +19,14 @@ from jaxtyping import install_import_hook  # noqa: E402
 
 # Must run before rnn_jax is imported anywhere: checks every jaxtyping annotation at call time.
 # (An accelerator image without the dev group's beartype runs the tests unchecked.)
+# rnn_jax loads its modules lazily, so every one is imported here, inside the hook.
 if importlib.util.find_spec("beartype") is not None:
     with install_import_hook("rnn_jax", "beartype.beartype"):
-        import rnn_jax  # noqa: F401
+        import rnn_jax
+
+        for module in pkgutil.walk_packages(rnn_jax.__path__, "rnn_jax."):
+            if module.name != "rnn_jax.__main__":
+                importlib.import_module(module.name)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

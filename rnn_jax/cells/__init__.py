@@ -12,6 +12,7 @@ from rnn_jax.cells.elman import ACTIVATIONS, INITS, Elman, elman_step
 from rnn_jax.cells.gru import GRU
 from rnn_jax.cells.indrnn import IndRNN
 from rnn_jax.cells.lstm import LSTM
+from rnn_jax.errors import InputError, InputTypeError
 
 REGISTRY: dict[str, type[Cell]] = {
     "elman": Elman,
@@ -29,16 +30,16 @@ def cell_names() -> tuple[str, ...]:
 def register(name: str, cls: type[Cell]) -> None:
     """Make ``cls`` available by ``name`` to configs, training, sweeps and ``gradcheck``."""
     if not (isinstance(cls, type) and issubclass(cls, Cell)):
-        raise TypeError(f"cls must be a subclass of rnn_jax.cells.Cell; got {cls!r}")
+        raise InputTypeError(f"cls must be a subclass of rnn_jax.cells.Cell; got {cls!r}")
     if not name or not isinstance(name, str):
-        raise ValueError(f"name must be a non-empty string; got {name!r}")
+        raise InputError(f"name must be a non-empty string; got {name!r}")
     REGISTRY[name] = cls
 
 
 def cell_class(name: str) -> type[Cell]:
     """The class registered as ``name``; ``ValueError`` naming the choices otherwise."""
     if name not in REGISTRY:
-        raise ValueError(f"cell must be one of {', '.join(REGISTRY)}; got {name!r}")
+        raise InputError(f"cell must be one of {', '.join(REGISTRY)}; got {name!r}")
     return REGISTRY[name]
 
 
@@ -48,7 +49,7 @@ def check_options(name: str, options: dict) -> None:
     for option, value in options.items():
         if option not in cls.OPTIONS:
             takes = f"takes {', '.join(cls.OPTIONS)}" if cls.OPTIONS else "takes no options"
-            raise ValueError(f"the {name} cell takes no {option} (it {takes}); got {option}={value!r}")
+            raise InputError(f"the {name} cell takes no {option} (it {takes}); got {option}={value!r}")
 
 
 def make_cell(name: str, *, key, input_dim: int, hidden_dim: int, scale=1.0, dtype=None, **options) -> Cell:

@@ -22,6 +22,7 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.cells.base import Cell, CellGrads, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.errors import InputError
 
 # Each named activation with its derivative written as a function of its OUTPUT h = f(a), so
 # the backward pass needs only the stored states: sigmoid' = h(1-h), tanh' = 1-h^2, relu' = [h>0].
@@ -41,7 +42,7 @@ def check_activation(activation: object) -> None:
     if callable(activation):
         return
     if not isinstance(activation, str) or activation not in NAMED_ACTIVATIONS:
-        raise ValueError(
+        raise InputError(
             f"activation must be one of {', '.join(ACTIVATIONS)}, or a callable; got {activation!r}"
         )
 
@@ -86,7 +87,7 @@ class Elman(Cell):
         """
         check_activation(activation)
         if activation_grad is not None and not callable(activation_grad):
-            raise ValueError(f"activation_grad must be a callable or None; got {activation_grad!r}")
+            raise InputError(f"activation_grad must be a callable or None; got {activation_grad!r}")
         u_key, w_key = jax.random.split(key)
         if init == "tutorial":
             # One draw split in two: each random-number call costs compile time on CPU.
@@ -97,7 +98,7 @@ class Elman(Cell):
             U = jax.nn.initializers.glorot_uniform()(u_key, (hidden_dim, input_dim), dtype)
             W = jax.nn.initializers.orthogonal()(w_key, (hidden_dim, hidden_dim), dtype)
         else:
-            raise ValueError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+            raise InputError(f"init must be one of {', '.join(INITS)}; got {init!r}")
         self.U = U
         self.W = W * jnp.asarray(scale, dtype)
         self.b = jnp.zeros((hidden_dim,), dtype)
@@ -115,7 +116,7 @@ class Elman(Cell):
     def check(self) -> None:
         h = self.hidden_dim
         if self.W.shape != (h, h) or self.b.shape != (h,) or self.U.shape[0] != h:
-            raise ValueError(sized_message(self, f"U {self.U.shape}, W {self.W.shape}, b {self.b.shape}"))
+            raise InputError(sized_message(self, f"U {self.U.shape}, W {self.W.shape}, b {self.b.shape}"))
 
     def _narrow(self) -> bool:
         # D < H: scan over the inputs themselves and form U x_t + b in the step. Precomputed

@@ -11,6 +11,7 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from rnn_jax.cells.base import Cell, sized_message
+from rnn_jax.errors import InputError
 
 
 class GatedCell(Cell):
@@ -33,7 +34,7 @@ class GatedCell(Cell):
     def check(self) -> None:
         g, h = self.GATES, self.hidden_dim
         if self.Wx.shape[0] != g or self.Wh.shape != (g, h, h) or self.b.shape != (g, h):
-            raise ValueError(sized_message(self, f"Wx {self.Wx.shape}, Wh {self.Wh.shape}, b {self.b.shape}"))
+            raise InputError(sized_message(self, f"Wx {self.Wx.shape}, Wh {self.Wh.shape}, b {self.b.shape}"))
 
     def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T G H"]:
         """``Wx[k] x_t + b[k]`` for every gate and step at once."""
@@ -61,7 +62,7 @@ def glorot_stack(key: PRNGKeyArray, n: int, rows: int, cols: int, dtype: DTypeLi
 def refuse_activation(cell: str, activation: object) -> None:
     """Gated cells have fixed nonlinearities; an ``activation`` passed to one is a mistake."""
     if activation is not None:
-        raise ValueError(
+        raise InputError(
             f"the {cell} cell takes no activation (its gates use sigmoid and tanh); "
             f"got activation={activation!r}. Activations belong to the Elman cell"
         )

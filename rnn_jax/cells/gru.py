@@ -27,6 +27,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.cells.base import CellGrads, previous, reverse_scan, sized_message, with_arrays
 from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
+from rnn_jax.errors import InputError
 
 RESETS = ("after", "before")
 
@@ -57,7 +58,7 @@ class GRU(GatedCell):
         ``scale``, which may be traced), zero biases."""
         refuse_activation("GRU", activation)
         if reset not in RESETS:
-            raise ValueError(f"reset must be one of {', '.join(RESETS)}; got {reset!r}")
+            raise InputError(f"reset must be one of {', '.join(RESETS)}; got {reset!r}")
         x_key, h_key = jax.random.split(key)
         self.Wx = glorot_stack(x_key, 3, hidden_dim, input_dim, dtype)
         self.Wh = orthogonal_stack(h_key, 3, hidden_dim, dtype) * jnp.asarray(scale, dtype)
@@ -68,7 +69,7 @@ class GRU(GatedCell):
     def check(self) -> None:
         super().check()
         if self.reset == "after" and (self.bh_n is None or self.bh_n.shape != (self.hidden_dim,)):
-            raise ValueError(sized_message(self, f"bh_n {None if self.bh_n is None else self.bh_n.shape}"))
+            raise InputError(sized_message(self, f"bh_n {None if self.bh_n is None else self.bh_n.shape}"))
 
     def recur(self, state: Float[Array, " H"], drive: Float[Array, "3 H"]) -> Float[Array, " H"]:
         h = state

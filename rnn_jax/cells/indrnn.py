@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.cells.base import Cell, CellGrads, previous, reverse_scan, sized_message, with_arrays
 from rnn_jax.cells.elman import NAMED_ACTIVATIONS, check_activation
+from rnn_jax.errors import InputError
 
 
 class IndRNN(Cell):
@@ -43,7 +44,7 @@ class IndRNN(Cell):
         """Glorot-uniform ``U``; recurrent weights uniform in [0, 1) times ``scale``."""
         check_activation(activation)
         if not isinstance(activation, str):
-            raise ValueError(f"IndRNN takes a named activation; got {activation!r}")
+            raise InputError(f"IndRNN takes a named activation; got {activation!r}")
         u_key, w_key = jax.random.split(key)
         self.U = jax.nn.initializers.glorot_uniform()(u_key, (hidden_dim, input_dim), dtype)
         self.w = jax.random.uniform(w_key, (hidden_dim,), dtype) * jnp.asarray(scale, dtype)
@@ -60,7 +61,7 @@ class IndRNN(Cell):
 
     def check(self) -> None:
         if self.w.shape != (self.hidden_dim,) or self.b.shape != (self.hidden_dim,):
-            raise ValueError(sized_message(self, f"U {self.U.shape}, w {self.w.shape}, b {self.b.shape}"))
+            raise InputError(sized_message(self, f"U {self.U.shape}, w {self.w.shape}, b {self.b.shape}"))
 
     def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T H"]:
         return xs @ self.U.T + self.b[None, :]

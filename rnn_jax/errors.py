@@ -1,0 +1,34 @@
+"""What can go wrong, by whose doing: the commands' error handler turns ``InputError`` into one
+line and exit code 2, ``WriteError`` into one line naming the file, and anything else into an
+internal error (exit code 1, traceback saved to a file).
+
+Validation raises ``InputError`` (a ``ValueError``) or ``InputTypeError`` (also a
+``TypeError``), so library users who catch the built-in exceptions keep working. Imports nothing
+heavy: the commands import it before JAX.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """An argument, option, file or size that rnn_jax cannot use; the message says which and
+    what was expected."""
+
+
+class InputTypeError(InputError, TypeError):
+    """An argument of the wrong type (``isinstance`` checks of public functions)."""
+
+
+class WriteError(OSError):
+    """An output file could not be written (disk full, file too large, permissions). The file
+    it would have replaced is intact: every output is written to a temporary file and renamed."""
+
+    def __init__(self, path: str | Path, err: OSError):
+        self.path = Path(path)
+        reason = err.strerror or str(err)
+        super().__init__(err.errno, f"cannot write {self.path}: {reason}")
+
+    def __str__(self) -> str:
+        return self.strerror
