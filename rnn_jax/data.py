@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.errors import InputError, InputTypeError
+from rnn_jax.memory import check_fits
 
 
 class Scaler(eqx.Module):
@@ -160,6 +161,8 @@ def check_sine_args(*, length: int, window: int, train_fraction: float, step: fl
         raise InputError(f"step must be a positive number; got {step}")
     if not (math.isfinite(noise) and noise >= 0):
         raise InputError(f"noise must be a non-negative number; got {noise}")
+    windows = n_windows * (window + 1) * 4  # float32 inputs and targets
+    check_fits({"windows": windows}, what="the series' windows", advice="use a smaller length or window")
 
 
 def make_sine_data(

@@ -22,6 +22,7 @@ from rnn_jax.cells.gru import RESETS
 from rnn_jax.errors import InputError
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
+from rnn_jax.memory import check_fits, tree_bytes
 from rnn_jax.model import RNN, dims, init_model
 from rnn_jax.objectives import OBJECTIVES, get_objective
 from rnn_jax.tutorial import tutorial_grads
@@ -243,19 +244,33 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
     check_gradcheck_config(cfg)
     with jax.enable_x64(cfg.dtype == "float64"):
         init_key, noise_key, data_key, mask_key, dropout_key = jax.random.split(jax.random.key(cfg.seed), 5)
-        model = init_model(
-            cell_names(cfg),
-            key=init_key,
-            input_dim=cfg.input_dim,
-            hidden_dim=cfg.hidden_dim,
-            output_dim=cfg.output_dim,
-            num_layers=cfg.layers,
-            bidirectional=cfg.bidirectional,
-            dropout=cfg.dropout,
-            dtype=jnp.dtype(cfg.dtype),
-            **cell_options(cfg),
-        )
-        model = perturbed(model, noise_key)
+
+        def init(key):
+            return init_model(
+                cell_names(cfg),
+                key=key,
+                input_dim=cfg.input_dim,
+                hidden_dim=cfg.hidden_dim,
+                output_dim=cfg.output_dim,
+                num_layers=cfg.layers,
+                bidirectional=cfg.bidirectional,
+                dropout=cfg.dropout,
+                dtype=jnp.dtype(cfg.dtype),
+                **cell_options(cfg),
+            )
+
+        itemsize = jnp.dtype(cfg.dtype).itemsize
+        per_step = cfg.batch * cfg.seq_len * itemsize
+        width = cfg.hidden_dim * cfg.layers * (2 if cfg.bidirectional else 1)
+        parts = {
+            # the parameters, and the two gradients compared
+            "parameters and gradients": 3 * tree_bytes(jax.eval_shape(init, init_key)),
+            "inputs": per_step * cfg.input_dim,
+            "hidden states": per_step * width,
+        }
+        advice = "use a smaller --input-dim, --hidden-dim, --seq-len or --batch"
+        check_fits(parts, what="the gradient check", advice=advice)
+        model = perturbed(init(init_key), noise_key)
         xs, ys = random_batch(
             model, data_key, batch=cfg.batch, seq_len=cfg.seq_len, target=cfg.target, objective=cfg.objective
         )

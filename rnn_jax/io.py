@@ -60,7 +60,9 @@ def size_text(n: int) -> str:
     """``"42 bytes"``, ``"3.5 MiB"``, ``"1.0 GiB"``."""
     if n < 2**20:
         return f"{n:,} bytes"
-    return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.1f} GiB"
+    if n < 2**40:
+        return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.1f} GiB"
+    return f"{n / 2**40:,.1f} TiB"
 
 
 def read_regular_file(path: str | Path, *, limit: int, what: str = "file") -> bytes:

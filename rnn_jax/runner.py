@@ -1,9 +1,11 @@
-"""Host-side driver: compile once, run the epochs in equal chunks; between chunks report
-progress, save checkpoints, stop on divergence or on SIGINT/SIGTERM.
+"""Host-side driver: compile once, run the epochs in chunks sized by their measured time;
+between chunks report progress, save checkpoints, stop on divergence or on a signal.
 
-The maths lives in ``rnn_jax.train``; this module only times, chunks, saves and reports. Chunks
-all have the same length, so the run compiles once, and the result is bit-identical to the
-single-``scan`` ``train`` function (and to a run resumed from any of its checkpoints).
+The maths lives in ``rnn_jax.train``; this module only times, chunks, saves and reports. One
+compiled program runs a chunk of any length up to its capacity (``make_train``'s ``count``), so
+chunks aim at ``CHUNK_SECONDS`` whatever an epoch costs, with any epoch count (a prime one
+too), and the result is bit-identical to the single-``scan`` ``train`` function whatever the
+chunking (and to a run resumed from any of its checkpoints).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import numpy as np
@@ -27,6 +29,7 @@ from rnn_jax.command import Interrupted, deferred_signals
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.errors import InputError
 from rnn_jax.logs import EpochLog
+from rnn_jax.memory import TRAINING_ADVICE, check_fits, training_parts
 from rnn_jax.model import RNN
 from rnn_jax.stream import (
     Source,
@@ -45,6 +48,12 @@ HEARTBEAT_SECONDS = 10.0
 # Default checkpoint interval: at most this much work is lost to a crash, and short runs pay
 # for one save only (each costs a few milliseconds, mostly fsync).
 SAVE_EVERY_SECONDS = 30.0
+# A chunk's target length: a signal is answered, and progress shown, about this often. Each chunk
+# boundary costs one host sync (well under a millisecond for these programs).
+CHUNK_SECONDS = 1.0
+# The compiled chunk's capacity: epochs beyond a chunk's count are skipped steps of the scan
+# (microseconds each), so a large capacity costs little; it bounds chunks of very fast epochs.
+MAX_CHUNK_EPOCHS = 1000
 
 
 class FitResult(NamedTuple):
@@ -93,21 +102,44 @@ def diverged_epoch(metrics: dict) -> int | None:
     return flagged or first_non_finite(metrics.get("train_loss", []))
 
 
-def chunk_length(epochs: int, max_chunks: int = 20, at_most: int | None = None) -> int:
-    """The smallest divisor of ``epochs`` that gives at most ``max_chunks`` equal chunks, or,
-    with ``at_most``, the largest divisor not above it."""
-    small = [d for d in range(1, math.isqrt(epochs) + 1) if epochs % d == 0]  # O(sqrt(epochs))
-    divisors = sorted({*small, *(epochs // d for d in small)})
-    if at_most is not None:
-        return max(d for d in divisors if d <= at_most)
-    return next(d for d in divisors if epochs // d <= max_chunks)
-
-
-def plan_chunks(remaining: int, checkpointing: Checkpointing | None, max_chunks: int = 20) -> int:
-    """Epochs per chunk: at most ``max_chunks`` chunks, or whole chunks of at most ``every``
-    epochs when checkpoints are asked for that often."""
+def chunk_capacity(remaining: int, checkpointing: Checkpointing | None = None) -> int:
+    """The compiled chunk's length: at most ``MAX_CHUNK_EPOCHS``, the epochs left, and the
+    checkpoint interval when one is asked for."""
     every = None if checkpointing is None else checkpointing.every
-    return chunk_length(remaining, at_most=every) if every else chunk_length(remaining, max_chunks)
+    return max(1, min(remaining, MAX_CHUNK_EPOCHS, every or MAX_CHUNK_EPOCHS))
+
+
+@dataclasses.dataclass
+class ChunkPlan:
+    """Sizes each chunk by the measured time of the ones before it.
+
+    The first chunk is one epoch (its time is the first measurement); each next one aims at
+    ``seconds``, grows at most ``GROWTH``-fold over the last (one fast measurement is not
+    trusted far), ends at a checkpoint boundary when ``every`` is set, and never passes the end
+    of the run or the compiled ``capacity``."""
+
+    capacity: int
+    every: int | None = None
+    seconds: float = CHUNK_SECONDS
+    last: int = 0  # epochs in the last chunk
+    per_epoch: float | None = None  # seconds, from the last chunk
+
+    GROWTH: ClassVar[int] = 8
+
+    def next_count(self, done: int, total: int) -> int:
+        """Epochs for the chunk after ``done`` of ``total`` epochs."""
+        if self.per_epoch is None:
+            count = 1
+        else:
+            count = min(int(self.seconds / max(self.per_epoch, 1e-9)), self.GROWTH * self.last)
+        count = min(max(count, 1), self.capacity, total - done)
+        if self.every:
+            count = min(count, self.every - done % self.every)
+        return count
+
+    def measured(self, count: int, seconds: float) -> None:
+        """Record that the last chunk ran ``count`` epochs in ``seconds``."""
+        self.last, self.per_epoch = count, seconds / count
 
 
 @dataclasses.dataclass
@@ -117,7 +149,6 @@ class ChunkSaver:
 
     checkpointing: Checkpointing | None
     total_epochs: int
-    chunk_epochs: int
     received: list[int]
     last_save: float = dataclasses.field(default_factory=time.perf_counter)
 
@@ -132,7 +163,7 @@ class ChunkSaver:
         due = (
             time.perf_counter() - self.last_save >= SAVE_EVERY_SECONDS
             if every is None
-            else epoch % every < self.chunk_epochs
+            else epoch % every == 0  # chunks end on multiples of every (ChunkPlan)
         )
         if finished or self.received or due:
             save(finished)
@@ -173,6 +204,7 @@ def fit(
     check_hparams(hparams)
     if resume and checkpointing is None:
         raise InputError("resume=True needs checkpointing (where to resume from)")
+    check_fits(training_parts(config, hparams, data), what="training", advice=TRAINING_ADVICE)
     start = time.perf_counter()
     fns = make_train(config)
     state_shape = jax.eval_shape(fns.init, key, hparams, data)
@@ -188,23 +220,23 @@ def fit(
     if remaining <= 0 or int(state.diverged_at_step) > 0 or int(state.stopped_at) > 0:
         return _result(state, history, 0.0, start, config)
 
-    n_epochs = plan_chunks(remaining, checkpointing)
+    capacity = chunk_capacity(remaining, checkpointing)
+    count_shape = jax.ShapeDtypeStruct((), np.int32)
     run = (
-        jax.jit(fns.run, static_argnames="n_epochs")
-        .lower(state_shape, hparams, data, n_epochs=n_epochs)
+        jax.jit(lambda state, hparams, data, count: fns.run(state, hparams, data, capacity, count))
+        .lower(state_shape, hparams, data, count_shape)
         .compile()
     )
     compile_seconds = time.perf_counter() - start
 
     def after_chunk(state, chunk):
-        chunk = jax.device_get(chunk)  # one host sync per chunk, never inside the compiled loop
         first = len(next(iter(history.values()), []))
         for name, values in chunk.items():
             history.setdefault(name, []).extend(float(v) for v in values)
         if log is not None:
             log.record(first + 1, chunk)
         if on_epoch is not None:
-            for i in range(n_epochs):
+            for i in range(len(chunk["train_loss"])):
                 on_epoch(first + i + 1, {name: float(v[i]) for name, v in chunk.items()})
 
         def save(finished: bool) -> None:
@@ -220,7 +252,7 @@ def fit(
         checkpointing=checkpointing,
         total_epochs=config.epochs,
         remaining=remaining,
-        chunk_epochs=n_epochs,
+        capacity=capacity,
         start=start,
         progress=progress,
         after_chunk=after_chunk,
@@ -236,36 +268,39 @@ def run_saving_chunks(
     checkpointing: Checkpointing | None,
     total_epochs: int,
     remaining: int,
-    chunk_epochs: int,
+    capacity: int,
     start: float,
     progress: bool,
     after_chunk: Callable,
     desc: str | None = None,
 ):
-    """``run_chunks`` over the ``remaining`` epochs with checkpoints and deferred signals.
+    """Run the ``remaining`` epochs in chunks sized by ``ChunkPlan``, with checkpoints and
+    deferred signals; ``state, metrics = run(state, *args, count)`` runs one chunk of ``count``
+    epochs (``capacity`` at most), its metrics' last axis holding ``capacity`` epochs.
 
-    ``after_chunk(state, metrics) -> (save, stopping)`` records a chunk on the host and returns
-    ``save(finished)``, which writes the checkpoint, and whether the run stops here. Returns the
-    last state."""
+    ``after_chunk(state, metrics) -> (save, stopping)`` records a chunk's metrics (on the host,
+    trimmed to its epochs) and returns ``save(finished)``, which writes the checkpoint, and
+    whether the run stops here. Returns the last state."""
+    every = None if checkpointing is None else checkpointing.every
+    plan = ChunkPlan(capacity, every)
+    done = total_epochs - remaining
+    bar = Progress(start, total_epochs, done, enabled=progress, desc=desc)
     with deferred_signals() if checkpointing is not None else contextlib.nullcontext([]) as received:
-        saver = ChunkSaver(checkpointing, total_epochs, chunk_epochs, received)
-
-        def on_chunk(_, state, metrics) -> bool:
+        saver = ChunkSaver(checkpointing, total_epochs, received)
+        while done < total_epochs:
+            count = plan.next_count(done, total_epochs)
+            began = time.perf_counter()
+            state, metrics = run(state, *args, np.int32(count))
+            # One host sync per chunk, never inside the compiled loop; it also ends the chunk's timing.
+            metrics = {k: v[..., :count] for k, v in jax.device_get(metrics).items()}
+            plan.measured(count, time.perf_counter() - began)
+            done += count
             save, stopping = after_chunk(state, metrics)
-            saver.after_chunk(int(np.max(jax.device_get(state.epoch))), save, stopping=stopping)
-            return stopping
-
-        state, _ = run_chunks(
-            run,
-            state,
-            args,
-            n_chunks=remaining // chunk_epochs,
-            chunk_epochs=chunk_epochs,
-            start=start,
-            progress=progress,
-            desc=desc,
-            on_chunk=on_chunk,
-        )
+            saver.after_chunk(done, save, stopping=stopping)
+            if stopping:
+                break
+            bar.advance(count)
+    bar.close()
     return state
 
 
@@ -285,53 +320,69 @@ def _result(state, history, compile_seconds: float, start: float, config: TrainC
     )
 
 
+class Progress:
+    """A progress bar on a terminal, once ``PROGRESS_AFTER`` seconds have passed since
+    ``start``; elsewhere (a log file, a pipe) a plain line on stderr every ``HEARTBEAT_SECONDS``.
+    Advanced between chunks only."""
+
+    def __init__(self, start: float, total: int, done: int, *, enabled: bool, desc=None, unit="epoch"):
+        self.start, self.total, self.done, self.enabled = start, total, done, enabled
+        self.desc, self.unit = desc, unit
+        self.terminal = sys.stderr.isatty()
+        self.last_line = start
+        self.bar = None
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if not self.enabled:
+            return
+        if not self.terminal and now - self.last_line >= HEARTBEAT_SECONDS:
+            line = (
+                f"{self.desc or 'training'}: {self.unit} {self.done}/{self.total}, {now - self.start:.0f} s"
+            )
+            print(line, file=sys.stderr, flush=True)
+            self.last_line = now
+        if self.bar is None and self.terminal and now - self.start > PROGRESS_AFTER:
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.done - n,
+                unit=self.unit,
+                leave=False,
+                disable=None,
+                desc=self.desc,
+            )
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_chunks(
     run,
     state,
     args: tuple,
     *,
     n_chunks: int,
-    chunk_epochs: int,
+    chunk_length: int,
     start: float,
     progress: bool,
     desc: str | None = None,
-    on_chunk: Callable | None = None,
-    unit: str = "epoch",
+    unit: str = "update",
 ):
-    """``state, metrics = run(state, *args)`` up to ``n_chunks`` times; returns the last state and
-    the list of per-chunk metrics. ``on_chunk(i, state, metrics)`` runs on the host after each
-    chunk; a true result stops the loop. A progress bar (on a terminal) appears once
-    ``PROGRESS_AFTER`` seconds have passed since ``start``; without a terminal, a line on stderr
-    every ``HEARTBEAT_SECONDS`` instead."""
-    bar, outputs = None, []
-    terminal = sys.stderr.isatty()
-    last_line = start
-    for i in range(n_chunks):
+    """``state, metrics = run(state, *args)`` ``n_chunks`` times (chunks of a fixed
+    ``chunk_length`` units); returns the last state and the list of per-chunk metrics, with
+    ``Progress`` between chunks."""
+    bar, outputs = Progress(start, n_chunks * chunk_length, 0, enabled=progress, desc=desc, unit=unit), []
+    for _ in range(n_chunks):
         state, metrics = run(state, *args)
         outputs.append(metrics)
-        if on_chunk is not None and on_chunk(i, state, metrics):
-            break
-        now = time.perf_counter()
-        if progress and not terminal and now - last_line >= HEARTBEAT_SECONDS:
-            jax.block_until_ready(metrics)
-            done, total = (i + 1) * chunk_epochs, n_chunks * chunk_epochs
-            line = f"{desc or 'training'}: {unit} {done}/{total}, {now - start:.0f} s"
-            print(line, file=sys.stderr, flush=True)
-            last_line = now
-        if bar is None and progress and terminal and now - start > PROGRESS_AFTER:
-            bar = tqdm(
-                total=n_chunks * chunk_epochs,
-                initial=i * chunk_epochs,
-                unit=unit,
-                leave=False,
-                disable=None,
-                desc=desc,
-            )
-        if bar is not None:
-            jax.block_until_ready(metrics)  # advance the bar honestly; only between chunks
-            bar.update(chunk_epochs)
-    if bar is not None:
-        bar.close()
+        if bar.enabled:
+            jax.block_until_ready(metrics)  # advance honestly; only between chunks
+        bar.advance(chunk_length)
+    bar.close()
     return state, outputs
 
 
@@ -367,10 +418,9 @@ def fit_stream(
             state,
             (),
             n_chunks=full,
-            chunk_epochs=config.updates_per_chunk,
+            chunk_length=config.updates_per_chunk,
             start=start,
             progress=progress,
-            unit="update",
         )
     if rest:
         state, last = compiled[rest](state)

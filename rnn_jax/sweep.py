@@ -22,8 +22,9 @@ from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.errors import InputError
 from rnn_jax.logs import EpochLog
+from rnn_jax.memory import TRAINING_ADVICE, check_fits, training_parts
 from rnn_jax.model import RNN
-from rnn_jax.runner import Checkpointing, plan_chunks, run_saving_chunks
+from rnn_jax.runner import Checkpointing, chunk_capacity, run_saving_chunks
 from rnn_jax.sharding import (
     member_mesh,
     member_sharding,
@@ -206,7 +207,6 @@ def run_sweep(
     *,
     devices: Sequence[jax.Device] | None = None,
     vmap_width: int | None = None,
-    max_chunks: int = 20,
     progress: bool = True,
     log: EpochLog | None = None,
     checkpointing: Checkpointing | None = None,
@@ -245,6 +245,9 @@ def run_sweep(
     width = vmap_width or n_pad // n_dev
     if width < 1:
         raise InputError(f"vmap_width must be a positive integer; got {width}")
+    one = jax.tree.map(lambda x: x[0], members.hparams)
+    parts = training_parts(config, one, data, members=n_pad, parallel=min(width, n_pad // n_dev) * n_dev)
+    check_fits(parts, what=f"a sweep of {n} members", advice=f"{TRAINING_ADVICE}, or a smaller vmap_width")
 
     def by_member(tree):
         return jax.tree.map(lambda x: x.reshape(n_pad, *x.shape[2:])[:n], tree)
@@ -265,9 +268,17 @@ def run_sweep(
         state = split_members(initial_states(fns.init, members, data, mesh), mesh)
     remaining = config.epochs - int(np.max(jax.device_get(state.epoch)))
 
-    n_epochs = plan_chunks(max(remaining, 1), checkpointing, max_chunks)
-    run = jax.jit(over_members(lambda s, h, d: fns.run(s, h, d, n_epochs), width), **shardings)
-    run = run.lower(state, hparams, data).compile()
+    capacity = chunk_capacity(max(remaining, 1), checkpointing)
+    shardings["in_shardings"] = (*shardings["in_shardings"], everywhere)
+
+    def run_members(s, h, shared):  # the chunk's epoch count travels with the shared data
+        return fns.run(s, h, shared[0], capacity, shared[1])
+
+    chunk = jax.jit(lambda s, h, d, count: over_members(run_members, width)(s, h, (d, count)), **shardings)
+    chunk = chunk.lower(state, hparams, data, jax.ShapeDtypeStruct((), np.int32)).compile()
+
+    def run(state, hparams, data, count):
+        return chunk(state, hparams, data, jax.device_put(count, everywhere))
     compile_seconds = time.perf_counter() - start
 
     def metrics_so_far() -> dict[str, np.ndarray]:
@@ -299,7 +310,7 @@ def run_sweep(
         checkpointing=checkpointing,
         total_epochs=config.epochs,
         remaining=remaining,
-        chunk_epochs=n_epochs,
+        capacity=capacity,
         start=start,
         progress=progress,
         after_chunk=after_chunk,

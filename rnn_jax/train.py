@@ -406,8 +406,11 @@ def make_train(config: TrainConfig) -> TrainFns:
     while finite) and ``stopped_at`` (the epoch early stopping froze the run, else 0) to arrays
     of shape ``(epochs,)``. ``params`` are the last epoch's or, with ``config.select ==
     "best"``, those of the epoch with the lowest validation loss. ``init`` and
-    ``run(state, hparams, data, n_epochs)`` split the same computation into chunks (for
-    progress reporting, checkpoints and resuming) and give bit-identical results.
+    ``run(state, hparams, data, n_epochs, count=None)`` split the same computation into chunks
+    (for progress reporting, checkpoints and resuming) and give bit-identical results: a chunk
+    runs ``n_epochs`` epochs, or with ``count`` (a traced int32 scalar) only its first ``count``
+    of them, so one compiled program runs chunks of any length up to ``n_epochs``; the metrics
+    rows past ``count`` are zeros, to be dropped.
     """
     grad_fn = make_grad_fn(config)
     clip_share = clip_fraction_fn(config)
@@ -515,8 +518,28 @@ def make_train(config: TrainConfig) -> TrainFns:
         # single run skips the work.
         return jax.lax.cond(state.stopped_at > 0, frozen_epoch, one_epoch, state, hparams, data)
 
-    def run(state: TrainState, hparams: Hyperparams, data: WindowData, n_epochs: int):
-        return jax.lax.scan(lambda s, _: epoch_or_frozen(s, hparams, data), state, length=n_epochs)
+    def idle(state: TrainState, hparams: Hyperparams, data: WindowData):
+        """A scan step past a chunk's ``count``: nothing runs; its metrics row is dropped."""
+        shapes = jax.eval_shape(epoch_or_frozen, state, hparams, data)[1]
+        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    def run(
+        state: TrainState,
+        hparams: Hyperparams,
+        data: WindowData,
+        n_epochs: int,
+        count: Int[Array, ""] | None = None,
+    ):
+        if count is None:
+            return jax.lax.scan(lambda s, _: epoch_or_frozen(s, hparams, data), state, length=n_epochs)
+
+        # One program for chunks of any length up to n_epochs: the host sizes each chunk by its
+        # measured time. The predicate is the scan index, never batched, so under vmap (sweeps)
+        # the cond stays a branch and the skipped steps cost nothing but the loop.
+        def step(s, i):
+            return jax.lax.cond(i < count, epoch_or_frozen, idle, s, hparams, data)
+
+        return jax.lax.scan(step, state, jnp.arange(n_epochs, dtype=jnp.int32))
 
     def train(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData):
         state, metrics = run(init(key, hparams, data), hparams, data, config.epochs)

@@ -98,7 +98,15 @@ def test_without_a_terminal_progress_is_a_plain_line_per_interval(monkeypatch, c
         return state + 1, {"loss": np.zeros(5)}
 
     state, _ = runner.run_chunks(
-        chunk, 0, (), n_chunks=3, chunk_epochs=5, start=time.perf_counter(), progress=True, desc="run"
+        chunk,
+        0,
+        (),
+        n_chunks=3,
+        chunk_length=5,
+        start=time.perf_counter(),
+        progress=True,
+        desc="run",
+        unit="epoch",
     )
     lines = capsys.readouterr().err.splitlines()  # captured stderr is not a terminal
     assert state == 3 and [line.split(",")[0] for line in lines] == [
@@ -106,5 +114,5 @@ def test_without_a_terminal_progress_is_a_plain_line_per_interval(monkeypatch, c
         "run: epoch 10/15",
         "run: epoch 15/15",
     ]
-    runner.run_chunks(chunk, 0, (), n_chunks=3, chunk_epochs=5, start=time.perf_counter(), progress=False)
+    runner.run_chunks(chunk, 0, (), n_chunks=3, chunk_length=5, start=time.perf_counter(), progress=False)
     assert capsys.readouterr().err == ""  # --quiet

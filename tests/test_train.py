@@ -1,10 +1,14 @@
+import itertools
+
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
+from rnn_jax import runner
 from rnn_jax.data import make_sine_data
-from rnn_jax.runner import chunk_length, fit
+from rnn_jax.runner import ChunkPlan, fit
 from rnn_jax.train import TrainConfig, check_config, check_hparams, make_hparams, make_train
 
 SMALL = {"hidden_dim": 8, "init": "default", "epochs": 6}
@@ -50,13 +54,28 @@ def test_epochs_compile_once(data, key, selection):
 
 
 @pytest.mark.slow
-def test_chunked_run_is_bit_identical_to_one_scan(data, key):
+def test_chunked_run_is_bit_identical_to_one_scan_whatever_the_chunking(data, key, monkeypatch):
     config = TrainConfig(**SMALL, shuffle=True, batch_size=3, optimizer="adam")
     params, metrics = jax.jit(make_train(config).train)(key, hparams(), data)
-    result = fit(config, hparams(), data, key=key, progress=False)
+    expected = [float(v) for v in metrics["val_loss"]]
+    result = fit(config, hparams(), data, key=key, progress=False)  # chunks sized by time
     chex.assert_trees_all_equal(result.params, params)
-    assert result.metrics["val_loss"] == [float(v) for v in metrics["val_loss"]]
+    assert result.metrics["val_loss"] == expected
     assert result.compile_seconds > 0 and result.wall_seconds >= result.compile_seconds
+
+    rng = np.random.default_rng(0)
+    sizes = []
+
+    def random_count(self, done, total):
+        sizes.append(int(rng.integers(1, total - done + 1)))
+        return sizes[-1]
+
+    monkeypatch.setattr(ChunkPlan, "next_count", random_count)
+    for _ in range(2):  # two random chunkings, e.g. [2, 3, 1] and [6]
+        sizes.clear()
+        result = fit(config, hparams(), data, key=key, progress=False)
+        chex.assert_trees_all_equal(result.params, params)
+        assert result.metrics["val_loss"] == expected and sum(sizes) == config.epochs
 
 
 @pytest.mark.slow
@@ -73,10 +92,6 @@ def test_value_clipping_is_applied(data, key):
     config = TrainConfig(**{**SMALL, "init": "tutorial"}, grad="tutorial")
     _, m = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1.0), data)
     assert float(m["clip_fraction"][0]) > 0.1  # the tutorial's gradients are huge
-
-
-def test_chunk_length_divides_epochs():
-    assert chunk_length(25) == 5 and chunk_length(300) == 15 and chunk_length(7) == 1
 
 
 @pytest.mark.parametrize(
@@ -139,7 +154,7 @@ def test_fit_stops_at_the_chunk_where_training_diverged(data, key):
     config = TrainConfig(**{**SMALL, "epochs": 12}, optimizer="sgd", clip="none", activation="tanh")
     result = fit(config, hparams(learning_rate=1e30), data, key=key, progress=False)
     assert result.diverged_at_step == 2 and result.diverged_at_epoch == 1
-    assert len(result.metrics["train_loss"]) == chunk_length(12) < 12
+    assert len(result.metrics["train_loss"]) == 1  # the first chunk (ChunkPlan: one epoch)
     assert all(jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(result.params))
 
 
@@ -283,12 +298,24 @@ def test_training_runs_with_64_bit_mode_on(data, key):
     assert len(result.metrics["train_loss"]) == 6 and result.diverged_at_step is None
 
 
-def test_chunks_come_from_divisors_found_in_sqrt_time_and_epochs_are_bounded():
-    def brute(epochs, max_chunks=20):
-        return next(d for d in range(1, epochs + 1) if epochs % d == 0 and epochs // d <= max_chunks)
+def test_chunks_are_sized_by_measured_time_for_any_epoch_count_and_epochs_are_bounded():
+    def chunks(total, per_epoch, every=None, seconds=1.0):
+        plan = ChunkPlan(runner.chunk_capacity(total), every, seconds)
+        done, sizes = 0, []
+        while done < total:
+            sizes.append(plan.next_count(done, total))
+            plan.measured(sizes[-1], sizes[-1] * per_epoch)
+            done += sizes[-1]
+        return sizes
 
-    assert [chunk_length(n) for n in range(1, 400)] == [brute(n) for n in range(1, 400)]
-    assert chunk_length(2**31 - 1) == 2**31 - 1  # a prime: found at once, not in 2**31 steps
-    assert chunk_length(360, at_most=7) == 6
+    # A prime epoch count: a first one-epoch chunk, growth capped at 8x, then chunks of about a
+    # second (0.01 s epochs: 100 epochs), the last shorter.
+    sizes = chunks(9973, per_epoch=0.01)
+    assert sizes[:4] == [1, 8, 64, 100] and set(sizes[3:-1]) == {100} and sum(sizes) == 9973
+    assert chunks(10, per_epoch=30.0) == [1] * 10  # slow epochs: one per chunk, never zero
+    fast = chunks(10_000, per_epoch=1e-7)
+    assert max(fast) == runner.MAX_CHUNK_EPOCHS and sum(fast) == 10_000
+    every = chunks(100, per_epoch=0.001, every=30)  # checkpoint boundaries are chunk boundaries
+    assert sum(every) == 100 and {30, 60, 90} <= set(itertools.accumulate(every))
     with pytest.raises(ValueError, match=r"epochs must be at most 2,147,483,647 \(epoch counters"):
         check_config(TrainConfig(epochs=2**63), n_train=100)
