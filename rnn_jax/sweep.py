@@ -279,6 +279,7 @@ def run_sweep(
 
     def run(state, hparams, data, count):
         return chunk(state, hparams, data, jax.device_put(count, everywhere))
+
     compile_seconds = time.perf_counter() - start
 
     def metrics_so_far() -> dict[str, np.ndarray]:
