@@ -3,7 +3,8 @@
 Signals (SIGINT, SIGTERM, SIGHUP) end a command with one line and exit code 128 + the signal's
 number (130, 143, 129), whatever it was doing:
 
-- before training (importing, checking, compiling): at once; no file was changed;
+- before training (importing, checking, compiling), or in a command without checkpoints: at
+  once; each file is whole or untouched (all are written to a temporary file and renamed);
 - while training with checkpoints: at the next chunk boundary, after saving (``Interrupted``);
 - after training, while results are written: once they are all written, so that a folder
   holds the whole set of results or the previous one, never a mix.
@@ -54,23 +55,44 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
-def _stop_now(signum: int, _frame) -> None:
+def _answer(signum: int) -> None:
     if _deferring:
         _received.append(signum)
         return
     name = signal.Signals(signum).name
-    _say(f"interrupted by {name} before training finished; no file was left half-written")
-    raise SystemExit(128 + signum)
+    _say(f"interrupted by {name}; stopped at once, with no file half-written")
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    # Every output is written to a temporary file and renamed, so ending here leaves each file
+    # whole or untouched; a stale temporary file is removed by the next run into the folder.
+    os._exit(128 + signum)
+
+
+def _watch(read_fd: int) -> None:
+    while True:
+        for signum in os.read(read_fd, 64):
+            if signum in SIGNALS:
+                _answer(signum)
 
 
 def answer_signals() -> None:
     """Make SIGINT, SIGTERM and SIGHUP end this process as the module docstring says. Call it
-    first thing in a command (before importing JAX); only the main thread can."""
+    first thing in a command (before importing JAX); only the main thread can.
+
+    No exception is raised into the interrupted code (an exception thrown out of a native
+    callback aborts the process, and one raised inside a garbage-collection callback is
+    swallowed). Instead the C-level handler writes the signal's number to a pipe
+    (``signal.set_wakeup_fd``) and a watcher thread acts on it, even while the main thread is
+    inside a long native call such as XLA's compiler."""
     global _installed
-    if threading.current_thread() is not threading.main_thread():
+    if _installed or threading.current_thread() is not threading.main_thread():
         return
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for signum in SIGNALS:
-        signal.signal(signum, _stop_now)
+        signal.signal(signum, lambda *_: None)  # the watcher thread answers
+    threading.Thread(target=_watch, args=(read_fd,), name="rnn_jax-signals", daemon=True).start()
     _installed = True
 
 
