@@ -7,7 +7,6 @@ first, to answer Ctrl-C while JAX imports) stays fast."""
 import importlib as _importlib
 import sys as _sys
 import types as _types
-from importlib import metadata as _metadata
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -58,7 +57,19 @@ _WHERE = {
 }
 
 
+def _version() -> str:
+    from importlib import metadata  # 50 ms: only when asked
+
+    try:
+        return metadata.version("rnn-jax")
+    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name not in _WHERE:
         raise AttributeError(f"module 'rnn_jax' has no attribute {name!r}")
     value = getattr(_importlib.import_module(_WHERE[name]), name)
@@ -82,11 +93,6 @@ class _Package(_types.ModuleType):
 
 _sys.modules[__name__].__class__ = _Package
 
-
-try:
-    __version__ = _metadata.version("rnn-jax")
-except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
 
 __all__ = [
     "GRU",

@@ -144,11 +144,20 @@ def append_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Append ``rows`` as JSON lines in one write, then fsync: a crash or ``kill -9`` leaves the
     lines of earlier calls whole (only the file system's own failure could tear the last one).
     A failed write (a full disk) raises ``WriteError``; a resumed run rewrites the file whole."""
+    text = memoryview(json_lines(rows).encode())
     try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json_lines(rows))
-            f.flush()
-            os.fsync(f.fileno())
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                while text:  # a full disk may take part of a write before it refuses the rest
+                    text = text[os.write(fd, text) :]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)  # none of these lines, rather than part of one
+                raise
+        finally:
+            os.close(fd)
     except OSError as err:
         raise WriteError(path, err) from err
 

@@ -1,6 +1,9 @@
 """Interrupting the sine-wave experiment (kill -9, SIGINT, SIGTERM) and resuming it."""
 
 import json
+import random
+import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,3 +120,103 @@ def test_a_second_run_into_a_busy_folder_is_refused_and_the_first_completes(tmp_
     assert_user_error(second, f"output folder {tmp_path} is in use by another run (pid {first.pid})")
     assert first.wait(timeout=240) == 0, first.stderr.read()
     assert (tmp_path / "metrics.json").read_bytes() == (reference / "metrics.json").read_bytes()
+
+
+def test_a_full_disk_mid_run_is_one_line_and_the_resume_is_bit_identical(tmp_path, reference):
+    """A file size limit (RLIMIT_FSIZE) stands in for a disk that fills up: the log and the
+    checkpoint grow with every epoch, so a write part-way through the run fails."""
+
+    def small_disk():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+    out = subprocess.run(
+        [sys.executable, *ARGS, "--out", str(tmp_path), "--quiet"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        preexec_fn=small_disk,
+    )
+    assert_user_error(out, f"cannot write {tmp_path}/")
+    assert "File too large; the last checkpoint" in out.stderr and f"--resume {tmp_path}" in out.stderr
+    epoch = saved_epoch(tmp_path / "checkpoint.eqx")  # intact: its header and payload check out
+    assert 0 < epoch < 800 and epoch % 25 == 0
+    logged = [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, len(logged) + 1)) and len(logged) >= epoch  # whole lines only
+    assert not list(tmp_path.glob(".*.tmp"))  # the failed write's temporary file is gone
+    resume_and_compare(tmp_path, reference)
+
+
+def test_a_prime_epoch_count_checkpoints_on_cadence_and_answers_sigint_within_a_chunk(tmp_path):
+    args = [*ARGS[:3], "--hidden-dim", "4", "--epochs", "9973", "--checkpoint-every", "100"]
+    proc = subprocess.Popen(
+        [sys.executable, *args, "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen, deadline = set(), time.monotonic() + 120
+    while len(seen) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        seen.add(saved_epoch(tmp_path / "checkpoint.eqx"))
+        seen.discard(0)
+        time.sleep(0.01)
+    assert len(seen) >= 3 and all(epoch % 100 == 0 for epoch in seen), seen  # every 100 epochs
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    code = proc.wait(timeout=60)
+    answered = time.monotonic() - sent
+    stderr = proc.stderr.read()
+    assert code == 130 and "Traceback" not in stderr, stderr
+    assert answered < 10, answered  # chunks aim at a second; a save takes milliseconds
+    epoch = saved_epoch(tmp_path / "checkpoint.eqx")
+    assert f"interrupted by SIGINT at epoch {epoch}; checkpoint saved" in stderr and epoch < 9973
+
+
+# A short run (about 5 s: imports, compilation, training, figures) to interrupt at any moment.
+QUICK = ["experiments/sine_wave.py", "--hidden-dim", "8", "--length", "120", "--window", "10", "--quiet"]
+WHOLE = ("config.json", "metrics.json", "predictions.json", "predictions.png", "loss.png")
+
+
+def test_signals_at_random_moments_never_leave_a_torn_file(tmp_path):
+    """20 signals at random moments of a run over a finished run with other options: each
+    file is afterwards the old run's or the new run's, whole, never a mix or a torn one."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    began = time.monotonic()
+    assert run(*QUICK, "--seed", "1", "--out", str(old)).returncode == 0
+    wall = time.monotonic() - began
+    assert run(*QUICK, "--out", str(new)).returncode == 0
+    rng = random.Random(0)
+    outcomes = []
+    for trial in range(20):
+        out = tmp_path / f"trial{trial}"
+        shutil.copytree(old, out)
+        proc = subprocess.Popen(
+            [sys.executable, *QUICK, "--out", str(out), "--overwrite"],
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        delay = rng.uniform(0.0, wall)
+        time.sleep(delay)
+        how = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+        proc.send_signal(how)
+        code, stderr = proc.wait(timeout=60), proc.stderr.read()
+        outcomes.append(code)
+        if code == -how:  # within the interpreter's own start-up, before any of our code runs
+            assert delay < 0.5, (trial, delay)
+        else:
+            assert code in (0, 128 + how), (trial, code, stderr)
+            assert stderr.count("\n") == (code != 0) and "Traceback" not in stderr, (trial, stderr)
+        for name in WHOLE:
+            got = (out / name).read_bytes()
+            assert got in ((old / name).read_bytes(), (new / name).read_bytes()), (trial, name)
+        assert saved_epoch(out / "checkpoint.eqx") > 0  # the old one, or a new one: whole
+        for line in (out / "metrics.jsonl").read_text().splitlines():
+            json.loads(line)
+        json.loads((out / "timing.json").read_text())
+    assert len(set(outcomes)) > 1, outcomes  # the moments reached both inside and after the run
