@@ -36,7 +36,7 @@ from rnn_jax.args import (
     make_checkpointing,
     run_options,
 )
-from rnn_jax.checkpoint import FILENAME
+from rnn_jax.checkpoint import DATA_KEY, FILENAME
 from rnn_jax.command import run_command
 from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
 from rnn_jax.io import digest_arrays, save_figure, write_json
@@ -150,7 +150,7 @@ def run(cfg: SineWaveConfig, options: RunOptions) -> dict:
     )
     # The run's identity: its options and the data they generated (a checkpoint made by a version
     # of the code that drew other data is not resumed).
-    identity = {**dataclasses.asdict(cfg), "data_sha256": digest_arrays(data.x_train, data.y_train)}
+    identity = {**dataclasses.asdict(cfg), DATA_KEY: digest_arrays(data.x_train, data.y_train)}
     checkpointing = make_checkpointing(options, identity)
 
     result = fit(

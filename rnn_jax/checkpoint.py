@@ -173,6 +173,10 @@ def read_checkpoint(path: str | Path, format: str = FORMAT) -> tuple[dict[str, A
     return header, payload
 
 
+# The run-identity key holding the SHA-256 of the data a run trained on.
+DATA_KEY = "data_sha256"
+
+
 def flat(run: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """A nested run description with dotted keys: ``{"train": {"epochs": 3}}`` ->
     ``{"train.epochs": 3}``."""
@@ -188,12 +192,17 @@ def flat(run: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def describe_mismatch(saved: dict[str, Any], current: dict[str, Any]) -> str:
     """``"a: 1 in the checkpoint, 2 now; ..."`` for every (dotted) key whose value differs."""
     saved, current = flat(saved), flat(current)
-    keys = sorted(set(saved) | set(current))
-    diffs = [
-        f"{k}: {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now"
-        for k in keys
-        if saved.get(k) != current.get(k)
-    ]
+    diffs = []
+    for k in sorted(set(saved) | set(current)):
+        then, now = saved.get(k), current.get(k)
+        if then == now:
+            continue
+        if k == DATA_KEY and isinstance(then, str) and isinstance(now, str):
+            # A digest of the data means nothing to a reader; say which data changed.
+            source = current.get("csv") or "the generated data"
+            diffs.append(f"{source} has changed: SHA-256 {then[:12]}... in the checkpoint, {now[:12]}... now")
+        else:
+            diffs.append(f"{k}: {then!r} in the checkpoint, {now!r} now")
     return "; ".join(diffs)
 
 

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.args import RunOptions, epoch_log, make_checkpointing, parse_list
+from rnn_jax.checkpoint import DATA_KEY
 from rnn_jax.csv_data import FILLS, MAX_CSV_BYTES, Series, check_enough_rows, read_series
 from rnn_jax.csv_outputs import stamp, write_outputs
 from rnn_jax.data import WindowData, identity_scaler
@@ -212,7 +213,7 @@ def train_members(cfg: CsvTrainConfig, prep: Prepared, options: RunOptions, prog
         truncation=[cfg.truncation],
         clip_threshold=[cfg.clip_threshold],
     )
-    identity = {**dataclasses.asdict(cfg), "data_sha256": data_identity(cfg.csv)}
+    identity = {**dataclasses.asdict(cfg), DATA_KEY: data_identity(cfg.csv)}
     checkpointing = make_checkpointing(options, identity)
     devices = jax.devices()[: min(cfg.seeds, jax.device_count())]
     chosen = run_sweep(
