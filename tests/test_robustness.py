@@ -1,0 +1,188 @@
+"""Hostile inputs, each replayed in a fresh process as a user would type it: one line on
+stderr, the exact exit code, within 30 s; no traceback, no hang, no kill by the kernel.
+
+The README's table of bad inputs (``tests/bad_inputs.py``) holds the everyday cases; these are
+the ones that need special files (FIFOs, devices, crafted checkpoints, changed data) or the
+machine's limits. Signals and a full disk are in ``tests/test_sine_wave_resume.py``."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from scripts import ENV, ROOT
+
+pytestmark = pytest.mark.slow
+
+SINE = ["experiments/sine_wave.py", "--quiet"]
+TRAIN = ["-m", "rnn_jax", "train", "--inputs", "x", "--targets", "x", "--window", "8", "--quiet"]
+LONG_NAME = "n" * 256
+
+
+def header_file(header) -> bytes:
+    return (header if isinstance(header, bytes) else json.dumps(header).encode()) + b"\n"
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory):
+    """A folder of the files the cases name; a CSV run whose data then changed."""
+    tmp = tmp_path_factory.mktemp("hostile")
+    rows = "".join(f"{i},{math.sin(i / 3):.5f}\n" for i in range(120))
+    (tmp / "series.csv").write_text("t,x\n" + rows)
+    done = subprocess.run(
+        [
+            sys.executable,
+            *TRAIN,
+            "--csv",
+            str(tmp / "series.csv"),
+            "--epochs",
+            "3",
+            "--out",
+            str(tmp / "run"),
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (tmp / "series.csv").write_text("t,x\n" + rows.replace("5,", "5,1", 1))  # one value changed
+    (tmp / "huge.csv").write_text("t,x\n" + "".join(f"{i},{(i + 1) * 1e297:.3e}\n" for i in range(60)))
+    (tmp / "a file").write_text("not a folder\n")
+    (tmp / "adir").mkdir()
+    os.mkfifo(tmp / "fifo")
+    crafted = {
+        "piped": None,
+        "deep": b"[" * 100_000 + b"]" * 100_000,
+        "norun": {"format": "rnn_jax-checkpoint-2", "epoch": 1, "finished": False, "metrics": {}},
+        "runlist": {"format": "rnn_jax-checkpoint-2", "epoch": 1, "run": [1], "metrics": {}},
+        "old": {"format": "rnn_jax-checkpoint-1", "epoch": 1, "run": {}},
+    }
+    for name, header in crafted.items():
+        (tmp / name).mkdir()
+        if header is None:
+            os.mkfifo(tmp / name / "checkpoint.eqx")
+        else:
+            (tmp / name / "checkpoint.eqx").write_bytes(header_file(header))
+    return tmp
+
+
+NOT_CHECKPOINT = "error: {tmp}/{name}/checkpoint.eqx is not an rnn_jax checkpoint ({why})"
+CASES = {
+    "data changed since the checkpoint": (
+        [*TRAIN, "--csv", "{tmp}/series.csv", "--epochs", "3", "--resume", "{tmp}/run"],
+        "error: checkpoint {tmp}/run/checkpoint.eqx belongs to a different run ({tmp}/series.csv has "
+        "changed: SHA-256 …... in the checkpoint, …... now); refusing to resume from it",
+    ),
+    "values that overflow float32 once scaled": (
+        [*TRAIN, "--csv", "{tmp}/huge.csv", "--out", "{tmp}/o1"],
+        "error: column 'x' holds values up to 4.2e+298; values beyond 1e+18 would overflow float32 once "
+        "scaled: rescale the column first",
+    ),
+    "a FIFO as the CSV file": (
+        [*TRAIN, "--csv", "{tmp}/fifo", "--out", "{tmp}/o2"],
+        "error: CSV file {tmp}/fifo is not a regular file (a pipe, device or socket)",
+    ),
+    "a device as the CSV file": (
+        [*TRAIN, "--csv", "/dev/zero", "--out", "{tmp}/o3"],
+        "error: CSV file /dev/zero is not a regular file (a pipe, device or socket)",
+    ),
+    "a folder as the CSV file": (
+        [*TRAIN, "--csv", "{tmp}/adir", "--out", "{tmp}/o4"],
+        "error: CSV file {tmp}/adir is a folder, not a file",
+    ),
+    "a FIFO as the checkpoint": (
+        [*SINE, "--resume", "{tmp}/piped"],
+        "error: checkpoint {tmp}/piped/checkpoint.eqx is not a regular file (a pipe, device or socket)",
+    ),
+    "a header nested 100 000 deep": (
+        [*SINE, "--resume", "{tmp}/deep"],
+        NOT_CHECKPOINT.format(tmp="{tmp}", name="deep", why="its header nests deeper than 32 levels"),
+    ),
+    "a header without run": (
+        [*SINE, "--resume", "{tmp}/norun"],
+        NOT_CHECKPOINT.format(tmp="{tmp}", name="norun", why="…'run' is missing or not a dict…"),
+    ),
+    "a header whose run is a list": (
+        [*SINE, "--resume", "{tmp}/runlist"],
+        NOT_CHECKPOINT.format(tmp="{tmp}", name="runlist", why="…'run' is missing or not a dict…"),
+    ),
+    "a checkpoint of an older format": (
+        [*SINE, "--resume", "{tmp}/old"],
+        NOT_CHECKPOINT.format(tmp="{tmp}", name="old", why="written by an older rnn_jax…"),
+    ),
+    "an output folder name over 255 bytes": (
+        [*SINE, "--out", f"{{tmp}}/{LONG_NAME}"],
+        f"error: output folder {{tmp}}/{LONG_NAME}: the name {'n' * 20}... is longer than 255 bytes",
+    ),
+    "an output folder that cannot be created": (
+        [*SINE, "--out", "/proc/self/rnn_jax_out"],
+        "error: cannot create output folder /proc/self/rnn_jax_out: …",
+    ),
+    "an output folder that is a file": (
+        [*SINE, "--out", "{tmp}/a file"],
+        "error: output folder {tmp}/a file is a file; give --out a folder",
+    ),
+    "a hidden layer of a million units": (
+        [*SINE, "--hidden-dim", "1000000", "--out", "{tmp}/o5"],
+        "error: not enough memory for training: it needs at least … TiB (parameters and optimiser "
+        "state … TiB, …), and … is available; use a smaller hidden_dim or batch_size (--hidden-dim, "
+        "--batch-size)",
+    ),
+    "a series of ten billion samples": (
+        [*SINE, "--length", "10000000000", "--out", "{tmp}/o6"],
+        "error: not enough memory for the series' windows: it needs at least 1.9 TiB (windows 1.9 TiB), "
+        "and … is available; use a smaller length or window",
+    ),
+    "a gradient check of 10**11 weights": (
+        ["-m", "rnn_jax", "gradcheck", "--input-dim", "1000000", "--hidden-dim", "100000"],
+        "error: not enough memory for the gradient check: it needs at least … TiB (…), and … is "
+        "available; use a smaller --input-dim, --hidden-dim, --seq-len or --batch",
+    ),
+    "an epoch count past int32": (
+        [*SINE, "--epochs", str(2**63), "--out", "{tmp}/o7"],
+        f"error: epochs must be at most 2,147,483,647 (epoch counters are int32); got {2**63}",
+    ),
+    "a seed past what a key holds": (
+        [*SINE, "--seed", str(2**70), "--out", "{tmp}/o8"],
+        f"error: argument --seed: expected an integer from 0 to 2**63 - 1, got {2**70}",
+    ),
+}
+
+
+def pattern(message: str) -> str:
+    """The expected line as a regular expression; ``…`` stands for anything."""
+    return ".*?".join(re.escape(part) for part in message.split("…"))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_hostile_input_is_one_line_exit_2_within_30_s(place, case):
+    argv, message = CASES[case]
+    argv = [a.replace("{tmp}", str(place)) for a in argv]
+    out = subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.stderr.count("\n") == 1, out.stderr[-3000:]
+    expected = pattern(message.replace("{tmp}", str(place)))
+    assert re.fullmatch(expected, out.stderr.strip()), (out.stderr, message)
+
+
+def test_64_bit_mode_runs_a_command_to_the_end(place):
+    """``JAX_ENABLE_X64=1`` once made the epoch loop fail (int64 step counter, int32 carry)."""
+    argv = [*TRAIN, "--csv", str(place / "series.csv"), "--epochs", "2", "--out", str(place / "x64")]
+    out = subprocess.run(
+        [sys.executable, *argv],
+        cwd=ROOT,
+        env={**ENV, "JAX_ENABLE_X64": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((place / "x64" / "metrics.json").read_text())
+    assert len(metrics["train_loss"]) == 2 and metrics["diverged_at_epoch"] is None
