@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.command import run_command
 from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.plots import plot_stream_scaling
@@ -137,6 +138,8 @@ def run(cfg: LongStreamConfig, out: Path) -> dict:
         child = subprocess.run(
             [sys.executable, __file__, "--child", str(n), *args], capture_output=True, text=True, check=False
         )
+        if child.returncode == 2:  # the child's own one-line refusal (bad input, no memory)
+            raise InputError(child.stderr.strip().removeprefix("error: "))
         if child.returncode != 0:
             raise RuntimeError(f"the {n}-step run failed:\n{child.stderr}")
         row = json.loads(child.stdout.strip().splitlines()[-1])
@@ -173,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         parser = OneLineParser()
         add_config_arguments(parser, LongStreamConfig())
         cfg = config_from_args(LongStreamConfig, parser.parse_args(argv[2:]))
-        print(json.dumps(one_length(cfg, int(argv[1]))))
-        return 0
+        return run_command(lambda: print(json.dumps(one_length(cfg, int(argv[1])))))
     return experiment_main(__doc__, LongStreamConfig(), run, "results/long_stream", argv)
 
 

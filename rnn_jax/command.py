@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rnn_jax.errors import InputError, WriteError
+from rnn_jax.io import size_text
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 TRACEBACK_FILE = "traceback.txt"
@@ -162,12 +164,14 @@ def run_command(fn: Callable[[], int | None], out: Path | None = None) -> int:
         _say("error: out of memory; try a smaller --batch-size, --hidden-dim or data set")
         return 2
     except Exception as err:  # noqa: BLE001 -- anything else is a bug, reported as one
-        if "RESOURCE_EXHAUSTED" in str(err):  # the device's allocator (XlaRuntimeError)
-            _say("error: out of device memory; try a smaller --batch-size, --hidden-dim or data set")
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        if "RESOURCE_EXHAUSTED" in first or "Out of memory" in first:  # XLA's allocator refused
+            asked = re.search(r"allocating (\d+) bytes", first)
+            size = f" (it asked for {size_text(int(asked[1]))})" if asked else ""
+            _say(f"error: out of memory{size}; try a smaller --batch-size, --hidden-dim or data set")
             return 2
         saved = _save_traceback(err, out)
         where = f"; traceback saved to {saved}" if saved is not None else ""
-        first = str(err).splitlines()[0] if str(err) else ""
         _say(f"internal error: {type(err).__name__}: {first} (a bug in rnn_jax, not in your input){where}")
         return 1
     if _received and not _reported:

@@ -29,6 +29,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from rnn_jax.cells import cell_class, check_options
 from rnn_jax.errors import InputError
 from rnn_jax.manual_grads import manual_rule_loss
+from rnn_jax.memory import TRAINING_ADVICE, check_fits, tree_bytes
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import unroll_states
@@ -140,6 +141,15 @@ def make_stream_train(
         if config.streams:
             carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (config.streams, *c.shape)), carry)
         return StreamState(params, optimizer.init(params), carry, jnp.zeros((), jnp.int32))
+
+    # Refused from shapes alone, before anything is allocated (rnn_jax.memory).
+    state = jax.eval_shape(init, jax.random.key(0))
+    width = config.hidden_dim * config.num_layers * max(config.streams, 1)
+    parts = {
+        "parameters and optimiser state": tree_bytes(state) + 2 * tree_bytes(state.params),
+        "hidden states": config.k2 * width * jnp.dtype(jnp.float32).itemsize,
+    }
+    check_fits(parts, what="training on the stream", advice=TRAINING_ADVICE)
 
     per_step = get_objective(config.objective).per_step
 
