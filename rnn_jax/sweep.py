@@ -2,8 +2,8 @@
 
 A member is one (seed, hyperparameters) pair. ``grid`` builds the members of a full grid and
 ``random_search`` draws them at random; ``run_sweep`` trains them all at once, sharded over the
-available devices, in equal chunks of epochs with a progress bar between chunks (bit-identical
-to one unchunked program).
+available devices, in chunks of epochs sized by their measured time (``rnn_jax.runner``) with a
+progress bar between chunks (bit-identical to one unchunked program).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -171,6 +172,12 @@ def message_of(attempt: str, names: dict) -> str:
 def expected_form(attempt: str, message: str) -> str:
     """The README's message column as ``message_of`` reports it."""
     return f"[exit 2] {message}" if attempt.startswith("uv run ") else message
+
+
+def matches(got: str, expected: str) -> bool:
+    """``got`` is ``expected``, where ``…`` in ``expected`` stands for a figure that depends on
+    the machine (the memory available)."""
+    return re.fullmatch(".*?".join(re.escape(part) for part in expected.split("…")), got) is not None
 
 
 def main() -> None:
