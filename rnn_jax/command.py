@@ -160,6 +160,8 @@ def run_command(fn: Callable[[], int | None], out: Path | None = None) -> int:
     except WriteError as err:
         _say(f"error: {err}{_resume_hint(out)}")
         return 2
+    except BrokenPipeError:  # the reader went away (``| head``): the console script's to handle
+        raise
     except MemoryError:
         _say("error: out of memory; try a smaller --batch-size, --hidden-dim or data set")
         return 2

@@ -76,24 +76,4 @@ def check_fits(parts: Mapping[str, int], *, what: str, advice: str, device: jax.
     )
 
 
-def training_parts(config, hparams, data, *, members: int = 1, parallel: int = 1) -> dict[str, int]:
-    """Lower bounds, in bytes, of what training ``config`` on ``data`` keeps in memory:
-    ``members`` copies of the training state (parameters, best parameters, optimiser state)
-    plus gradients and updates, and for the ``parallel`` members trained at once the hidden
-    states a backward pass through a batch keeps, and those of evaluating the largest split.
-    ``hparams`` are one member's."""
-    from rnn_jax.train import make_train  # the training module is heavy; only this needs it
-
-    state = jax.eval_shape(make_train(config).init, jax.random.key(0), hparams, data)
-    params = tree_bytes(state.params)
-    n_train, seq_len = data.x_train.shape[:2]
-    width = config.hidden_dim * config.num_layers * (2 if config.bidirectional else 1)
-    itemsize = data.x_train.dtype.itemsize
-    return {
-        "parameters and optimiser state": members * (tree_bytes(state) + 2 * params),
-        "hidden states": parallel * config.batch_size * seq_len * width * itemsize,
-        "evaluation": parallel * max(n_train, data.x_val.shape[0]) * width * itemsize,
-    }
-
-
 TRAINING_ADVICE = "use a smaller hidden_dim or batch_size (--hidden-dim, --batch-size)"

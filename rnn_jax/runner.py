@@ -29,7 +29,7 @@ from rnn_jax.command import Interrupted, deferred_signals
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.errors import InputError
 from rnn_jax.logs import EpochLog
-from rnn_jax.memory import TRAINING_ADVICE, check_fits, training_parts
+from rnn_jax.memory import TRAINING_ADVICE, check_fits
 from rnn_jax.model import RNN
 from rnn_jax.stream import (
     Source,
@@ -39,7 +39,15 @@ from rnn_jax.stream import (
     make_stream_train,
     n_updates,
 )
-from rnn_jax.train import Hyperparams, TrainConfig, check_config, check_data_fits, check_hparams, make_train
+from rnn_jax.train import (
+    Hyperparams,
+    TrainConfig,
+    check_config,
+    check_data_fits,
+    check_hparams,
+    make_train,
+    training_parts,
+)
 
 PROGRESS_AFTER = 3.0  # seconds
 # Where no progress bar can be drawn (output to a file or pipe), a plain line at the first chunk

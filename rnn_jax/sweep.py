@@ -22,7 +22,7 @@ from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.errors import InputError
 from rnn_jax.logs import EpochLog
-from rnn_jax.memory import TRAINING_ADVICE, check_fits, training_parts
+from rnn_jax.memory import TRAINING_ADVICE, check_fits
 from rnn_jax.model import RNN
 from rnn_jax.runner import Checkpointing, chunk_capacity, run_saving_chunks
 from rnn_jax.sharding import (
@@ -43,6 +43,7 @@ from rnn_jax.train import (
     check_hparams,
     make_hparams,
     make_train,
+    training_parts,
 )
 
 

@@ -27,6 +27,7 @@ from rnn_jax.data import WindowData
 from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.losses import batch_predict, loss
 from rnn_jax.manual_grads import manual_grads
+from rnn_jax.memory import tree_bytes
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import OBJECTIVES, cross_entropy, get_objective
 from rnn_jax.tutorial import tutorial_grads
@@ -546,3 +547,23 @@ def make_train(config: TrainConfig) -> TrainFns:
         return state.chosen_params(config.select), metrics
 
     return TrainFns(init=init, run=run, train=train)
+
+
+def training_parts(
+    config: TrainConfig, hparams: Hyperparams, data: WindowData, *, members: int = 1, parallel: int = 1
+) -> dict[str, int]:
+    """Lower bounds, in bytes, of what training ``config`` on ``data`` keeps in memory:
+    ``members`` copies of the training state (parameters, best parameters, optimiser state)
+    plus gradients and updates, and for the ``parallel`` members trained at once the hidden
+    states a backward pass through a batch keeps, and those of evaluating the largest split.
+    ``hparams`` are one member's."""
+    state = jax.eval_shape(make_train(config).init, jax.random.key(0), hparams, data)
+    params = tree_bytes(state.params)
+    n_train, seq_len = data.x_train.shape[:2]
+    width = config.hidden_dim * config.num_layers * (2 if config.bidirectional else 1)
+    itemsize = data.x_train.dtype.itemsize
+    return {
+        "parameters and optimiser state": members * (tree_bytes(state) + 2 * params),
+        "hidden states": parallel * config.batch_size * seq_len * width * itemsize,
+        "evaluation": parallel * max(n_train, data.x_val.shape[0]) * width * itemsize,
+    }

@@ -66,5 +66,5 @@ def test_a_file_in_the_way_and_a_full_disk_are_refused(tmp_path, monkeypatch):
     with pytest.raises(FolderError, match="taken is a file; give --out a folder"):
         claim_output_folder(tmp_path / "taken")
     monkeypatch.setattr(rnn_jax.folders, "MIN_FREE_BYTES", 1 << 62)
-    with pytest.raises(FolderError, match=r"free; a run needs at least 4294967296.0 GiB"):
+    with pytest.raises(FolderError, match=r"free; a run needs at least 4,194,304.0 TiB"):
         claim_output_folder(tmp_path / "full")

@@ -2,7 +2,6 @@
 
 import json
 import random
-import resource
 import shutil
 import signal
 import subprocess
@@ -126,17 +125,19 @@ def test_a_full_disk_mid_run_is_one_line_and_the_resume_is_bit_identical(tmp_pat
     """A file size limit (RLIMIT_FSIZE) stands in for a disk that fills up: the log and the
     checkpoint grow with every epoch, so a write part-way through the run fails."""
 
-    def small_disk():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
-
+    # The limit is set in the child before it becomes the command (no fork of this process,
+    # whose JAX threads make preexec_fn unsafe), and inherited across the exec.
+    limited = (
+        "import resource, sys, os; resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000)); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
     out = subprocess.run(
-        [sys.executable, *ARGS, "--out", str(tmp_path), "--quiet"],
+        [sys.executable, "-c", limited, *ARGS, "--out", str(tmp_path), "--quiet"],
         cwd=ROOT,
         env=ENV,
         capture_output=True,
         text=True,
         timeout=240,
-        preexec_fn=small_disk,
     )
     assert_user_error(out, f"cannot write {tmp_path}/")
     assert "File too large; the last checkpoint" in out.stderr and f"--resume {tmp_path}" in out.stderr
