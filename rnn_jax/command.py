@@ -146,6 +146,18 @@ def run_command(fn: Callable[[], int | None], out: Path | None = None) -> int:
     """Run a command's work ``fn`` (its result is the exit code; ``None`` means 0) and turn what
     it raises into one line and an exit code, as the module docstring says. ``out`` is the
     command's output folder, if it has one."""
+    try:
+        return _classified(fn, out)
+    finally:
+        if _installed:
+            # The work is done and its exit code chosen. Python's shutdown would restore the
+            # default handlers, and a signal then would kill the process with every result
+            # already written; ignored instead, it leaves the exit code as it is.
+            for signum in SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+
+
+def _classified(fn: Callable[[], int | None], out: Path | None) -> int:
     global _reported
     try:
         code = fn() or 0
