@@ -36,16 +36,21 @@ def saved_epoch(path) -> int:
         return 0  # not written yet
 
 
-def start(out, until_epoch: int) -> subprocess.Popen:
-    """Start the run; return once its checkpoint has reached ``until_epoch`` (or it ended)."""
-    proc = subprocess.Popen(
-        [sys.executable, *ARGS, "--out", str(out)],
+def spawn(*args: str) -> subprocess.Popen:
+    """``python *args`` from the repository root, started and not waited for; stderr piped."""
+    return subprocess.Popen(
+        [sys.executable, *args],
         cwd=ROOT,
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def start(out, until_epoch: int) -> subprocess.Popen:
+    """Start the run; return once its checkpoint has reached ``until_epoch`` (or it ended)."""
+    proc = spawn(*ARGS, "--out", str(out))
     deadline = time.monotonic() + 240
     while saved_epoch(out / "checkpoint.eqx") < until_epoch and proc.poll() is None:
         if time.monotonic() > deadline:
@@ -151,14 +156,7 @@ def test_a_full_disk_mid_run_is_one_line_and_the_resume_is_bit_identical(tmp_pat
 
 def test_a_prime_epoch_count_checkpoints_on_cadence_and_answers_sigint_within_a_chunk(tmp_path):
     args = [*ARGS[:3], "--hidden-dim", "4", "--epochs", "9973", "--checkpoint-every", "100"]
-    proc = subprocess.Popen(
-        [sys.executable, *args, "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn(*args, "--out", str(tmp_path))
     seen, deadline = set(), time.monotonic() + 120
     while len(seen) < 3 and proc.poll() is None and time.monotonic() < deadline:
         seen.add(saved_epoch(tmp_path / "checkpoint.eqx"))
@@ -194,14 +192,7 @@ def test_signals_at_random_moments_never_leave_a_torn_file(tmp_path):
     for trial in range(20):
         out = tmp_path / f"trial{trial}"
         shutil.copytree(old, out)
-        proc = subprocess.Popen(
-            [sys.executable, *QUICK, "--out", str(out), "--overwrite"],
-            cwd=ROOT,
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = spawn(*QUICK, "--out", str(out), "--overwrite")
         delay = rng.uniform(0.0, wall)
         time.sleep(delay)
         how = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
