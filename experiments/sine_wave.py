@@ -5,7 +5,7 @@
     uv run experiments/sine_wave.py --help           # every option with its default
 
 Writes config.json, metrics.json, timing.json, predictions.json, predictions.png, loss.png
-and checkpoint.eqx to --out (default results/sine_wave/<preset>/). Interrupted (Ctrl-C, SIGTERM,
+and checkpoint.eqx to --out (default results/sine_wave/<preset>/). Interrupted (Ctrl-C, SIGTERM, SIGHUP
 or killed) runs continue from their last checkpoint: run the same command again with
 ``--resume DIR``.
 """

@@ -84,9 +84,9 @@ class Checkpointing:
     """Where and how often ``fit`` saves its state.
 
     ``run`` describes the run (JSON-able; typically its whole configuration): a resume is
-    refused unless it matches. ``every``: epochs between saves, rounded to whole chunks
+    refused unless it matches. ``every``: epochs between saves (chunks end on its multiples)
     (``None``: at the first chunk boundary ``SAVE_EVERY_SECONDS`` after the last save). A
-    checkpoint is also saved at the end, when training diverges, and on SIGINT/SIGTERM.
+    checkpoint is also saved at the end, when training diverges, and on SIGINT, SIGTERM or SIGHUP.
     """
 
     path: Path
@@ -198,7 +198,7 @@ def fit(
 
     The run stops at the end of the chunk in which training diverged (NaN/inf gradient or
     parameters; detected inside the compiled loop), keeping the last good parameters. With
-    ``checkpointing`` the state is saved as described there; SIGINT/SIGTERM then save it at the
+    ``checkpointing`` the state is saved as described there; SIGINT/SIGTERM/SIGHUP then save it at the
     next chunk boundary and raise ``Interrupted``. ``resume=True`` continues from the saved
     checkpoint (refused if it belongs to another run) and ends bit-identical to an
     uninterrupted run.
