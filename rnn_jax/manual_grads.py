@@ -16,6 +16,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from rnn_jax.batch import Batch, batch_loss, batch_outputs, prepare
+from rnn_jax.cells.base import CellGrads
 from rnn_jax.errors import InputError
 from rnn_jax.model import RNN, keyed, last_valid, prefix_window
 from rnn_jax.objectives import get_objective
@@ -53,8 +54,14 @@ def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncatio
 
 
 def _batch_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, objective: str):
-    """Every example's scored states, errors, ``CellGrads``, predictions and final states
-    (leaves ``(N, ...)``)."""
+    """Every example's scored states and errors, ``CellGrads``, predictions and final states.
+
+    Per-step arrays that only feed the weight products come out time-major: the tape's leaves
+    are ``(T, N, ...)``, and so are the scored states and errors for ``target="all"``
+    (``(T, N, H)``, ``(T, N, O)``). A scan batched by ``vmap`` runs with the batch on axis 1,
+    so this is the layout its outputs already have; asking for ``(N, T, ...)`` would transpose
+    each of them (at N=100, T=50, H=100 these copies were a fifth of the pass). Every other
+    leaf is ``(N, ...)``."""
     scored = batch.xs.shape[:1] if target == "last" else batch.xs.shape[:2]
     weights = jnp.broadcast_to(batch.weights, scored)  # one weight per scored step
 
@@ -62,18 +69,20 @@ def _batch_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, 
         options = {"target": target, "truncation": truncation, "objective": objective}
         return _example_grads(model, x, y, m, h, k, w, **options)
 
-    return jax.vmap(one)(batch.xs, batch.ys, batch.mask, batch.h0, batch.keys, weights)
+    per_step = 1 if target == "all" else 0
+    out_axes = (per_step, per_step, CellGrads(tape=1, xs=0, h0=0, dh=0), 0, 0)
+    return jax.vmap(one, out_axes=out_axes)(batch.xs, batch.ys, batch.mask, batch.h0, batch.keys, weights)
 
 
 def _steps(tree):
-    """Every example's steps laid end to end: leaves ``(N, T, ...) -> (N T, ...)``."""
+    """Every step of every example in one leading axis: leaves ``(T, N, ...) -> (T N, ...)``."""
     return jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), tree)
 
 
 def _model_grads(model: RNN, read, errors, grads, target: str) -> RNN:
     """The batch's weight gradients, each one product over all examples and steps."""
     if target == "last":  # one scored state per example: (N, H) and (N, O)
-        read, errors = read[:, None], errors[:, None]
+        read, errors = read[None], errors[None]
     readout_grads, _ = model.readout.backward(_steps(read), _steps(errors))
     return RNN(cell=model.cell.param_grads(_steps(grads.tape)), readout=readout_grads)
 
@@ -132,7 +141,10 @@ def _value_and_grads(model: RNN, batch: Batch, target: str, truncation: Truncati
         dh0 = jax.tree.map(jnp.zeros_like, batch.h0)
     else:
         dh0 = grads.h0
-    dys = _no_gradient(batch.ys) if get_objective(objective).labels else -errors
+    if get_objective(objective).labels:
+        dys = _no_gradient(batch.ys)
+    else:  # dL/dy = -error, laid out as ys: (N, O), or (N, T, O) from the time-major errors
+        dys = -(errors if target == "last" else jnp.swapaxes(errors, 0, 1))
     model_grads = _model_grads(model, read, errors, grads, target)
     return (batch_loss(objective, predictions, batch), finals), (model_grads, dxs, dys, dh0)
 

@@ -8,6 +8,8 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from rnn_jax.cells.base import sum_outer
+
 
 class Linear(eqx.Module):
     """``V (O, H)``, ``c (O,)``; ``readout(h)`` maps a state ``(H,)`` or states ``(T, H)``."""
@@ -44,5 +46,5 @@ class Linear(eqx.Module):
     ) -> tuple[Linear, Float[Array, "*T H"]]:
         """Given ``e = dL/dy`` at the states ``hs``: the readout's gradients and ``dL/dh = V^T e``."""
         flat_h, flat_e = hs.reshape(-1, hs.shape[-1]), errors.reshape(-1, errors.shape[-1])
-        grads = eqx.tree_at(lambda r: (r.V, r.c), self, (flat_e.T @ flat_h, jnp.sum(flat_e, axis=0)))
+        grads = eqx.tree_at(lambda r: (r.V, r.c), self, (sum_outer(flat_e, flat_h), jnp.sum(flat_e, axis=0)))
         return grads, errors @ self.V

@@ -15,7 +15,7 @@ from jaxtyping import Array, Float
 
 import rnn_jax
 from rnn_jax.cells import REGISTRY, Cell, CellGrads
-from rnn_jax.cells.base import previous, reverse_scan, with_arrays
+from rnn_jax.cells.base import previous, reverse_scan, sum_outer, with_arrays
 from rnn_jax.gradcheck import check_gradients, perturbed, random_batch
 
 
@@ -74,9 +74,9 @@ class MGU(Cell):
         da, xs, hp, fh = tape
         return with_arrays(
             self,
-            Wx=jnp.einsum("tgh,td->ghd", da, xs),
-            Uf=da[:, 0].T @ hp,
-            Un=da[:, 1].T @ fh,
+            Wx=sum_outer(da, xs),
+            Uf=sum_outer(da[:, 0], hp),
+            Un=sum_outer(da[:, 1], fh),
             b=jnp.sum(da, axis=0),
         )
 

@@ -257,6 +257,18 @@ def previous(states: Float[Array, "T H"], first: Float[Array, " H"]) -> Float[Ar
     return jnp.concatenate([first[None], states[:-1]])
 
 
+def sum_outer(a: Float[Array, "S ..."], b: Float[Array, "S Q"]) -> Float[Array, "... Q"]:
+    """``sum_s a_s b_s^T`` over the leading (step) axis: a weight gradient as one matrix
+    product, e.g. ``dW = sum_outer(deltas (S, H), h_prev (S, H))``, or every gate's at once from
+    ``da (S, G, H)``, giving ``(G, H, Q)``.
+
+    It is formed as ``(b^T a)^T``: contracting the long step axis with ``a`` on the left made
+    XLA's CPU dot copy ``a`` transposed first (at ``S = 5000``, ``H = 100``, ``Q = 1`` this
+    form took 0.07 ms against 0.33 ms); the transpose of the small result is cheap."""
+    flat = a.reshape(a.shape[0], -1)
+    return (b.T @ flat).T.reshape(*a.shape[1:], b.shape[1])
+
+
 def cut(flag: Bool[Array, ""] | None, grad: State) -> State:
     """The carried gradient leaving a step: zero where the step starts a window."""
     if flag is None:

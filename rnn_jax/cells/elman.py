@@ -21,7 +21,15 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import Cell, CellGrads, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.base import (
+    Cell,
+    CellGrads,
+    previous,
+    reverse_scan,
+    sized_message,
+    sum_outer,
+    with_arrays,
+)
 from rnn_jax.errors import InputError
 
 # Each named activation with its derivative written as a function of its OUTPUT h = f(a), so
@@ -172,7 +180,9 @@ class Elman(Cell):
     def param_grads(self, tape: tuple[Array, Array, Array]) -> Elman:
         """Eqs. 7: ``dU = sum_t delta_t x_t^T``, ``dW = sum_t delta_t h_{t-1}^T``, ``db = sum_t delta_t``."""
         deltas, xs, h_prev = tape
-        return with_arrays(self, U=deltas.T @ xs, W=deltas.T @ h_prev, b=jnp.sum(deltas, axis=0))
+        return with_arrays(
+            self, U=sum_outer(deltas, xs), W=sum_outer(deltas, h_prev), b=jnp.sum(deltas, axis=0)
+        )
 
 
 def elman_step(cell: Elman, h_prev: Float[Array, " H"], x: Float[Array, " D"]) -> Float[Array, " H"]:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import CellGrads, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.base import CellGrads, previous, reverse_scan, sized_message, sum_outer, with_arrays
 from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
 from rnn_jax.errors import InputError
 
@@ -132,6 +132,6 @@ class GRU(GatedCell):
     def param_grads(self, tape: tuple[Array, Array, Array, Array, Array]) -> GRU:
         """``docs/gated.md`` (G2); ``Wh[n]`` takes the gradient at its own product."""
         da, dm, xs, hp, u_n = tape
-        dWh = jnp.stack([da[:, 0].T @ hp, da[:, 1].T @ hp, dm.T @ u_n])
+        dWh = jnp.concatenate([sum_outer(da[:, :2], hp), sum_outer(dm, u_n)[None]])
         extra = {"bh_n": jnp.sum(dm, axis=0)} if self.reset == "after" else {}
-        return with_arrays(self, Wx=jnp.einsum("tgh,td->ghd", da, xs), Wh=dWh, b=jnp.sum(da, axis=0), **extra)
+        return with_arrays(self, Wx=sum_outer(da, xs), Wh=dWh, b=jnp.sum(da, axis=0), **extra)

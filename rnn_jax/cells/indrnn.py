@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import Cell, CellGrads, previous, reverse_scan, sized_message, with_arrays
+from rnn_jax.cells.base import Cell, CellGrads, previous, reverse_scan, sized_message, sum_outer, with_arrays
 from rnn_jax.cells.elman import NAMED_ACTIVATIONS, check_activation
 from rnn_jax.errors import InputError
 
@@ -92,5 +92,5 @@ class IndRNN(Cell):
     def param_grads(self, tape: tuple[Array, Array, Array]) -> IndRNN:
         deltas, xs, h_prev = tape
         return with_arrays(
-            self, U=deltas.T @ xs, w=jnp.sum(deltas * h_prev, axis=0), b=jnp.sum(deltas, axis=0)
+            self, U=sum_outer(deltas, xs), w=jnp.sum(deltas * h_prev, axis=0), b=jnp.sum(deltas, axis=0)
         )

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import CellGrads, previous, reverse_scan, with_arrays
+from rnn_jax.cells.base import CellGrads, previous, reverse_scan, sum_outer, with_arrays
 from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
 
 LSTMState = tuple[Float[Array, " H"], Float[Array, " H"]]  # (h, c)
@@ -112,7 +112,7 @@ class LSTM(GatedCell):
         da, xs, h_prev = tape
         return with_arrays(
             self,
-            Wx=jnp.einsum("tgh,td->ghd", da, xs),
-            Wh=jnp.einsum("tgh,tk->ghk", da, h_prev),
+            Wx=sum_outer(da, xs),
+            Wh=sum_outer(da, h_prev),
             b=jnp.sum(da, axis=0),
         )
