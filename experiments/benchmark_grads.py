@@ -1,10 +1,21 @@
-"""Speed of the hand-derived gradient against autodiff, measured in one process.
+"""Speed of the hand-derived gradient against autodiff on this CPU, measured in one process.
 
-    uv run experiments/benchmark_grads.py [--out results/benchmark_grads]
+    uv run experiments/benchmark_grads.py [--out results/benchmark_grads] [--rounds 21]
 
-For T=50, H=100 (the tutorial's sizes), batch 1 and 100, full BPTT and k=5: the median time of
-one jitted gradient evaluation (after warm-up, min and max over repeats too), and the wall time
-of a whole 25-epoch tutorial-preset training run with each gradient. Writes benchmark_grads.json.
+Cases: a tanh Elman network (D = O = 1, float32) at T=50 for every batch size and hidden size
+asked for (batch 100 and 1, H = 100 and 32 by default), full BPTT and k=5. Four jitted
+functions per case: ``jax.grad(loss)`` (autodiff), ``manual_grads`` (the hand-derived pass),
+``jax.grad(loss(..., backward="manual"))`` (the same pass as autodiff's rule) and ``loss``
+alone (the forward pass every gradient includes).
+
+This machine's timings drift by tens of percent within a minute, so the four are timed in
+interleaved rounds: in each round each runs ``calls`` times back to back (``calls`` chosen so
+that one sample lasts about --sample-seconds), and each round gives one ratio to autodiff per
+variant. Reported per case: the median time of each variant, the median and quartiles of each
+ratio over the rounds, the share of rounds in which it was at most 0.8 and at most 1, and the
+backward-only ratio (the loss's time subtracted from both). Also the wall time of a 25-epoch
+tutorial-preset training run with each gradient, in alternating rounds. Writes
+benchmark_grads.json with the CPU's model and flags (AVX-512 or not).
 """
 
 from __future__ import annotations
@@ -22,88 +33,163 @@ from pathlib import Path
 from typing import ClassVar
 
 import jax
+from helpers.machine import describe_machine, machine_line  # experiments/ is the script's folder
 
-from rnn_jax.args import experiment_main
+from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import write_json
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
-from rnn_jax.model import init_elman
+from rnn_jax.model import init_model
 from rnn_jax.train import TrainConfig, make_hparams, make_train
+
+GRADIENTS = ("autodiff", "manual", "rule")
 
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
-    repeats: int = 7
-    calls: int = 200  # gradient evaluations per repeat
-    hidden_dim: int = 100
+    rounds: int = 21
+    sample_seconds: float = 0.05
+    batches: str = "100,1"
+    hidden_sizes: str = "100,32"
+    truncations: str = "none,5"
     seq_len: int = 50
+    training_rounds: int = 5
 
     HELP: ClassVar[dict[str, str]] = {
-        "repeats": "timed repeats of each measurement; the median is reported",
-        "calls": "gradient evaluations per repeat",
-        "hidden_dim": "hidden size H",
+        "rounds": "interleaved rounds per case; each gives one ratio per variant",
+        "sample_seconds": "about how long one variant runs back to back in a round",
+        "batches": "comma-separated batch sizes N",
+        "hidden_sizes": "comma-separated hidden sizes H",
+        "truncations": "comma-separated truncations k (none: full BPTT)",
         "seq_len": "sequence length T",
+        "training_rounds": "alternating rounds of the 25-epoch training run with each gradient (0: skip)",
     }
 
 
-def time_calls(fn, args, repeats: int, calls: int) -> dict[str, float]:
-    """Seconds per call: median, min and max over ``repeats`` batches of ``calls`` calls."""
-    jax.block_until_ready(fn(*args))  # compile and warm up
-    per_call = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            out = fn(*args)
-        jax.block_until_ready(out)
-        per_call.append((time.perf_counter() - start) / calls)
-    return {"median_s": statistics.median(per_call), "min_s": min(per_call), "max_s": max(per_call)}
+def case_functions(truncation: int | None) -> dict:
+    """The jitted functions timed for one case: three gradients and the loss alone."""
+    return {
+        "autodiff": jax.jit(lambda m, xs, ys: jax.grad(loss)(m, xs, ys, truncation=truncation)),
+        "manual": jax.jit(lambda m, xs, ys: manual_grads(m, xs, ys, truncation=truncation)),
+        "rule": jax.jit(
+            lambda m, xs, ys: jax.grad(loss)(m, xs, ys, truncation=truncation, backward="manual")
+        ),
+        "loss": jax.jit(lambda m, xs, ys: loss(m, xs, ys, truncation=truncation)),
+    }
+
+
+def interleaved_seconds(fns: dict, args: tuple, rounds: int, sample_seconds: float) -> dict[str, list]:
+    """Seconds per call of each function, one sample per round, the functions taking turns.
+
+    Each function is compiled and run once first; ``calls`` per sample is set from the first
+    function's warm time, the same for all, so every sample of a round spans a similar time."""
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))
+    first = next(iter(fns.values()))
+    start = time.perf_counter()
+    jax.block_until_ready(first(*args))
+    calls = max(1, int(sample_seconds / max(time.perf_counter() - start, 1e-7)))
+    samples: dict[str, list] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                out = fn(*args)
+            jax.block_until_ready(out)
+            samples[name].append((time.perf_counter() - start) / calls)
+    return samples
+
+
+def ratio_summary(ratios: list[float]) -> dict[str, float]:
+    """Median and quartiles of per-round ratios, and how often they were at most 0.8 and 1."""
+    q1, median, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
+    return {
+        "median": statistics.median(ratios),
+        "q1": q1,
+        "q3": q3,
+        "share_at_most_0.8": sum(r <= 0.8 for r in ratios) / len(ratios),
+        "share_at_most_1": sum(r <= 1.0 for r in ratios) / len(ratios),
+    }
+
+
+def measure_case(cfg: BenchmarkConfig, batch: int, hidden: int, truncation: int | None) -> dict:
+    """One case's times and ratios (see the module docstring)."""
+    model = init_model(
+        "elman", key=jax.random.key(0), input_dim=1, hidden_dim=hidden, output_dim=1, activation="tanh"
+    )
+    xs = jax.random.normal(jax.random.key(1), (batch, cfg.seq_len, 1))
+    ys = jax.random.normal(jax.random.key(2), (batch, 1))
+    samples = interleaved_seconds(case_functions(truncation), (model, xs, ys), cfg.rounds, cfg.sample_seconds)
+    row: dict = {"batch": batch, "hidden": hidden, "seq_len": cfg.seq_len, "truncation": truncation}
+    row["median_s"] = {name: statistics.median(s) for name, s in samples.items()}
+    auto, forward = samples["autodiff"], samples["loss"]
+    for name in ("manual", "rule"):
+        ratios = [a / b for a, b in zip(samples[name], auto, strict=True)]
+        row[f"{name}_over_autodiff"] = ratio_summary(ratios)
+        backward_only = [
+            (a - f) / (b - f) for a, b, f in zip(samples[name], auto, forward, strict=True) if b > f
+        ]
+        if backward_only:
+            row[f"{name}_backward_over_autodiff_backward"] = ratio_summary(backward_only)
+    return row
+
+
+def training_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
+    """Wall time of the 25-epoch tutorial-preset run with each gradient, alternating."""
+    data = make_sine_data()
+    hp = make_hparams(learning_rate=1e-4, truncation=5, seq_len=50)
+    runs = {name: jax.jit(make_train(TrainConfig.tutorial(grad=name)).train) for name in GRADIENTS[:2]}
+    samples = interleaved_seconds(runs, (jax.random.key(0), hp, data), cfg.training_rounds, 0.0)
+    return {name: {"median_s": statistics.median(s), "min_s": min(s)} for name, s in samples.items()}
+
+
+def check(cfg: BenchmarkConfig) -> list[tuple[int, int, int | None]]:
+    """The cases to measure; errors name the option."""
+    if cfg.rounds < 1 or cfg.seq_len < 1 or cfg.training_rounds < 0:
+        raise InputError("rounds and seq_len must be positive integers, training_rounds at least 0")
+    if not cfg.sample_seconds >= 0:
+        raise InputError(f"sample_seconds must be at least 0; got {cfg.sample_seconds}")
+    batches = parse_list(cfg.batches, "batches", int)
+    sizes = parse_list(cfg.hidden_sizes, "hidden_sizes", int)
+    truncations = parse_list(cfg.truncations, "truncations", int, allow_none=True)
+    if min(batches + sizes) < 1 or any(k is not None and k < 1 for k in truncations):
+        raise InputError("batches, hidden_sizes and truncations must be positive integers (or none)")
+    return [(n, h, k) for n in batches for h in sizes for k in truncations]
+
+
+def case_line(row: dict) -> str:
+    k = "full" if row["truncation"] is None else f"k={row['truncation']}"
+    ms = row["median_s"]
+    parts = [f"N={row['batch']:<4} H={row['hidden']:<4} {k:<5} autodiff {ms['autodiff'] * 1e3:7.3f} ms"]
+    for name in ("manual", "rule"):
+        r = row[f"{name}_over_autodiff"]
+        parts.append(f"{name} {ms[name] * 1e3:7.3f} ms ({r['median']:.2f}x, q {r['q1']:.2f}-{r['q3']:.2f})")
+    back = row.get("manual_backward_over_autodiff_backward")
+    if back is not None:
+        parts.append(f"backward only {back['median']:.2f}x")
+    return "  ".join(parts)
 
 
 def run(cfg: BenchmarkConfig, out: Path) -> dict:
-    if min(cfg.repeats, cfg.calls, cfg.hidden_dim, cfg.seq_len) < 1:
-        raise InputError("repeats, calls, hidden_dim and seq_len must be positive integers")
-    grads = {
-        "autodiff": jax.jit(jax.grad(loss), static_argnames=("truncation",)),
-        "manual": jax.jit(manual_grads, static_argnames=("truncation",)),
-    }
-    params = init_elman(
-        key=jax.random.key(0), input_dim=1, hidden_dim=cfg.hidden_dim, output_dim=1, activation="sigmoid"
-    )
+    cases = check(cfg)
+    machine = describe_machine()
+    print(machine_line(machine))
     rows = []
-    for batch in (1, 100):
-        xs = jax.random.normal(jax.random.key(1), (batch, cfg.seq_len, 1))
-        ys = jax.random.normal(jax.random.key(2), (batch, 1))
-        for truncation in (None, 5):
-            row = {"batch": batch, "truncation": truncation}
-            for name, fn in grads.items():
-                row[name] = time_calls(
-                    lambda p, x, y, f=fn, t=truncation: f(p, x, y, truncation=t),
-                    (params, xs, ys),
-                    cfg.repeats,
-                    cfg.calls,
-                )
-            row["manual_over_autodiff"] = row["manual"]["median_s"] / row["autodiff"]["median_s"]
-            rows.append(row)
-            print(
-                f"batch {batch:3d} truncation {truncation!s:>4}: "
-                f"autodiff {row['autodiff']['median_s'] * 1e6:7.1f} us"
-                f"  manual {row['manual']['median_s'] * 1e6:7.1f} us  ratio {row['manual_over_autodiff']:.2f}"
-            )
-
-    data = make_sine_data()
-    hp = make_hparams(learning_rate=1e-4, truncation=5, seq_len=50)
-    training = {}
-    for name in grads:
-        train = jax.jit(make_train(TrainConfig.tutorial(grad=name)).train)
-        training[name] = time_calls(train, (jax.random.key(0), hp, data), cfg.repeats, 1)
-        print(f"tutorial preset, 25 epochs ({name}): {training[name]['median_s']:.3f} s")
+    for batch, hidden, truncation in cases:
+        rows.append(measure_case(cfg, batch, hidden, truncation))
+        print(case_line(rows[-1]), flush=True)
+    training = training_seconds(cfg) if cfg.training_rounds else {}
+    for name, t in training.items():
+        print(f"tutorial preset, 25 epochs ({name}): {t['median_s']:.3f} s")
     result = {
         "config": dataclasses.asdict(cfg),
+        "machine": machine,
+        "device": str(jax.devices()[0]),
+        "jax": jax.__version__,
         "gradient": rows,
         "training_25_epochs": training,
-        "device": str(jax.devices()[0]),
     }
     write_json(out / "benchmark_grads.json", result)
     return result

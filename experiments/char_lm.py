@@ -27,7 +27,6 @@ if __name__ == "__main__":  # first: a signal while the imports below run ends i
     answer_signals()
 
 import dataclasses
-import platform
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from helpers.alternatives import min_char_rnn  # noqa: E402
+from helpers.machine import describe_machine  # noqa: E402
 
 from rnn_jax.args import experiment_main, parse_list  # noqa: E402
 from rnn_jax.errors import InputError
@@ -241,19 +241,6 @@ def numpy_comparison(cfg: CharLMConfig, vocab, train, val_scored, key) -> dict:
     }
 
 
-def cpu_description() -> dict:
-    flags = ""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-        model = next(
-            (line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), ""
-        )
-        flags = next((line for line in info.splitlines() if line.startswith("flags")), "")
-    except OSError:
-        model = platform.processor()
-    return {"cpu": model, "avx512f": " avx512f" in flags, "avx2": " avx2" in flags}
-
-
 def run(cfg: CharLMConfig, out: Path) -> dict:
     cells, updates = check(cfg)
     vocab, train, val, test = load(cfg)
@@ -316,7 +303,7 @@ def run(cfg: CharLMConfig, out: Path) -> dict:
     )
     summary = {
         "config": dataclasses.asdict(cfg),
-        "machine": cpu_description(),
+        "machine": describe_machine(),
         "vocabulary": len(vocab),
         "characters": {"train": len(train), "val": len(val), "test": len(test)},
         "ngram": ngram,

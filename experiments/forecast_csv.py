@@ -21,13 +21,13 @@ if __name__ == "__main__":  # first: a signal while the imports below run ends i
     answer_signals()
 
 import dataclasses
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from helpers.machine import describe_machine, machine_line  # experiments/ is the script's folder
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.cli import main as rnn_jax
@@ -69,23 +69,6 @@ class ForecastCsvConfig:
         "extra": "options added to every run, e.g. '--seeds 8' or '--normalise none'",
         "length": "rows of each synthetic series",
     }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def has_avx512() -> bool:
-    try:
-        return " avx512f" in Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
 
 
 def synthetic_csv(name: str, length: int, folder: Path) -> Path:
@@ -163,13 +146,13 @@ def run(cfg: ForecastCsvConfig, out: Path) -> int:
         else:
             csv, options = synthetic_csv(name, cfg.length, out / "data"), SYNTHETIC[name]
         results[name] = one_run(name, csv, options, cfg.extra, out)
-    machine = {"cpu": cpu_model(), "avx512f": has_avx512()}
+    machine = describe_machine()
     write_json(
         out / "forecast_csv.json", {"config": dataclasses.asdict(cfg), "machine": machine, "series": results}
     )
     text = table(results)
     write_atomic(out / "forecast_csv.md", lambda f: f.write(text.encode()))
-    print(f"CPU: {machine['cpu']} (avx512f: {machine['avx512f']})")
+    print(machine_line(machine))
     print(text)
     return 0
 

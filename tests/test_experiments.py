@@ -64,20 +64,22 @@ def test_gradient_flow_small(tmp_path):
 def test_benchmark_grads_small(tmp_path):
     out = run(
         "experiments/benchmark_grads.py",
-        "--repeats",
-        "1",
-        "--calls",
-        "2",
-        "--hidden-dim",
-        "8",
-        "--seq-len",
-        "6",
-        "--out",
-        str(tmp_path),
+        *("--rounds", "2", "--sample-seconds", "0", "--batches", "3", "--hidden-sizes", "8,4"),
+        *("--seq-len", "6", "--training-rounds", "0", "--out", str(tmp_path)),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "benchmark_grads.json").read_text())
-    assert len(result["gradient"]) == 4 and all(r["manual_over_autodiff"] > 0 for r in result["gradient"])
+    assert result["machine"]["cpu"] and isinstance(result["machine"]["avx512f"], bool)
+    rows = result["gradient"]
+    assert [(r["hidden"], r["truncation"]) for r in rows] == [(8, None), (8, 5), (4, None), (4, 5)]
+    for r in rows:
+        assert set(r["median_s"]) == {"autodiff", "manual", "rule", "loss"}
+        assert (
+            r["manual_over_autodiff"]["q1"]
+            <= r["manual_over_autodiff"]["median"]
+            <= r["manual_over_autodiff"]["q3"]
+        )
+    assert "CPU: " in out.stdout and "avx512f: " in out.stdout
 
 
 @pytest.mark.parametrize(
