@@ -5,13 +5,16 @@
 # can be downloaded, so it runs from the checkout without uv:
 #
 #     experiments/gpu_check.sh              # on the GPU; results in results/gpu_check/
-#     experiments/gpu_check.sh cpu quick    # the same steps on a CPU, tiny benchmark
+#     experiments/gpu_check.sh cpu quick    # the same steps on a CPU: one test module, tiny benchmark
+#
+# It needs python3 with jax, equinox, optax, jaxtyping, numpy, matplotlib, pytest and chex;
+# tqdm is optional (plain log lines without it), torch and flax are compared where importable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 device=${1:-gpu}
 quick=${2:-}
 out=${OUT:-results/gpu_check}
-export PYTHONPATH=.
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$out"
 
 python3 -c "import jax; print('JAX', jax.__version__, 'devices:', jax.devices())"
@@ -19,10 +22,16 @@ if [ "$device" = gpu ]; then
   python3 -c "import jax, sys; sys.exit(0 if jax.devices()[0].platform == 'gpu' else 'no GPU visible to JAX')"
 fi
 
-# Exactness tests (float64 against autodiff), without the xdist option of pyproject.toml.
-python3 -m pytest -q -o addopts="" -p no:cacheprovider \
-  tests/test_manual_grads.py tests/test_manual_rule.py tests/test_custom_cell.py tests/test_cells.py \
-  | tee "$out/tests.txt"
+# The quick tier (-m "not slow") of the numerical modules on this backend: exactness against
+# autodiff in float64, every cell, layers, truncation, losses, training, PyTorch agreement.
+# Without pyproject's xdist option (the image may lack pytest-xdist).
+tests=(tests/test_manual_grads.py tests/test_manual_rule.py tests/test_custom_cell.py tests/test_cells.py
+  tests/test_gated.py tests/test_layers.py tests/test_unroll.py tests/test_losses.py tests/test_train.py
+  tests/test_interop.py)
+if [ -n "$quick" ]; then
+  tests=(tests/test_manual_rule.py)
+fi
+python3 -m pytest -q -o addopts="" -p no:cacheprovider -m "not slow" "${tests[@]}" | tee "$out/tests.txt"
 
 tutorial="--activation sigmoid --input-dim 1 --hidden-dim 100 --output-dim 1 --seq-len 50 --batch 100 --truncation 5"
 for dtype in float64 float32; do

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from rnn_jax.io import append_json_lines, write_json_lines
 
@@ -97,4 +96,26 @@ class EpochLog:
         every = self.every or default_every(self.total_epochs)
         for row in rows:
             if row["epoch"] % every == 0 or row["epoch"] == last:
-                tqdm.write(format_row(row, self.total_epochs))
+                write_line(format_row(row, self.total_epochs))
+
+
+def progress_bar_class():
+    """``tqdm``'s bar class, or ``None`` where tqdm is not installed.
+
+    tqdm is a dependency of the package, but nothing else needs it: a bare environment (an
+    accelerator image with JAX preinstalled, ``PYTHONPATH=.``) still trains and logs, with
+    plain lines instead of a bar."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def write_line(text: str) -> None:
+    """One line on stdout that does not break a progress bar drawn on stderr."""
+    bar = progress_bar_class()
+    if bar is None:
+        print(text, flush=True)
+    else:
+        bar.write(text)

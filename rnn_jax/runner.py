@@ -22,13 +22,12 @@ from typing import ClassVar, NamedTuple
 import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
-from tqdm.auto import tqdm
 
 from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.command import Interrupted, deferred_signals
 from rnn_jax.data import WindowData, check_window_data
 from rnn_jax.errors import InputError
-from rnn_jax.logs import EpochLog
+from rnn_jax.logs import EpochLog, progress_bar_class
 from rnn_jax.memory import TRAINING_ADVICE, check_fits
 from rnn_jax.model import RNN
 from rnn_jax.stream import (
@@ -204,7 +203,7 @@ def fit(
     uninterrupted run.
 
     A progress bar (on a terminal) appears once the run has lasted ``PROGRESS_AFTER`` seconds;
-    print per-epoch lines with ``tqdm.write`` so that they do not break it.
+    print per-epoch lines with ``rnn_jax.logs.write_line`` so that they do not break it.
     """
     check_window_data(data)
     check_config(config, data.x_train.shape[0])
@@ -336,7 +335,8 @@ class Progress:
     def __init__(self, start: float, total: int, done: int, *, enabled: bool, desc=None, unit="epoch"):
         self.start, self.total, self.done, self.enabled = start, total, done, enabled
         self.desc, self.unit = desc, unit
-        self.terminal = sys.stderr.isatty()
+        self.bar_class = progress_bar_class()
+        self.terminal = sys.stderr.isatty() and self.bar_class is not None
         self.last_line = start
         self.bar = None
 
@@ -352,7 +352,7 @@ class Progress:
             print(line, file=sys.stderr, flush=True)
             self.last_line = now
         if self.bar is None and self.terminal and now - self.start > PROGRESS_AFTER:
-            self.bar = tqdm(
+            self.bar = self.bar_class(
                 total=self.total,
                 initial=self.done - n,
                 unit=self.unit,

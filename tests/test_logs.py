@@ -116,3 +116,22 @@ def test_without_a_terminal_progress_is_a_plain_line_per_interval(monkeypatch, c
     ]
     runner.run_chunks(chunk, 0, (), n_chunks=3, chunk_length=5, start=time.perf_counter(), progress=False)
     assert capsys.readouterr().err == ""  # --quiet
+
+
+def test_without_tqdm_lines_are_printed_and_a_terminal_gets_the_plain_progress_line(monkeypatch, capsys):
+    import sys
+    import time
+
+    import rnn_jax.runner as runner
+    from rnn_jax.logs import write_line
+
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # any import of it now fails
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.0)
+    write_line("epoch 1")
+    progress = runner.Progress(time.perf_counter() - 100.0, 10, 0, enabled=True, desc="run")
+    progress.advance(5)
+    progress.close()
+    captured = capsys.readouterr()
+    assert captured.out == "epoch 1\n" and progress.bar is None
+    assert captured.err.startswith("run: epoch 5/10")

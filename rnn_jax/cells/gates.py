@@ -38,7 +38,7 @@ class GatedCell(Cell):
 
     def input_drive(self, xs: Float[Array, "T D"]) -> Float[Array, "T G H"]:
         """``Wx[k] x_t + b[k]`` for every gate and step at once."""
-        return jnp.einsum("ghd,td->tgh", self.Wx, xs) + self.b[None]
+        return jnp.einsum("td,ghd->tgh", xs, self.Wx) + self.b[None]
 
 
 def orthogonal_stack(key: PRNGKeyArray, n: int, size: int, dtype: DTypeLike) -> Float[Array, "n H H"]:

@@ -74,14 +74,15 @@ class GRU(GatedCell):
     def recur(self, state: Float[Array, " H"], drive: Float[Array, "3 H"]) -> Float[Array, " H"]:
         h = state
         if self.reset == "after":
-            m = jnp.einsum("ghk,k->gh", self.Wh, h)
+            m = jnp.einsum("k,ghk->gh", h, self.Wh)
             z = jax.nn.sigmoid(drive[0] + m[0])
             r = jax.nn.sigmoid(drive[1] + m[1])
             n = jnp.tanh(drive[2] + r * (m[2] + self.bh_n))
         else:
-            z = jax.nn.sigmoid(drive[0] + self.Wh[0] @ h)
-            r = jax.nn.sigmoid(drive[1] + self.Wh[1] @ h)
-            n = jnp.tanh(drive[2] + self.Wh[2] @ (r * h))
+            m = jnp.einsum("k,ghk->gh", h, self.Wh[:2])  # both gates' products at once
+            z = jax.nn.sigmoid(drive[0] + m[0])
+            r = jax.nn.sigmoid(drive[1] + m[1])
+            n = jnp.tanh(drive[2] + (r * h) @ self.Wh[2].T)
         return (1.0 - z) * n + z * h
 
     def backward(

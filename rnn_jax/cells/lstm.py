@@ -61,7 +61,7 @@ class LSTM(GatedCell):
 
     def recur(self, state: LSTMState, drive: Float[Array, "4 H"]) -> LSTMState:
         h_prev, c_prev = state
-        a = drive + jnp.einsum("ghk,k->gh", self.Wh, h_prev)
+        a = drive + jnp.einsum("k,ghk->gh", h_prev, self.Wh)
         i, f, o = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
         c = f * c_prev + i * jnp.tanh(a[2])
         return o * jnp.tanh(c), c
@@ -79,7 +79,7 @@ class LSTM(GatedCell):
         carries ``dL/dh_t`` and ``dL/dc_t`` (the constant error carousel)."""
         hs, cs = states
         h_prev, c_prev = previous(hs, h0[0]), previous(cs, h0[1])
-        a = self.input_drive(xs) + jnp.einsum("ghk,tk->tgh", self.Wh, h_prev)
+        a = self.input_drive(xs) + jnp.einsum("tk,ghk->tgh", h_prev, self.Wh)
         i, f, g, o = (
             jax.nn.sigmoid(a[:, 0]),
             jax.nn.sigmoid(a[:, 1]),
