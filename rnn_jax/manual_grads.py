@@ -71,7 +71,15 @@ def _batch_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, 
 
     per_step = 1 if target == "all" else 0
     out_axes = (per_step, per_step, CellGrads(tape=1, xs=0, h0=0, dh=0), 0, 0)
-    return jax.vmap(one, out_axes=out_axes)(batch.xs, batch.ys, batch.mask, batch.h0, batch.keys, weights)
+    # The inputs go in time-major too: a cell's input drive for all steps, (T, N, G H) for a gated
+    # cell, is then formed in the layout the scan reads (from batch-major inputs XLA formed it
+    # batch-major and copied it, 2.4 of 31 ms for an LSTM at N=100, T=50, H=100).
+    xs = jnp.swapaxes(batch.xs, 0, 1)
+    mask = None if batch.mask is None else batch.mask.T
+    in_axes = (1, 0, 1, 0, 0, 0)
+    return jax.vmap(one, in_axes=in_axes, out_axes=out_axes)(
+        xs, batch.ys, mask, batch.h0, batch.keys, weights
+    )
 
 
 def _steps(tree):

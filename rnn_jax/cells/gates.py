@@ -41,6 +41,27 @@ class GatedCell(Cell):
         return jnp.einsum("td,ghd->tgh", xs, self.Wx) + self.b[None]
 
 
+def stacked_product(h: Float[Array, " K"], W: Float[Array, "G H K"]) -> Float[Array, "G H"]:
+    """``W[k] @ h`` for every gate ``k``, as one product with a two-dimensional weight: a
+    three-dimensional one made XLA's CPU backend copy ``W`` transposed at every step of a scan
+    (it does not hoist the copy out of the loop)."""
+    g, rows, cols = W.shape
+    return (h @ W.reshape(g * rows, cols).T).reshape(g, rows)
+
+
+def gate_activations(a: Float[Array, "*T G H"], tanh_gates: tuple[bool, ...]) -> Float[Array, "*T G H"]:
+    """Every gate's nonlinearity at once: ``tanh`` where ``tanh_gates[k]``, else the logistic
+    sigmoid, written ``σ(x) = (1 + tanh(x / 2)) / 2`` so that one ``tanh`` covers the whole
+    stacked array.
+
+    Why: XLA's CPU backend runs one transcendental over a whole array in vector code, but a
+    fused loop that applies a different one to each gate's slice ran several times slower per
+    element (an LSTM forward pass at N=100, H=100, T=50: 8.3 ms this way, 14.9 ms per slice)."""
+    half = jnp.asarray([1.0 if t else 0.5 for t in tanh_gates], a.dtype)
+    half = half.reshape((1,) * (a.ndim - 2) + (len(tanh_gates), 1))  # (..., G, 1)
+    return jnp.tanh(a * half) * half + (1.0 - half)
+
+
 def orthogonal_stack(key: PRNGKeyArray, n: int, size: int, dtype: DTypeLike) -> Float[Array, "n H H"]:
     """``n`` independent Haar-random orthogonal ``(size, size)`` matrices from one batched QR.
 

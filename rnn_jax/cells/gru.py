@@ -26,10 +26,18 @@ from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.cells.base import CellGrads, previous, reverse_scan, sized_message, sum_outer, with_arrays
-from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
+from rnn_jax.cells.gates import (
+    GatedCell,
+    gate_activations,
+    glorot_stack,
+    orthogonal_stack,
+    refuse_activation,
+    stacked_product,
+)
 from rnn_jax.errors import InputError
 
 RESETS = ("after", "before")
+SIGMOIDS = (False, False)  # the update and reset gates, taken by gate_activations together
 
 
 class GRU(GatedCell):
@@ -74,14 +82,11 @@ class GRU(GatedCell):
     def recur(self, state: Float[Array, " H"], drive: Float[Array, "3 H"]) -> Float[Array, " H"]:
         h = state
         if self.reset == "after":
-            m = jnp.einsum("k,ghk->gh", h, self.Wh)
-            z = jax.nn.sigmoid(drive[0] + m[0])
-            r = jax.nn.sigmoid(drive[1] + m[1])
+            m = stacked_product(h, self.Wh)
+            z, r = gate_activations(drive[:2] + m[:2], SIGMOIDS)
             n = jnp.tanh(drive[2] + r * (m[2] + self.bh_n))
         else:
-            m = jnp.einsum("k,ghk->gh", h, self.Wh[:2])  # both gates' products at once
-            z = jax.nn.sigmoid(drive[0] + m[0])
-            r = jax.nn.sigmoid(drive[1] + m[1])
+            z, r = gate_activations(drive[:2] + stacked_product(h, self.Wh[:2]), SIGMOIDS)
             n = jnp.tanh(drive[2] + (r * h) @ self.Wh[2].T)
         return (1.0 - z) * n + z * h
 
@@ -95,37 +100,52 @@ class GRU(GatedCell):
         mask: Bool[Array, " T"] | None = None,
     ) -> CellGrads:
         """``docs/gated.md``: the gates of every step are recomputed at once from the stored
-        states (no scan), then a reverse scan carries ``dL/dh_t`` and emits each gate's
-        pre-activation gradient; the weight gradients are one ``einsum`` each."""
+        states (no scan), then a reverse scan carries ``dL/dh_t``; each gate's pre-activation
+        gradient is that times a slope known before the scan (times ``Wh[n]^T`` of it for
+        ``r`` with the reset before), so the scan emits ``dL/dh_t`` (and that product) and the
+        gate gradients are formed for all steps at once after it."""
         hp = previous(states, h0)
         drive = self.input_drive(xs)
-        Wz, Wr, Wn = self.Wh
-        z = jax.nn.sigmoid(drive[:, 0] + hp @ Wz.T)
-        r = jax.nn.sigmoid(drive[:, 1] + hp @ Wr.T)
-        if self.reset == "after":
+        zr = gate_activations(drive[:, :2] + jnp.einsum("tk,ghk->tgh", hp, self.Wh[:2]), SIGMOIDS)
+        z, r = zr[:, 0], zr[:, 1]
+        Wn = self.Wh[2]
+        after = self.reset == "after"
+        if after:
             m = hp @ Wn.T + self.bh_n[None]  # the candidate's recurrent part, before the reset
             n = jnp.tanh(drive[:, 2] + r * m)
         else:
             m = r * hp  # what Wh[n] multiplies
             n = jnp.tanh(drive[:, 2] + m @ Wn.T)
-        after = self.reset == "after"
+        s_n = (1.0 - z) * (1.0 - n * n)  # dL/da_t[n] = dh_t ⊙ s_n
+        s_z = (hp - n) * z * (1.0 - z)  # dL/da_t[z] = dh_t ⊙ s_z
+        zeros = jnp.zeros_like(h0)
 
-        def step(dh, inputs):
-            z, r, n, m, hp = inputs
-            da_n = dh * (1.0 - z) * (1.0 - n * n)
-            da_z = dh * (hp - n) * z * (1.0 - z)
-            if after:
-                dm = da_n * r  # gradient at Wh[n] h_{t-1} + bh_n
-                da_r = da_n * m * r * (1.0 - r)
-                dh_prev = dh * z + jnp.einsum("gh,ghk->k", jnp.stack([da_z, da_r, dm]), self.Wh)
-            else:
-                dm = da_n  # Wh[n]'s own product is r ⊙ h_{t-1}
-                q = da_n @ Wn  # gradient at r ⊙ h_{t-1}
-                da_r = q * hp * r * (1.0 - r)
-                dh_prev = dh * z + da_z @ Wz + da_r @ Wr + q * r
-            return dh_prev, (jnp.stack([da_z, da_r, da_n]), dm)
+        if after:
+            # dL/da_t[r] = dh_t ⊙ s_n ⊙ m_t ⊙ r(1 - r); the gradient at Wh[n] h_{t-1} + bh_n is
+            # dh_t ⊙ s_n ⊙ r. The three products with Wh are one (3 H) x H product.
+            s_r = s_n * m * r * (1.0 - r)
+            slopes = jnp.stack([s_z, s_r, s_n * r], axis=1)
+            Wh = self.Wh.reshape(-1, self.hidden_dim)
 
-        dh0, (da, dm) = reverse_scan(step, jnp.zeros_like(h0), (z, r, n, m, hp), dh_out, cuts=cuts, mask=mask)
+            def step(dh, inputs):
+                slope, z = inputs
+                return dh * z + (dh[None] * slope).reshape(-1) @ Wh, dh
+
+            dh0, dhs = reverse_scan(step, zeros, (slopes, z), dh_out, cuts=cuts, mask=mask)
+            da = jnp.stack([dhs * s_z, dhs * s_r, dhs * s_n], axis=1)
+            dm = dhs * slopes[:, 2]
+        else:
+            s_r = hp * r * (1.0 - r)  # dL/da_t[r] = q_t ⊙ s_r, q_t the gradient at r ⊙ h_{t-1}
+            Wz, Wr = self.Wh[0], self.Wh[1]
+
+            def step(dh, inputs):
+                s_z, s_n, s_r, z, r = inputs
+                q = (dh * s_n) @ Wn
+                return dh * z + (dh * s_z) @ Wz + (q * s_r) @ Wr + q * r, (dh, q)
+
+            dh0, (dhs, qs) = reverse_scan(step, zeros, (s_z, s_n, s_r, z, r), dh_out, cuts=cuts, mask=mask)
+            da = jnp.stack([dhs * s_z, qs * s_r, dhs * s_n], axis=1)
+            dm = da[:, 2]
         # What Wh[n] multiplied (h_{t-1} after, r ⊙ h_{t-1} before) and the gradient at it.
         tape = (da, dm, xs, hp, hp if after else m)
         return CellGrads(tape=tape, xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)

@@ -16,11 +16,22 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import DTypeLike
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.cells.base import CellGrads, previous, reverse_scan, sum_outer, with_arrays
-from rnn_jax.cells.gates import GatedCell, glorot_stack, orthogonal_stack, refuse_activation
+from rnn_jax.cells.gates import (
+    GatedCell,
+    gate_activations,
+    glorot_stack,
+    orthogonal_stack,
+    refuse_activation,
+    stacked_product,
+)
+
+TANH_GATES = (False, False, True, False)  # i, f, g, o: only the candidate g is a tanh
+OUTPUT_GATE = np.array([[False], [False], [False], [True]])  # (4, 1): the gate that reads h_t
 
 LSTMState = tuple[Float[Array, " H"], Float[Array, " H"]]  # (h, c)
 LSTMStates = tuple[Float[Array, "T H"], Float[Array, "T H"]]  # (hs, cs), every step
@@ -61,9 +72,8 @@ class LSTM(GatedCell):
 
     def recur(self, state: LSTMState, drive: Float[Array, "4 H"]) -> LSTMState:
         h_prev, c_prev = state
-        a = drive + jnp.einsum("k,ghk->gh", h_prev, self.Wh)
-        i, f, o = jax.nn.sigmoid(a[0]), jax.nn.sigmoid(a[1]), jax.nn.sigmoid(a[3])
-        c = f * c_prev + i * jnp.tanh(a[2])
+        i, f, g, o = gate_activations(drive + stacked_product(h_prev, self.Wh), TANH_GATES)
+        c = f * c_prev + i * g
         return o * jnp.tanh(c), c
 
     def backward(
@@ -80,30 +90,24 @@ class LSTM(GatedCell):
         hs, cs = states
         h_prev, c_prev = previous(hs, h0[0]), previous(cs, h0[1])
         a = self.input_drive(xs) + jnp.einsum("tk,ghk->tgh", h_prev, self.Wh)
-        i, f, g, o = (
-            jax.nn.sigmoid(a[:, 0]),
-            jax.nn.sigmoid(a[:, 1]),
-            jnp.tanh(a[:, 2]),
-            jax.nn.sigmoid(a[:, 3]),
-        )
+        gates = gate_activations(a, TANH_GATES)
+        i, f, g, o = (gates[:, k] for k in range(4))
         tanh_c = jnp.tanh(cs)
+        # d a_t[k] / d(c_t) for i, f, g and d a_t[o] / d(h_t), for every step at once: inside
+        # the scan each step then scales one (4, H) array instead of stacking four.
+        slopes = jnp.stack(
+            [g * i * (1.0 - i), c_prev * f * (1.0 - f), i * (1.0 - g * g), tanh_c * o * (1.0 - o)], axis=1
+        )
 
         def step(carry, inputs):
             dh, g_c = carry  # dL/dh_t (the loss's direct part included) and dL/dc_t from the future
-            i, f, g, o, tc, cp = inputs
+            slope, f, o, tc = inputs
             dc = g_c + dh * o * (1.0 - tc * tc)
-            da = jnp.stack(
-                [
-                    dc * g * i * (1.0 - i),
-                    dc * cp * f * (1.0 - f),
-                    dc * i * (1.0 - g * g),
-                    dh * tc * o * (1.0 - o),
-                ]
-            )
-            return (jnp.einsum("gh,ghk->k", da, self.Wh), dc * f), da
+            da = slope * jnp.where(OUTPUT_GATE, dh[None], dc[None])  # (4, H): dc for i, f, g; dh for o
+            return (da.reshape(-1) @ self.Wh.reshape(-1, self.hidden_dim), dc * f), da
 
         zeros = jnp.zeros_like(h0[0])
-        inputs = (i, f, g, o, tanh_c, c_prev)
+        inputs = (slopes, f, o, tanh_c)
         dh0, da = reverse_scan(step, (zeros, zeros), inputs, dh_out, cuts=cuts, mask=mask)
         return CellGrads(tape=(da, xs, h_prev), xs=jnp.einsum("tgh,ghd->td", da, self.Wx), h0=dh0)
 
