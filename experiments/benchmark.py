@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from helpers import alternatives
+from helpers.machine import describe_machine, machine_line
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.data import make_sine_data
@@ -252,6 +253,8 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
         for name, module in (("flax", "flax"), ("pytorch", "torch"))
         if (why := alternatives.missing(module)) is not None
     }
+    machine = describe_machine()
+    print(machine_line(machine))
     peak = matmul_peak_gflops(cfg.repeats)
     print(f"matmul peak (1024 x 1024 float32): {peak:.1f} GFLOP/s")
     rows = []
@@ -415,6 +418,8 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
     result = {
         "config": dataclasses.asdict(cfg),
         "device": str(jax.devices()[0]),
+        "machine": machine,
+        "jax": jax.__version__,
         "matmul_peak_gflops": peak,
         "skipped": skipped,
         "rows": rows,
@@ -428,7 +433,8 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [
-        f"Device: {result['device']}; matmul peak {result['matmul_peak_gflops']:.1f} GFLOP/s.",
+        f"{machine_line(result['machine'])}; JAX {result['jax']} on {result['device']}; "
+        f"matmul peak {result['matmul_peak_gflops']:.1f} GFLOP/s.",
         "",
         "| workload | variant | median ms (min–max) | GFLOP/s | of peak | × chain floor | peak MiB |",
         "|---|---|---|---|---|---|---|",

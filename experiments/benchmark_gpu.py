@@ -20,13 +20,13 @@ if __name__ == "__main__":  # first: a signal while the imports below run ends i
 
 import dataclasses
 import itertools
-import platform
 from pathlib import Path
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from benchmark import median_time  # experiments/ is the script's folder
+from helpers.machine import describe_machine
 
 from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.errors import InputError
@@ -170,7 +170,8 @@ def run(cfg: GpuBenchmarkConfig, out: Path) -> dict:
     result = {
         "device": str(device),
         "device_kind": device.device_kind,
-        "host_cpu": platform.processor() or platform.machine(),
+        "host": describe_machine(),
+        "jax": jax.__version__,
         "skipped": [n for n, ok in (("pytorch", torch_ok), ("flax", flax_ok)) if not ok],
         "quick": cfg.quick,
         "rows": rows,

@@ -252,6 +252,7 @@ def test_benchmark_small(tmp_path):
     }
     assert all(r["peak_memory_mib"] > 0 for r in result["rows"] if r["workload"].startswith("d"))
     assert result["matmul_peak_gflops"] > 0 and all(r["median_s"] > 0 for r in result["rows"])
+    assert result["machine"]["cpu"] and "avx512f" in result["machine"]
     assert all(r["over_chain_floor"] > 0 for r in result["rows"] if r["workload"].startswith("b"))
     assert "| workload | variant |" in (tmp_path / "benchmark.md").read_text()
     assert {r["seq_len"] for r in result["rows"] if r["workload"].startswith("d")} == {60}
