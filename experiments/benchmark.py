@@ -19,7 +19,9 @@ gradient; for context) and a batch-vectorised NumPy BPTT; PyTorch eager (a sigmo
 ``nn.RNN(nn.SimpleCell)`` when importable (see ``helpers/alternatives.py``; neither is a dependency:
 ``uv sync --group bench`` adds Flax; PyTorch is installed into the environment by hand), else
 reported as skipped.
-Every time is a median over --repeats runs after a warm-up, with min and max. Each row also
+Every time is a median over --repeats runs after a warm-up, with min and max; the variants of
+one workload (all but the slow Python loops) take turns call by call, so that a machine whose
+speed drifts slows them alike and their ratios hold within a run. Each row also
 gives the FLOP count, the achieved GFLOP/s, the ratio to this machine's measured matmul peak,
 and the ratio to the dependent-chain floor: a step needs 2T sequential (B, H) x (H, H) products
 (T forward, T backward) that cannot overlap, and one such link is timed on its own.
@@ -80,6 +82,24 @@ def median_time(fn, repeats: int) -> dict[str, float]:
         fn()
         samples.append(time.perf_counter() - start)
     return {"median_s": statistics.median(samples), "min_s": min(samples), "max_s": max(samples)}
+
+
+def interleaved_times(fns: dict, repeats: int) -> dict[str, dict[str, float]]:
+    """Seconds per call of each ``fn()`` (each must block until done): after one warm-up call
+    each, the functions take turns call by call, so that a machine whose speed drifts within a
+    minute slows them alike. Median, min and max per function."""
+    for fn in fns.values():
+        fn()
+    samples: dict[str, list] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {
+        name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s)}
+        for name, s in samples.items()
+    }
 
 
 # ---------------------------------------------------------------- NumPy references (float32)
@@ -275,13 +295,13 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
     x_all = jnp.concatenate([data.x_train, data.x_val])
     y_all = jnp.concatenate([data.y_train, data.y_val])
     params = elman_model(cfg.seed, 100)
-    for kind in ("autodiff", "manual"):
-        epoch = jax_tutorial_epoch(kind)
-        record(
-            "a tutorial epoch",
-            f"rnn_jax {kind}",
-            median_time(lambda e=epoch: jax.block_until_ready(e(params, x_all, y_all)), cfg.repeats),
-        )
+    compiled = {kind: jax_tutorial_epoch(kind) for kind in ("autodiff", "manual")}
+    epochs = {
+        f"rnn_jax {kind}": lambda e=epoch: jax.block_until_ready(e(params, x_all, y_all))
+        for kind, epoch in compiled.items()
+    }
+    for name, timing in interleaved_times(epochs, cfg.repeats).items():
+        record("a tutorial epoch", name, timing)
     p_np, xa, ya = numpy_params(params), np.asarray(x_all), np.asarray(y_all)
     few = max(1, cfg.repeats // 3)
     record(
@@ -316,33 +336,21 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
             )
         if numpy_too:  # nn.RNN has no sigmoid: rnn_jax with tanh is its counterpart
             variants |= {f"rnn_jax {kind} (tanh)": jax_grad_fn(kind, k) for kind in ("autodiff", "manual")}
-        for name, fn in variants.items():
-            model = p_tanh if "(tanh)" in name else p
-            record(
-                workload,
-                name,
-                median_time(lambda f=fn, m=model: jax.block_until_ready(f(m, xs, ys)), cfg.repeats),
-                flops,
-                floor,
-                hidden=hidden,
-            )
+        calls = {
+            name: lambda f=fn, m=(p_tanh if "(tanh)" in name else p): jax.block_until_ready(f(m, xs, ys))
+            for name, fn in variants.items()
+        }
         pn, xn, yn = numpy_params(p), np.asarray(xs), np.asarray(ys)
-        others = {}
         if "flax" not in skipped:
-            others["flax nn.RNN(SimpleCell)"] = alternatives.flax_gradient_step(pn, xn, yn, k)
+            calls["flax nn.RNN(SimpleCell)"] = alternatives.flax_gradient_step(pn, xn, yn, k)
         if "pytorch" not in skipped and numpy_too:
-            others["pytorch eager"] = alternatives.torch_gradient_step(pn, xn, yn, k)
-            others["pytorch nn.RNN (tanh)"] = alternatives.torch_nn_rnn_step(pn, xn, yn, k)
-        for name, fn in others.items():
-            record(workload, name, median_time(fn, cfg.repeats), flops, floor, hidden=hidden)
+            calls["pytorch eager"] = alternatives.torch_gradient_step(pn, xn, yn, k)
+            calls["pytorch nn.RNN (tanh)"] = alternatives.torch_nn_rnn_step(pn, xn, yn, k)
         if numpy_too:
-            record(
-                workload,
-                "numpy vectorised",
-                median_time(lambda: numpy_grads_batch(pn, xn, yn, k), cfg.repeats),
-                flops,
-                floor,
-            )
+            calls["numpy vectorised"] = lambda: numpy_grads_batch(pn, xn, yn, k)
+        for name, timing in interleaved_times(calls, cfg.repeats).items():
+            record(workload, name, timing, flops, floor, hidden=hidden)
+        if numpy_too:
             record(
                 workload,
                 "numpy per-example loop",
