@@ -13,7 +13,9 @@ interleaved rounds: in each round each runs ``calls`` times back to back (``call
 that one sample lasts about --sample-seconds), and each round gives one ratio to autodiff per
 variant. Reported per case: the median time of each variant, the median and quartiles of each
 ratio over the rounds, the share of rounds in which it was at most 0.8 and at most 1, and the
-backward-only ratio (the loss's time subtracted from both). Also the wall time of a 25-epoch
+backward-only ratio (the loss's time subtracted from both). Also the two layout findings
+behind the hand-derived pass's speed on AVX2 CPUs, each form against the other (``layouts``
+in the JSON; see ``layout_seconds``), and the wall time of a 25-epoch
 tutorial-preset training run with each gradient, in alternating rounds. Writes
 benchmark_grads.json with the CPU's model and flags (AVX-512 or not).
 """
@@ -26,6 +28,7 @@ if __name__ == "__main__":  # first: a signal while the imports below run ends i
     answer_signals()
 
 import dataclasses
+import functools
 import statistics
 import sys
 import time
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import jax
+import jax.numpy as jnp
 from helpers.machine import describe_machine, machine_line  # experiments/ is the script's folder
 
 from rnn_jax.args import experiment_main, parse_list
@@ -145,6 +149,43 @@ def training_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
     return {name: {"median_s": statistics.median(s), "min_s": min(s)} for name, s in samples.items()}
 
 
+def layout_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
+    """The two layout findings behind the hand-derived pass's speed, each form against the
+    other in interleaved rounds at N=100, T=50, H=100: a batched forward scan's stored states
+    asked for batch-major (as the pass did) or time-major (as it does), and ``dU = sum_t delta_t
+    x_t^T`` over 5000 rows as ``deltas.T @ xs`` or as ``(xs.T @ deltas).T`` (``sum_outer``)."""
+    cell = init_model("elman", key=jax.random.key(0), input_dim=1, hidden_dim=100, output_dim=1).cell
+    xs = jax.random.normal(jax.random.key(1), (100, cfg.seq_len, 1))
+    deltas = jax.random.normal(jax.random.key(2), (100 * cfg.seq_len, 100))
+    flat_xs = xs.reshape(-1, 1)
+    time_major = jnp.swapaxes(xs, 0, 1)
+    pairs = {  # each form with its arguments (arguments, not constants: XLA would fold those)
+        "forward states": {
+            "batch-major": (jax.jit(lambda c, x: jax.vmap(c.states)(x)), cell, xs),
+            "time-major": (
+                jax.jit(lambda c, x: jax.vmap(c.states, in_axes=1, out_axes=1)(x)),
+                cell,
+                time_major,
+            ),
+        },
+        "dU product": {
+            "deltas.T @ xs": (jax.jit(lambda d, x: d.T @ x), deltas, flat_xs),
+            "(xs.T @ deltas).T": (jax.jit(lambda d, x: (x.T @ d).T), deltas, flat_xs),
+        },
+    }
+    result = {}
+    for what, forms in pairs.items():
+        calls = {name: functools.partial(*form) for name, form in forms.items()}
+        samples = interleaved_seconds(calls, (), cfg.rounds, cfg.sample_seconds)
+        old, new = samples
+        ratios = [b / a for a, b in zip(samples[old], samples[new], strict=True)]
+        result[what] = {
+            "median_s": {name: statistics.median(s) for name, s in samples.items()},
+            f"{new} / {old}": ratio_summary(ratios),
+        }
+    return result
+
+
 def check(cfg: BenchmarkConfig) -> list[tuple[int, int, int | None]]:
     """The cases to measure; errors name the option."""
     if cfg.rounds < 1 or cfg.seq_len < 1 or cfg.training_rounds < 0:
@@ -180,6 +221,10 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
     for batch, hidden, truncation in cases:
         rows.append(measure_case(cfg, batch, hidden, truncation))
         print(case_line(rows[-1]), flush=True)
+    layouts = layout_seconds(cfg)
+    for what, row in layouts.items():
+        ((name, ratio),) = ((k, v) for k, v in row.items() if k != "median_s")
+        print(f"{what}: {name} = {ratio['median']:.2f} (quartiles {ratio['q1']:.2f}-{ratio['q3']:.2f})")
     training = training_seconds(cfg) if cfg.training_rounds else {}
     for name, t in training.items():
         print(f"tutorial preset, 25 epochs ({name}): {t['median_s']:.3f} s")
@@ -189,6 +234,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
         "device": str(jax.devices()[0]),
         "jax": jax.__version__,
         "gradient": rows,
+        "layouts": layouts,
         "training_25_epochs": training,
     }
     write_json(out / "benchmark_grads.json", result)
