@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import pytest
 
 from rnn_jax.cells import GRU, LSTM
-from rnn_jax.cells.gates import orthogonal_stack
+from rnn_jax.cells.gates import gate_activations, orthogonal_stack
 from rnn_jax.losses import loss
 from rnn_jax.manual_grads import manual_grads
 from rnn_jax.model import init_model
@@ -219,3 +219,22 @@ def test_training_with_either_cell_reaches_the_sine_target(cell):
     hparams = make_hparams(learning_rate=3e-3, clip_threshold=1.0, seq_len=50)
     result = fit(config, hparams, make_sine_data(scale=True), key=jax.random.key(1), progress=False)
     assert result.metrics["val_rmse"][-1] <= 0.002
+
+
+def test_one_tanh_for_every_gate_is_the_sigmoid_and_tanh_it_stands_for():
+    """``gate_activations`` writes the sigmoid as a scaled tanh; the cells' forward passes and
+    their agreement with PyTorch rest on it (and PyTorch is not installed everywhere)."""
+    jax.config.update("jax_enable_x64", True)
+    try:
+        a = jax.random.normal(jax.random.key(0), (7, 4, 5), jnp.float64) * 6.0
+        got = gate_activations(a, (False, False, True, False))
+        want = jnp.stack(
+            [jax.nn.sigmoid(a[:, 0]), jax.nn.sigmoid(a[:, 1]), jnp.tanh(a[:, 2]), jax.nn.sigmoid(a[:, 3])], 1
+        )
+        chex.assert_trees_all_close(got, want, atol=1e-15, rtol=0)
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    a32 = a.astype(jnp.float32)
+    got32 = gate_activations(a32[:, :2], (True, False))  # any order, after leading axes
+    want32 = jnp.stack([jnp.tanh(a32[:, 0]), jax.nn.sigmoid(a32[:, 1])], 1)
+    chex.assert_trees_all_close(got32, want32, atol=2e-7, rtol=0)
