@@ -38,8 +38,10 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 from helpers.machine import describe_machine, machine_line  # experiments/ is the script's folder
+from jaxtyping import Array, Float
 
 from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.cells.base import sum_outer
 from rnn_jax.data import make_sine_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import write_json
@@ -73,15 +75,37 @@ class BenchmarkConfig:
 
 
 def case_functions(truncation: int | None) -> dict:
-    """The jitted functions timed for one case: three gradients and the loss alone."""
+    """The jitted functions timed for one case: three gradients, the loss alone, and the
+    backward pass's matrix products alone (``backward_products``). Each takes ``(model, xs,
+    ys, (deltas, h_prev))``; only the products read the last."""
     return {
-        "autodiff": jax.jit(lambda m, xs, ys: jax.grad(loss)(m, xs, ys, truncation=truncation)),
-        "manual": jax.jit(lambda m, xs, ys: manual_grads(m, xs, ys, truncation=truncation)),
+        "autodiff": jax.jit(lambda m, xs, ys, d: jax.grad(loss)(m, xs, ys, truncation=truncation)),
+        "manual": jax.jit(lambda m, xs, ys, d: manual_grads(m, xs, ys, truncation=truncation)),
         "rule": jax.jit(
-            lambda m, xs, ys: jax.grad(loss)(m, xs, ys, truncation=truncation, backward="manual")
+            lambda m, xs, ys, d: jax.grad(loss)(m, xs, ys, truncation=truncation, backward="manual")
         ),
-        "loss": jax.jit(lambda m, xs, ys: loss(m, xs, ys, truncation=truncation)),
+        "loss": jax.jit(lambda m, xs, ys, d: loss(m, xs, ys, truncation=truncation)),
+        "products": jax.jit(lambda m, xs, ys, d: backward_products(m.cell.W, *d)),
     }
+
+
+def backward_products(
+    W: Float[Array, "H H"], deltas: Float[Array, "K N H"], h_prev: Float[Array, "K N H"]
+) -> tuple[Float[Array, "N H"], Float[Array, "H H"]]:
+    """The matrix products an Elman backward pass over a window of ``K`` steps cannot avoid,
+    and nothing else: ``K - 1`` products ``g W`` in sequence (each reverse step needs the one
+    before it) and ``dW`` as one product over the ``K N`` rows.
+
+    ``loss`` time plus this time is the floor of any hand-derived gradient that computes the
+    same quantities: the forward pass is shared, these products are the least the backward adds
+    (the elementwise work, the stored states and the readout's gradient are left out)."""
+
+    def step(g, delta):
+        return (g + delta) @ W, None
+
+    carried, _ = jax.lax.scan(step, jnp.zeros_like(deltas[0]), deltas[1:], reverse=True)
+    rows = deltas.shape[-1]
+    return carried, sum_outer(deltas.reshape(-1, rows), h_prev.reshape(-1, rows))
 
 
 def interleaved_seconds(fns: dict, args: tuple, rounds: int, sample_seconds: float) -> dict[str, list]:
@@ -125,7 +149,10 @@ def measure_case(cfg: BenchmarkConfig, batch: int, hidden: int, truncation: int 
     )
     xs = jax.random.normal(jax.random.key(1), (batch, cfg.seq_len, 1))
     ys = jax.random.normal(jax.random.key(2), (batch, 1))
-    samples = interleaved_seconds(case_functions(truncation), (model, xs, ys), cfg.rounds, cfg.sample_seconds)
+    window = cfg.seq_len if truncation is None else min(truncation, cfg.seq_len)
+    deltas, h_prev = jax.random.normal(jax.random.key(3), (2, window, batch, hidden))
+    args = (model, xs, ys, (deltas, h_prev))
+    samples = interleaved_seconds(case_functions(truncation), args, cfg.rounds, cfg.sample_seconds)
     row: dict = {"batch": batch, "hidden": hidden, "seq_len": cfg.seq_len, "truncation": truncation}
     row["median_s"] = {name: statistics.median(s) for name, s in samples.items()}
     auto, forward = samples["autodiff"], samples["loss"]
@@ -137,6 +164,8 @@ def measure_case(cfg: BenchmarkConfig, batch: int, hidden: int, truncation: int 
         ]
         if backward_only:
             row[f"{name}_backward_over_autodiff_backward"] = ratio_summary(backward_only)
+    floors = [(f + p) / a for f, p, a in zip(forward, samples["products"], auto, strict=True)]
+    row["floor_over_autodiff"] = ratio_summary(floors)
     return row
 
 
@@ -210,6 +239,7 @@ def case_line(row: dict) -> str:
     back = row.get("manual_backward_over_autodiff_backward")
     if back is not None:
         parts.append(f"backward only {back['median']:.2f}x")
+    parts.append(f"floor {row['floor_over_autodiff']['median']:.2f}x")
     return "  ".join(parts)
 
 

@@ -75,13 +75,14 @@ def test_benchmark_grads_small(tmp_path):
     rows = result["gradient"]
     assert [(r["hidden"], r["truncation"]) for r in rows] == [(8, None), (8, 5), (4, None), (4, 5)]
     for r in rows:
-        assert set(r["median_s"]) == {"autodiff", "manual", "rule", "loss"}
+        assert set(r["median_s"]) == {"autodiff", "manual", "rule", "loss", "products"}
+        assert r["floor_over_autodiff"]["median"] > 0
         assert (
             r["manual_over_autodiff"]["q1"]
             <= r["manual_over_autodiff"]["median"]
             <= r["manual_over_autodiff"]["q3"]
         )
-    assert "CPU: " in out.stdout and "avx512f: " in out.stdout
+    assert "CPU: " in out.stdout and "avx512f: " in out.stdout and "floor " in out.stdout
 
 
 @pytest.mark.parametrize(
