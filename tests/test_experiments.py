@@ -75,7 +75,7 @@ def test_benchmark_grads_small(tmp_path):
     rows = result["gradient"]
     assert [(r["hidden"], r["truncation"]) for r in rows] == [(8, None), (8, 5), (4, None), (4, 5)]
     for r in rows:
-        assert set(r["median_s"]) == {"autodiff", "manual", "rule", "loss", "products"}
+        assert set(r["median_s"]) == {"autodiff", "manual", "rule", "loss", "floor"}
         assert r["floor_over_autodiff"]["median"] > 0
         assert (
             r["manual_over_autodiff"]["q1"]
