@@ -21,30 +21,39 @@ from rnn_jax.model import init_model
 from rnn_jax.unroll import unroll, unroll_states
 
 CELLS = {"gru": {}, "gru_before": {"reset": "before"}, "lstm": {}}
+# Inputs wider than the state take the GRU's other step (the gates' input parts formed before
+# the scan); the grid below covers both.
+WIDE = {"gru_wide": {}, "gru_before_wide": {"reset": "before"}}
 
 D, H, O, T = 3, 5, 2, 7
 
 
-def problem(cell, target="last", n=4, dtype=jnp.float32, seed=0):
+def problem(cell, target="last", n=4, dtype=jnp.float32, seed=0, input_dim=D):
     """A model pushed away from its initial values (non-zero biases), inputs, targets."""
     k_init, k_noise, k_x, k_y = jax.random.split(jax.random.key(seed), 4)
     name = cell.split("_")[0]
-    params = init_model(name, key=k_init, input_dim=D, hidden_dim=H, output_dim=O, dtype=dtype, **CELLS[cell])
+    if cell in WIDE:
+        input_dim = 2 * H
+    options = {"input_dim": input_dim, "hidden_dim": H, "output_dim": O, "dtype": dtype}
+    params = init_model(name, key=k_init, **options, **{**CELLS, **WIDE}[cell])
     leaves, tree = jax.tree.flatten(params)
     noise = [
         0.3 * jax.random.normal(k, x.shape, dtype)
         for k, x in zip(jax.random.split(k_noise, len(leaves)), leaves, strict=True)
     ]
     params = jax.tree.unflatten(tree, [x + e for x, e in zip(leaves, noise, strict=True)])
-    xs = jax.random.normal(k_x, (n, T, D), dtype)
+    xs = jax.random.normal(k_x, (n, T, input_dim), dtype)
     ys = jax.random.normal(k_y, (n, O) if target == "last" else (n, T, O), dtype)
     return params, xs, ys
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("input_dim", [D, 2 * H], ids=["narrow", "wide"])
 @pytest.mark.parametrize("reset", ["after", "before"])
-def test_gru_step_follows_its_equations(reset):
-    model, xs, _ = problem("gru" if reset == "after" else "gru_before")
+def test_gru_step_follows_its_equations(reset, input_dim):
+    """Both forms of the step: inputs narrower than the state go through the step's one product
+    (``GRU.augmented_rows``), wider ones are multiplied before the scan."""
+    model, xs, _ = problem("gru" if reset == "after" else "gru_before", input_dim=input_dim)
     p = model.cell
     x, h = xs[0, 0], jnp.linspace(-0.5, 0.5, H)
     sig = jax.nn.sigmoid
@@ -56,6 +65,11 @@ def test_gru_step_follows_its_equations(reset):
         assert p.bh_n is None
         n = jnp.tanh(p.Wx[2] @ x + p.b[2] + p.Wh[2] @ (r * h))
     assert jnp.allclose(p.step(h, x), (1 - z) * n + z * h, atol=1e-6)
+    state, expected = p.initial_state(), []  # the scan reads input_drive for all steps at once
+    for x_t in xs[0]:
+        state = p.step(state, x_t)
+        expected.append(state)
+    assert jnp.allclose(unroll(p, xs[0]), jnp.stack(expected), atol=1e-5)
 
 
 def test_lstm_step_follows_its_equations():
@@ -143,6 +157,7 @@ def gradients(params, xs, ys, *, target, truncation, backward):
 GRID = [(None, 1), (None, 4), (1, 4), (2, 4), (T - 1, 4), (T, 4), (T + 3, 1)]
 FORMS = [(c, k, n) for c in ("gru", "lstm") for k, n in GRID]
 FORMS += [("gru_before", k, n) for k, n in [(None, 4), (1, 4), (2, 4), (T + 3, 1)]]
+FORMS += [(c, k, 4) for c in WIDE for k in (None, 2)]
 
 
 @pytest.mark.grid
