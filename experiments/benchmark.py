@@ -32,7 +32,7 @@ Writes benchmark.json, benchmark.md and benchmark.png to --out.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -50,13 +50,14 @@ import optax
 from helpers import alternatives
 from helpers.machine import describe_machine, machine_line
 
-from rnn_jax.args import experiment_main, parse_list
-from rnn_jax.data import make_sine_data
+from rnn_jax.cli.args import experiment_main
+from rnn_jax.data.sine import make_sine_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_atomic, write_json
-from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads
+from rnn_jax.loss import loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import init_model
+from rnn_jax.runs.options import parse_list
 
 
 @dataclasses.dataclass(frozen=True)

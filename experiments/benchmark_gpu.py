@@ -14,7 +14,7 @@ benchmark_gpu.json (with the device's name) to --out; ``experiments/gpu_check.sh
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -28,11 +28,12 @@ import jax.numpy as jnp
 from benchmark import median_time  # experiments/ is the script's folder
 from helpers.machine import describe_machine
 
-from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.cli.args import experiment_main
 from rnn_jax.errors import InputError
 from rnn_jax.io import write_json
-from rnn_jax.losses import loss
+from rnn_jax.loss import loss
 from rnn_jax.model import init_model
+from rnn_jax.runs.options import parse_list
 
 DEVICES = ("cpu", "gpu")
 TORCH_CELLS = {"elman": "RNN", "lstm": "LSTM"}

@@ -25,7 +25,7 @@ benchmark_grads.json with the CPU's model and flags (AVX-512 or not).
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -42,15 +42,16 @@ import jax.numpy as jnp
 from helpers.machine import describe_machine, machine_line  # experiments/ is the script's folder
 from jaxtyping import Array, Float
 
-from rnn_jax.args import experiment_main, parse_list
 from rnn_jax.cells.base import sum_outer
-from rnn_jax.data import make_sine_data
+from rnn_jax.cli.args import experiment_main
+from rnn_jax.data.sine import make_sine_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import write_json
-from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads
+from rnn_jax.loss import loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import init_model
-from rnn_jax.train import TrainConfig, make_hparams, make_train
+from rnn_jax.runs.options import parse_list
+from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
 GRADIENTS = ("autodiff", "manual", "rule")
 

@@ -7,7 +7,7 @@ a smoothed n-gram, samples, and speed against a min-char-rnn-style NumPy loop.
 The text (by default ``pydoc_data.topics``, which ships with Python) is split by position into
 train (90 %), validation and test (5 % each). Each cell reads the training text as ``--streams``
 parallel streams with TBPTT(k1, k2), the state carried from update to update
-(``rnn_jax.stream``), one-hot characters in, a softmax over the vocabulary out, gradients from
+(``rnn_jax.train.stream``), one-hot characters in, a softmax over the vocabulary out, gradients from
 the hand-derived backward pass (``--backward manual``). Validation and test are scored as
 continuations: the model first reads the ``--context`` characters before them. The n-gram
 (interpolated Witten-Bell) is fitted on the same training text; its order is the one with the
@@ -22,7 +22,7 @@ character during training) to --out.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -40,13 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers.alternatives import min_char_rnn  # noqa: E402
 from helpers.machine import describe_machine  # noqa: E402
 
-from rnn_jax.args import experiment_main, parse_list  # noqa: E402
-from rnn_jax.errors import InputError
-from rnn_jax.io import save_figure, write_json  # noqa: E402
-from rnn_jax.plots import plot_losses  # noqa: E402
-from rnn_jax.runner import fit_stream  # noqa: E402
-from rnn_jax.stream import StreamConfig, check_stream_config, make_stream_train  # noqa: E402
-from rnn_jax.text import (  # noqa: E402
+from rnn_jax.cli.args import experiment_main  # noqa: E402
+from rnn_jax.data.text import (  # noqa: E402
     NGram,
     Vocabulary,
     as_streams,
@@ -58,6 +53,12 @@ from rnn_jax.text import (  # noqa: E402
     stream_source,
     with_context,
 )
+from rnn_jax.errors import InputError
+from rnn_jax.io import save_figure, write_json  # noqa: E402
+from rnn_jax.plots import plot_losses  # noqa: E402
+from rnn_jax.runs.driver import fit_stream  # noqa: E402
+from rnn_jax.runs.options import parse_list
+from rnn_jax.train.stream import StreamConfig, check_stream_config, make_stream_train  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ in the series' own units. Writes forecast.json, forecast_<task>.png and each ser
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -29,14 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.args import experiment_main, parse_list
-from rnn_jax.data import WindowData, identity_scaler
-from rnn_jax.errors import InputError
-from rnn_jax.forecast import batch_closed_loop, batch_teacher_forced
-from rnn_jax.io import save_figure, write_atomic, write_json
-from rnn_jax.plots import plot_horizon_errors
-from rnn_jax.runner import fit
-from rnn_jax.series import (
+from rnn_jax.cli.args import experiment_main
+from rnn_jax.data.series import (
     as_jnp,
     fit_linear_ar,
     make_splits,
@@ -44,8 +38,15 @@ from rnn_jax.series import (
     predict_linear_ar,
     rmse_by_column_and_step,
 )
-from rnn_jax.synthetic import coupled_oscillators, mackey_glass
-from rnn_jax.train import TrainConfig, check_config, make_hparams
+from rnn_jax.data.sine import WindowData, identity_scaler
+from rnn_jax.data.synthetic import coupled_oscillators, mackey_glass
+from rnn_jax.errors import InputError
+from rnn_jax.forecast.closed_loop import batch_closed_loop, batch_teacher_forced
+from rnn_jax.io import save_figure, write_atomic, write_json
+from rnn_jax.plots import plot_horizon_errors
+from rnn_jax.runs.driver import fit
+from rnn_jax.runs.options import parse_list
+from rnn_jax.train.loop import TrainConfig, check_config, make_hparams
 
 TASKS = ("sine", "mackey_glass", "oscillators")
 # Every 3 time units: sampled every unit, the series is so smooth that a 40-lag linear

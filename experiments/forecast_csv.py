@@ -16,7 +16,7 @@ the wall time of each run.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 from helpers.machine import describe_machine, machine_line  # experiments/ is the script's folder
 
-from rnn_jax.args import experiment_main, parse_list
-from rnn_jax.cli import main as rnn_jax
+from rnn_jax.cli.args import experiment_main
+from rnn_jax.cli.main import main as rnn_jax
 from rnn_jax.errors import InputError
 from rnn_jax.io import write_atomic, write_json
+from rnn_jax.runs.options import parse_list
 
 HERE = Path(__file__).resolve().parent
 # file, options it needs: its columns and its time column (each series' own season, for the

@@ -13,7 +13,7 @@ Writes gradient_flow.json (raw arrays) and gradient_flow.png.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -26,14 +26,15 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.args import experiment_main, parse_list
-from rnn_jax.data import make_sine_data
+from rnn_jax.cli.args import experiment_main
+from rnn_jax.data.sine import make_sine_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
-from rnn_jax.manual_grads import state_grads
+from rnn_jax.manual import state_grads
 from rnn_jax.model import init_elman
 from rnn_jax.plots import plot_gradient_flow
-from rnn_jax.train import TrainConfig, make_hparams, make_train
+from rnn_jax.runs.options import parse_list
+from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ stream) to --out.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -29,13 +29,14 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.args import experiment_main, parse_list
-from rnn_jax.command import run_command
+from rnn_jax.cli.args import experiment_main
 from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
 from rnn_jax.plots import plot_stream_scaling
-from rnn_jax.runner import fit_stream
-from rnn_jax.stream import StreamConfig, check_stream_config
+from rnn_jax.runs.driver import fit_stream
+from rnn_jax.runs.options import parse_list
+from rnn_jax.runs.signals import run_command
+from rnn_jax.train.stream import StreamConfig, check_stream_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +172,7 @@ def run(cfg: LongStreamConfig, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:  # internal: one length, JSON on stdout
-        from rnn_jax.args import OneLineParser, add_config_arguments, config_from_args
+        from rnn_jax.cli.args import OneLineParser, add_config_arguments, config_from_args
 
         parser = OneLineParser()
         add_config_arguments(parser, LongStreamConfig())

@@ -4,8 +4,8 @@ shorter than the dependency.
     uv run experiments/memory_tasks.py                  # adding and recall, T = 100
     uv run experiments/memory_tasks.py --seq-len 200 --cells gru,lstm
 
-Both tasks are drawn from a key at run time (``rnn_jax.memory_tasks``). For each task and cell,
-every truncation window trains as one member of one compiled sweep (``rnn_jax.sweep``; the
+Both tasks are drawn from a key at run time (``rnn_jax.data.memory_tasks``). For each task and cell,
+every truncation window trains as one member of one compiled sweep (``rnn_jax.runs.sweep``; the
 window is a traced hyperparameter), on the same data and initial weights. In the adding problem
 (Hochreiter & Schmidhuber's placement) both marked values lie more than T/2 steps before the
 target, so a window shorter than that never holds one. In recall the symbol is T steps back.
@@ -15,7 +15,7 @@ Writes memory_tasks.json and memory_tasks.png to --out.
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -26,13 +26,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from rnn_jax.args import experiment_main, parse_list
+from rnn_jax.cli.args import experiment_main
+from rnn_jax.data.memory_tasks import ADDING_MEAN_MSE, task_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
-from rnn_jax.memory_tasks import ADDING_MEAN_MSE, task_data
 from rnn_jax.plots import plot_memory_tasks
-from rnn_jax.sweep import grid, run_sweep
-from rnn_jax.train import TrainConfig
+from rnn_jax.runs.options import parse_list
+from rnn_jax.runs.sweep import grid, run_sweep
+from rnn_jax.train.loop import TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)

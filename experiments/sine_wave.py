@@ -13,7 +13,7 @@ or killed) runs continue from their last checkpoint: run the same command again 
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -25,25 +25,23 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.args import (
+from rnn_jax.cli.args import (
     OneLineParser,
-    RunOptions,
     add_config_arguments,
     add_run_options,
     config_from_args,
-    epoch_log,
     folder_arg,
-    make_checkpointing,
     run_options,
 )
-from rnn_jax.checkpoint import DATA_KEY, FILENAME
-from rnn_jax.command import run_command
-from rnn_jax.data import check_sine_args, make_sine_data, n_train_windows
+from rnn_jax.data.sine import check_sine_args, make_sine_data, n_train_windows
 from rnn_jax.io import digest_arrays, save_figure, write_json
-from rnn_jax.losses import batch_predict
+from rnn_jax.loss import batch_predict
 from rnn_jax.plots import plot_losses, plot_predictions
-from rnn_jax.runner import fit
-from rnn_jax.train import HPARAM_HELP, TrainConfig, check_config, make_hparams
+from rnn_jax.runs.checkpoint import DATA_KEY, FILENAME
+from rnn_jax.runs.driver import fit
+from rnn_jax.runs.options import RunOptions, epoch_log, make_checkpointing
+from rnn_jax.runs.signals import run_command
+from rnn_jax.train.loop import HPARAM_HELP, TrainConfig, check_config, make_hparams
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,7 @@ the members are split over one device per core (--cpu-devices N to choose, 1 for
 from __future__ import annotations
 
 if __name__ == "__main__":  # first: a signal while the imports below run ends in one line
-    from rnn_jax.command import answer_signals
+    from rnn_jax.runs.signals import answer_signals
 
     answer_signals()
 
@@ -30,16 +30,17 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.args import RunOptions, epoch_log, experiment_main, make_checkpointing, parse_list
-from rnn_jax.data import make_sine_data
+from rnn_jax.cli.args import experiment_main
+from rnn_jax.data.sine import make_sine_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
-from rnn_jax.losses import batch_predict
+from rnn_jax.loss import batch_predict
 from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
-from rnn_jax.runner import diverged_epoch
-from rnn_jax.sharding import member_mesh, replicate, use_cpu_cores
-from rnn_jax.sweep import grid, initial_states, over_members, run_sweep, split_members
-from rnn_jax.train import TrainConfig, check_config, make_train
+from rnn_jax.runs.driver import diverged_epoch
+from rnn_jax.runs.options import RunOptions, epoch_log, make_checkpointing, parse_list
+from rnn_jax.runs.sweep import grid, initial_states, over_members, run_sweep, split_members
+from rnn_jax.train.loop import TrainConfig, check_config, make_train
+from rnn_jax.train.sharding import member_mesh, replicate, use_cpu_cores
 
 
 @dataclasses.dataclass(frozen=True)

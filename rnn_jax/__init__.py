@@ -1,7 +1,7 @@
 """rnn_jax: recurrent networks as pure JAX functions, trained by (truncated) backpropagation
 through time, with hand-derived gradients verified against autodiff.
 
-The names below load on first use, so that ``import rnn_jax.command`` (what every command does
+The names below load on first use, so that ``import rnn_jax.runs.signals`` (what every command does
 first, to answer Ctrl-C while JAX imports) stays fast."""
 
 import importlib as _importlib
@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rnn_jax.cells import GRU, LSTM, Cell, CellGrads, Elman, IndRNN, elman_step, register
-    from rnn_jax.data import WindowData, make_sine_data
-    from rnn_jax.logs import EpochLog
-    from rnn_jax.losses import batch_predict, loss
-    from rnn_jax.manual_grads import manual_grads, state_grads
+    from rnn_jax.cells.readout import Linear
+    from rnn_jax.data.sine import WindowData, make_sine_data
+    from rnn_jax.loss import batch_predict, loss
+    from rnn_jax.manual import manual_grads, state_grads
     from rnn_jax.model import RNN, init_elman, init_model, predict
-    from rnn_jax.readout import Linear
-    from rnn_jax.runner import fit
-    from rnn_jax.train import Hyperparams, TrainConfig, make_hparams, make_train
+    from rnn_jax.runs.driver import fit
+    from rnn_jax.runs.logs import EpochLog
+    from rnn_jax.train.loop import Hyperparams, TrainConfig, make_hparams, make_train
     from rnn_jax.tutorial import tutorial_grads
     from rnn_jax.unroll import cell_step, final_state, unroll, unroll_states, window_starts
 
@@ -26,30 +26,30 @@ _WHERE = {
     "Cell": "rnn_jax.cells",
     "CellGrads": "rnn_jax.cells",
     "Elman": "rnn_jax.cells",
-    "EpochLog": "rnn_jax.logs",
+    "EpochLog": "rnn_jax.runs.logs",
     "GRU": "rnn_jax.cells",
-    "Hyperparams": "rnn_jax.train",
+    "Hyperparams": "rnn_jax.train.loop",
     "IndRNN": "rnn_jax.cells",
     "LSTM": "rnn_jax.cells",
-    "Linear": "rnn_jax.readout",
+    "Linear": "rnn_jax.cells.readout",
     "RNN": "rnn_jax.model",
-    "TrainConfig": "rnn_jax.train",
-    "WindowData": "rnn_jax.data",
-    "batch_predict": "rnn_jax.losses",
+    "TrainConfig": "rnn_jax.train.loop",
+    "WindowData": "rnn_jax.data.sine",
+    "batch_predict": "rnn_jax.loss",
     "cell_step": "rnn_jax.unroll",
     "elman_step": "rnn_jax.cells",
     "final_state": "rnn_jax.unroll",
-    "fit": "rnn_jax.runner",
+    "fit": "rnn_jax.runs.driver",
     "init_elman": "rnn_jax.model",
     "init_model": "rnn_jax.model",
-    "loss": "rnn_jax.losses",
-    "make_hparams": "rnn_jax.train",
-    "make_sine_data": "rnn_jax.data",
-    "make_train": "rnn_jax.train",
-    "manual_grads": "rnn_jax.manual_grads",
+    "loss": "rnn_jax.loss",
+    "make_hparams": "rnn_jax.train.loop",
+    "make_sine_data": "rnn_jax.data.sine",
+    "make_train": "rnn_jax.train.loop",
+    "manual_grads": "rnn_jax.manual",
     "predict": "rnn_jax.model",
     "register": "rnn_jax.cells",
-    "state_grads": "rnn_jax.manual_grads",
+    "state_grads": "rnn_jax.manual",
     "tutorial_grads": "rnn_jax.tutorial",
     "unroll": "rnn_jax.unroll",
     "unroll_states": "rnn_jax.unroll",

@@ -2,6 +2,6 @@
 
 import sys
 
-from rnn_jax.cli import main
+from rnn_jax.cli.main import main
 
 sys.exit(main())

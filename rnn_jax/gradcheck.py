@@ -20,11 +20,11 @@ from rnn_jax.cells import ACTIVATIONS, cell_class, check_options
 from rnn_jax.cells import cell_names as registered_cells
 from rnn_jax.cells.gru import RESETS
 from rnn_jax.errors import InputError
-from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads
-from rnn_jax.memory import check_fits, tree_bytes
+from rnn_jax.loss import loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import RNN, dims, init_model
 from rnn_jax.objectives import OBJECTIVES, get_objective
+from rnn_jax.resources import check_fits, tree_bytes
 from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import TARGETS, Truncation, check_target, check_truncation
 

@@ -23,9 +23,9 @@ from jaxtyping import ArrayLike
 
 from rnn_jax.cells import GRU, LSTM, Cell, Elman
 from rnn_jax.cells.base import with_arrays
+from rnn_jax.cells.readout import Linear
 from rnn_jax.errors import InputError
 from rnn_jax.model import RNN
-from rnn_jax.readout import Linear
 
 KINDS = ("rnn", "gru", "lstm")
 _GATES = {"rnn": 1, "gru": 3, "lstm": 4}

@@ -2,7 +2,7 @@
 
 ``RNN(cell, readout)`` is an array-only pytree (the cell's options are static fields), so
 ``jax.jit``, ``jax.grad``, optax and ``equinox.tree_serialise_leaves`` take it as it is. Its
-``cell`` is one cell, or cells composed by ``rnn_jax.layers`` (``Stack``, ``Bidirectional``).
+``cell`` is one cell, or cells composed by ``rnn_jax.cells.layers`` (``Stack``, ``Bidirectional``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import make_cell
 from rnn_jax.cells.base import Recurrence, with_arrays
+from rnn_jax.cells.layers import Bidirectional, Stack
+from rnn_jax.cells.readout import Linear
 from rnn_jax.errors import InputError
-from rnn_jax.layers import Bidirectional, Stack
-from rnn_jax.readout import Linear
 from rnn_jax.unroll import Truncation, final_state_remat, static_window, unroll, window_starts
 
 
@@ -94,7 +94,7 @@ def init_model(
     """A model of the registered ``cell`` (``"elman"``, ``"gru"``, ...) with a fresh readout.
 
     ``cell`` and ``hidden_dim`` may list one entry per layer (any mix of cells); a single value
-    serves every layer. ``num_layers > 1`` stacks layers (``rnn_jax.layers.Stack``, with
+    serves every layer. ``num_layers > 1`` stacks layers (``rnn_jax.cells.layers.Stack``, with
     ``dropout`` between them while training); ``bidirectional`` makes every layer a
     ``Bidirectional`` pair, whose outputs (``2 H`` features) the next layer or the readout reads.
     One layer, one direction is the cell itself. ``init="tutorial"`` (uniform [0, 1) weights) is

@@ -2,7 +2,7 @@
 
 Kept so that ``rnn-jax gradcheck --backward tutorial`` can measure how far off it is, and so
 that the ``seed`` preset with ``--grad tutorial`` shows that it learns nothing. The correct
-pass is ``rnn_jax.manual_grads``; ``../docs/bptt.md`` has the derivation.
+pass is ``rnn_jax.manual``; ``../docs/bptt.md`` has the derivation.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from jaxtyping import Array, Float
 from rnn_jax.cells import Elman
 from rnn_jax.cells.base import with_arrays
 from rnn_jax.errors import InputError
-from rnn_jax.losses import check_batch
+from rnn_jax.loss import check_batch
 from rnn_jax.model import RNN
 from rnn_jax.unroll import Truncation, check_truncation, unroll
 

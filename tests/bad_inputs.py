@@ -31,8 +31,8 @@ def _fake_run() -> dict[str, bytes]:
     import dataclasses
     import hashlib
 
-    from rnn_jax.checkpoint import MODEL_FORMAT, sealed
-    from rnn_jax.csv_train import CsvTrainConfig
+    from rnn_jax.forecast.train import CsvTrainConfig
+    from rnn_jax.runs.checkpoint import MODEL_FORMAT, sealed
 
     config = dataclasses.asdict(CsvTrainConfig(csv="sales.csv", inputs="sales", targets="sales"))
     payload = b"0"
@@ -109,12 +109,12 @@ def namespace() -> dict:
     import jax.numpy as jnp
 
     import rnn_jax
-    from rnn_jax.checkpoint import load_checkpoint
-    from rnn_jax.csv_data import check_enough_rows, read_csv_columns
-    from rnn_jax.data import check_window_data
-    from rnn_jax.runner import fit
-    from rnn_jax.sweep import grid
-    from rnn_jax.train import TrainConfig, check_hparams, make_train
+    from rnn_jax.data.csv import check_enough_rows, read_csv_columns
+    from rnn_jax.data.sine import check_window_data
+    from rnn_jax.runs.checkpoint import load_checkpoint
+    from rnn_jax.runs.driver import fit
+    from rnn_jax.runs.sweep import grid
+    from rnn_jax.train.loop import TrainConfig, check_hparams, make_train
 
     key = jax.random.key(0)
     data = rnn_jax.make_sine_data()
@@ -152,7 +152,7 @@ def message_of(attempt: str, names: dict) -> str:
             sys.path.insert(0, str(ROOT / Path(argv[0]).parent))
             main = __import__(Path(argv[0]).stem).main
         else:
-            from rnn_jax.cli import main
+            from rnn_jax.cli.main import main
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             try:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scripts import ROOT
 
-from rnn_jax.manual_grads import manual_grads
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import init_elman, with_weights
 from rnn_jax.tutorial import tutorial_grads
 

@@ -8,8 +8,8 @@ import pytest
 import rnn_jax
 from rnn_jax.cells import ACTIVATIONS, REGISTRY, Elman, cell_class, check_options, elman_step, make_cell
 from rnn_jax.cells.elman import NAMED_ACTIVATIONS
-from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads
+from rnn_jax.loss import loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import init_elman
 
 

@@ -7,10 +7,10 @@ import chex
 import jax
 import pytest
 
-from rnn_jax.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
-from rnn_jax.data import make_sine_data
-from rnn_jax.runner import Checkpointing, Interrupted, deferred_signals, fit
-from rnn_jax.train import TrainConfig, make_hparams, make_train
+from rnn_jax.data.sine import make_sine_data
+from rnn_jax.runs.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
+from rnn_jax.runs.driver import Checkpointing, Interrupted, deferred_signals, fit
+from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
 CONFIG = TrainConfig(
     hidden_dim=8, activation="tanh", init="default", optimizer="adam", epochs=8, batch_size=4, shuffle=True
@@ -165,7 +165,7 @@ def test_signals_are_deferred_to_the_next_chunk_and_then_saved(tmp_path, data, h
 
 
 def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, state, monkeypatch):
-    import rnn_jax.checkpoint
+    import rnn_jax.runs.checkpoint
 
     path = save_checkpoint(tmp_path / "c.eqx", state, run=RUN, metrics={})
     before = path.read_bytes()
@@ -177,7 +177,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, st
 
         return rnn_jax.io.write_atomic(path, half)
 
-    monkeypatch.setattr(rnn_jax.checkpoint, "write_atomic", dies_mid_write)
+    monkeypatch.setattr(rnn_jax.runs.checkpoint, "write_atomic", dies_mid_write)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, state, run=RUN, metrics={"x": [1.0]})
     assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
@@ -185,7 +185,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, st
 
 
 def test_a_fresh_run_may_repeat_a_finished_run_but_not_replace_one_with_other_options(tmp_path, state):
-    from rnn_jax.checkpoint import refuse_other_run
+    from rnn_jax.runs.checkpoint import refuse_other_run
 
     path = save_checkpoint(tmp_path / "checkpoint.eqx", state, run=RUN, metrics={}, finished=True)
     refuse_other_run(path, dict(RUN))  # the same options (tuples stored as lists): allowed

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 import pytest
 from scripts import ROOT, assert_user_error, run
 
-from rnn_jax.checkpoint import load_checkpoint, read_checkpoint
-from rnn_jax.cli import main
-from rnn_jax.data import make_sine_data
-from rnn_jax.losses import batch_predict
-from rnn_jax.train import TrainConfig, make_hparams, make_train
+from rnn_jax.cli.main import main
+from rnn_jax.data.sine import make_sine_data
+from rnn_jax.loss import batch_predict
+from rnn_jax.runs.checkpoint import load_checkpoint, read_checkpoint
+from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
 
 @pytest.mark.slow
@@ -105,7 +105,7 @@ def test_sine_wave_bad_arguments(tmp_path, args, message):
 
 
 def test_parse_list():
-    from rnn_jax.args import parse_list
+    from rnn_jax.runs.options import parse_list
 
     assert parse_list("1e-3, 2e-2", "lr") == [1e-3, 2e-2]
     assert parse_list("2,none", "truncations", int, allow_none=True) == [2, None]

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnn_jax.csv_data import check_enough_rows, read_csv_columns
+from rnn_jax.data.csv import check_enough_rows, read_csv_columns
 
 GOOD = "time,temp,humidity\n0,20.5,0.61\n1,21.0,0.60\n2,21.25,0.58\n"
 
@@ -53,7 +53,7 @@ def test_missing_file_and_directory_are_named(tmp_path):
 def test_pipes_devices_and_oversized_files_are_refused_before_reading(tmp_path, monkeypatch):
     import os
 
-    import rnn_jax.csv_data
+    import rnn_jax.data.csv
 
     fifo = tmp_path / "fifo.csv"
     os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
@@ -61,7 +61,7 @@ def test_pipes_devices_and_oversized_files_are_refused_before_reading(tmp_path, 
         read_csv_columns(fifo, ["a"])
     with pytest.raises(ValueError, match="is not a regular file"):
         read_csv_columns("/dev/zero", ["a"])  # would never end
-    monkeypatch.setattr(rnn_jax.csv_data, "MAX_CSV_BYTES", 10)
+    monkeypatch.setattr(rnn_jax.data.csv, "MAX_CSV_BYTES", 10)
     with pytest.raises(ValueError, match="series.csv is 42 bytes, above the limit of 10 bytes"):
         read_csv_columns(write(tmp_path, "a\n" + "1\n" * 20), ["a"])
 

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from rnn_jax.cli import main
+from rnn_jax.cli.main import main
 
 SMALL = ["--window", "12", "--epochs", "4", "--hidden-dim", "8", "--batch-size", "8"]
 

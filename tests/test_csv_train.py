@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from rnn_jax.cli import main
+from rnn_jax.cli.main import main
 
 
 @pytest.fixture(scope="module")

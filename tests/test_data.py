@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.data import make_sine_data, sine_series
+from rnn_jax.data.sine import make_sine_data, sine_series
 
 
 def test_defaults_reproduce_the_tutorial_split():
@@ -61,9 +61,9 @@ def test_bad_arguments_are_named(kwargs, message):
 
 
 def test_non_finite_or_mismatched_data_is_refused_before_training(key):
-    from rnn_jax.data import check_window_data
-    from rnn_jax.runner import fit
-    from rnn_jax.train import TrainConfig, make_hparams
+    from rnn_jax.data.sine import check_window_data
+    from rnn_jax.runs.driver import fit
+    from rnn_jax.train.loop import TrainConfig, make_hparams
 
     data = make_sine_data(length=60, window=10)
     bad = data.__class__(
@@ -86,7 +86,7 @@ def test_non_finite_or_mismatched_data_is_refused_before_training(key):
 
 
 def test_data_of_the_wrong_type_or_dtype_is_named():
-    from rnn_jax.data import check_window_data
+    from rnn_jax.data.sine import check_window_data
 
     data = make_sine_data(length=60, window=10)
 

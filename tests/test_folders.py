@@ -6,7 +6,7 @@ import sys
 import pytest
 from scripts import ENV, ROOT
 
-from rnn_jax.folders import LOCK_NAME, FolderError, claim_output_folder, release_output_folder
+from rnn_jax.cli.folders import LOCK_NAME, FolderError, claim_output_folder, release_output_folder
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def claimed(tmp_path):
 
 
 def claim_in_another_process(out) -> subprocess.CompletedProcess:
-    code = f"from rnn_jax.folders import claim_output_folder; claim_output_folder({str(out)!r})"
+    code = f"from rnn_jax.cli.folders import claim_output_folder; claim_output_folder({str(out)!r})"
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=120
     )
@@ -60,11 +60,11 @@ def test_unusable_folder_names_are_refused_with_the_reason(name, message):
 
 
 def test_a_file_in_the_way_and_a_full_disk_are_refused(tmp_path, monkeypatch):
-    import rnn_jax.folders
+    import rnn_jax.cli.folders
 
     (tmp_path / "taken").write_text("not a folder")
     with pytest.raises(FolderError, match="taken is a file; give --out a folder"):
         claim_output_folder(tmp_path / "taken")
-    monkeypatch.setattr(rnn_jax.folders, "MIN_FREE_BYTES", 1 << 62)
+    monkeypatch.setattr(rnn_jax.cli.folders, "MIN_FREE_BYTES", 1 << 62)
     with pytest.raises(FolderError, match=r"free; a run needs at least 4,194,304.0 TiB"):
         claim_output_folder(tmp_path / "full")

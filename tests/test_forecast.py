@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.forecast import batch_closed_loop, batch_teacher_forced, closed_loop, teacher_forced
+from rnn_jax.forecast.closed_loop import batch_closed_loop, batch_teacher_forced, closed_loop, teacher_forced
 from rnn_jax.model import init_model, predict
 
 

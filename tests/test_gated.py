@@ -15,8 +15,8 @@ import pytest
 
 from rnn_jax.cells import GRU, LSTM
 from rnn_jax.cells.gates import gate_activations, orthogonal_stack
-from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads
+from rnn_jax.loss import loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import init_model
 from rnn_jax.unroll import unroll, unroll_states
 
@@ -212,7 +212,7 @@ def test_manual_grads_match_finite_differences(cell):
 
 
 def test_tutorial_init_and_grad_are_refused_for_gated_cells():
-    from rnn_jax.train import TrainConfig, check_config
+    from rnn_jax.train.loop import TrainConfig, check_config
 
     with pytest.raises(ValueError, match="exist for the elman cell only; got cell 'lstm'"):
         check_config(TrainConfig(cell="lstm", init="tutorial"), n_train=100)
@@ -226,9 +226,9 @@ def test_tutorial_init_and_grad_are_refused_for_gated_cells():
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_training_with_either_cell_reaches_the_sine_target(cell):
     """The default preset's settings with a gated cell: validation RMSE <= 0.002."""
-    from rnn_jax.data import make_sine_data
-    from rnn_jax.runner import fit
-    from rnn_jax.train import TrainConfig, make_hparams
+    from rnn_jax.data.sine import make_sine_data
+    from rnn_jax.runs.driver import fit
+    from rnn_jax.train.loop import TrainConfig, make_hparams
 
     config = dataclasses.replace(TrainConfig(), cell=cell, grad="manual")
     hparams = make_hparams(learning_rate=3e-3, clip_threshold=1.0, seq_len=50)

@@ -8,10 +8,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from rnn_jax.cells.layers import Bidirectional, Stack, reversed_starts
 from rnn_jax.gradcheck import check_gradients, perturbed, random_batch, random_mask
-from rnn_jax.layers import Bidirectional, Stack, reversed_starts
-from rnn_jax.losses import batch_predict, loss
-from rnn_jax.manual_grads import manual_grads
+from rnn_jax.loss import batch_predict, loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import init_model
 
 D, O, T, N = 3, 4, 11, 5  # odd sizes: T is no multiple of the windows, D != H != O

@@ -7,11 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-from rnn_jax.data import make_sine_data
-from rnn_jax.logs import EpochLog, default_every, epoch_rows, format_row
-from rnn_jax.runner import fit
-from rnn_jax.sweep import grid, run_sweep
-from rnn_jax.train import TrainConfig, make_hparams
+from rnn_jax.data.sine import make_sine_data
+from rnn_jax.runs.driver import fit
+from rnn_jax.runs.logs import EpochLog, default_every, epoch_rows, format_row
+from rnn_jax.runs.sweep import grid, run_sweep
+from rnn_jax.train.loop import TrainConfig, make_hparams
 
 SMALL = TrainConfig(hidden_dim=4, epochs=6, batch_size=5)
 
@@ -90,7 +90,7 @@ def test_a_sweep_logs_one_line_per_epoch_with_a_value_per_member(tmp_path, data)
 def test_without_a_terminal_progress_is_a_plain_line_per_interval(monkeypatch, capsys):
     import time
 
-    import rnn_jax.runner as runner
+    import rnn_jax.runs.driver as runner
 
     monkeypatch.setattr(runner, "HEARTBEAT_SECONDS", 0.0)  # a line at every chunk boundary
 
@@ -122,8 +122,8 @@ def test_without_tqdm_lines_are_printed_and_a_terminal_gets_the_plain_progress_l
     import sys
     import time
 
-    import rnn_jax.runner as runner
-    from rnn_jax.logs import write_line
+    import rnn_jax.runs.driver as runner
+    from rnn_jax.runs.logs import write_line
 
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # any import of it now fails
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)

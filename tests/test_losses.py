@@ -2,7 +2,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.losses import batch_predict, check_batch, check_model, example_loss, loss
+from rnn_jax.loss import batch_predict, check_batch, check_model, example_loss, loss
 from rnn_jax.model import init_elman, init_model, predict
 
 

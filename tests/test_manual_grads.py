@@ -10,8 +10,8 @@ import pytest
 from jax.test_util import check_grads
 
 from rnn_jax.gradcheck import GradcheckConfig, run_gradcheck
-from rnn_jax.losses import loss
-from rnn_jax.manual_grads import manual_grads, state_grads
+from rnn_jax.loss import loss
+from rnn_jax.manual import manual_grads, state_grads
 from rnn_jax.model import init_elman, predict, with_weights
 from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import unroll

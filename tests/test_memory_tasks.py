@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.memory_tasks import ADDING_MEAN_MSE, adding_problem, recall, task_data
-from rnn_jax.runner import fit
-from rnn_jax.train import TrainConfig, make_hparams
+from rnn_jax.data.memory_tasks import ADDING_MEAN_MSE, adding_problem, recall, task_data
+from rnn_jax.runs.driver import fit
+from rnn_jax.train.loop import TrainConfig, make_hparams
 
 
 def test_adding_sequences_mark_two_values_early(key):

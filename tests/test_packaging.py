@@ -9,7 +9,7 @@ import pytest
 from scripts import ENV, ROOT, run
 
 import rnn_jax
-from rnn_jax.cli import main
+from rnn_jax.cli.main import main
 
 
 def test_version_is_the_installed_one(capsys):
@@ -22,7 +22,7 @@ def test_version_is_the_installed_one(capsys):
 @pytest.mark.slow
 def test_a_reader_that_goes_away_gets_no_traceback():
     command = (
-        f"{sys.executable} -c 'import sys; from rnn_jax.cli import console_main; "
+        f"{sys.executable} -c 'import sys; from rnn_jax.cli.main import console_main; "
         "sys.exit(console_main())' gradcheck --json | head -1"
     )
     out = subprocess.run(

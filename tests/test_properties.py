@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rnn_jax.data import make_sine_data
-from rnn_jax.losses import batch_predict, loss
-from rnn_jax.manual_grads import manual_grads
+from rnn_jax.data.sine import make_sine_data
+from rnn_jax.loss import batch_predict, loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import init_elman
-from rnn_jax.train import TrainConfig, make_hparams, make_train
+from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
 SETTINGS = settings(max_examples=8, deadline=None)  # each example compiles its own sizes
 

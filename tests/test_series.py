@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rnn_jax.series import (
+from rnn_jax.data.series import (
     cut_windows,
     fit_linear_ar,
     make_splits,

@@ -11,7 +11,7 @@ import time
 import pytest
 from scripts import ENV, ROOT, assert_user_error, run
 
-from rnn_jax.checkpoint import CheckpointError, read_checkpoint
+from rnn_jax.runs.checkpoint import CheckpointError, read_checkpoint
 
 # Each test runs whole commands in fresh processes: all of them are in the full suite only.
 pytestmark = pytest.mark.slow

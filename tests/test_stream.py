@@ -3,8 +3,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.runner import fit_stream
-from rnn_jax.stream import StreamConfig, array_source, check_stream_config, make_stream_train, n_updates
+from rnn_jax.runs.driver import fit_stream
+from rnn_jax.train.stream import StreamConfig, array_source, check_stream_config, make_stream_train, n_updates
 from rnn_jax.unroll import unroll_states
 
 L = 400

@@ -8,11 +8,11 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.data import make_sine_data
-from rnn_jax.runner import ChunkPlan
-from rnn_jax.sharding import use_cpu_cores
-from rnn_jax.sweep import grid, random_search, run_sweep
-from rnn_jax.train import TrainConfig, make_train
+from rnn_jax.data.sine import make_sine_data
+from rnn_jax.runs.driver import ChunkPlan
+from rnn_jax.runs.sweep import grid, random_search, run_sweep
+from rnn_jax.train.loop import TrainConfig, make_train
+from rnn_jax.train.sharding import use_cpu_cores
 
 CONFIG = TrainConfig(
     hidden_dim=8,
@@ -121,11 +121,11 @@ def test_sharded_over_cpu_devices_equals_one_device(n_devices, hidden, n_seeds):
     # over the CPU thread pool all devices share; run on every device at once, it deadlocked.
     script = textwrap.dedent(f"""
         import jax, jax.numpy as jnp
-        from rnn_jax.sharding import use_cpu_cores
+        from rnn_jax.train.sharding import use_cpu_cores
         assert use_cpu_cores({n_devices}) == {n_devices}
-        from rnn_jax.data import make_sine_data
-        from rnn_jax.sweep import grid, random_search, run_sweep
-        from rnn_jax.train import TrainConfig
+        from rnn_jax.data.sine import make_sine_data
+        from rnn_jax.runs.sweep import grid, random_search, run_sweep
+        from rnn_jax.train.loop import TrainConfig
         assert len(jax.devices()) == {n_devices}, jax.devices()
         data = make_sine_data(length=70, window=10, scale=True)
         config = TrainConfig(hidden_dim={hidden}, activation="tanh", init="default", optimizer="adam",
@@ -189,18 +189,18 @@ def test_a_diverging_member_is_marked_and_the_others_are_unaffected(data):
 def test_resumed_sweep_is_bit_identical_and_layout_independent(data, members, tmp_path, monkeypatch):
     import shutil
 
-    import rnn_jax.sweep
-    from rnn_jax.runner import Checkpointing
+    import rnn_jax.runs.sweep
+    from rnn_jax.runs.driver import Checkpointing
 
     config = dataclasses.replace(CONFIG, epochs=6)
     path = tmp_path / "c.eqx"
-    save = rnn_jax.sweep.save_checkpoint
+    save = rnn_jax.runs.sweep.save_checkpoint
 
     def keep_every_version(path, state, **kw):  # as if the run had been killed after each save
         save(path, state, **kw)
         shutil.copy(path, path.with_name(f"epoch{int(state.epoch.max())}.eqx"))
 
-    monkeypatch.setattr(rnn_jax.sweep, "save_checkpoint", keep_every_version)
+    monkeypatch.setattr(rnn_jax.runs.sweep, "save_checkpoint", keep_every_version)
     run = {"test": "sweep"}
     whole = run_sweep(config, members, data, progress=False, checkpointing=Checkpointing(path, run, every=2))
     monkeypatch.undo()

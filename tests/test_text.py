@@ -7,8 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.model import init_model
-from rnn_jax.text import (
+from rnn_jax.data.text import (
     NGram,
     Vocabulary,
     as_streams,
@@ -20,6 +19,7 @@ from rnn_jax.text import (
     stream_source,
     with_context,
 )
+from rnn_jax.model import init_model
 
 
 def test_the_default_text_ships_with_python():

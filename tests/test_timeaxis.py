@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from rnn_jax.csv_data import read_series
-from rnn_jax.timeaxis import TimeAxis, grid_positions
+from rnn_jax.data.csv import read_series
+from rnn_jax.data.timeaxis import TimeAxis, grid_positions
 
 
 def positions(texts):

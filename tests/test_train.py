@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import runner
-from rnn_jax.data import make_sine_data
-from rnn_jax.runner import ChunkPlan, fit
-from rnn_jax.train import TrainConfig, check_config, check_hparams, make_hparams, make_train
+from rnn_jax.runs import driver as runner
+from rnn_jax.data.sine import make_sine_data
+from rnn_jax.runs.driver import ChunkPlan, fit
+from rnn_jax.train.loop import TrainConfig, check_config, check_hparams, make_hparams, make_train
 
 SMALL = {"hidden_dim": 8, "init": "default", "epochs": 6}
 
@@ -131,7 +131,7 @@ def test_norm_clip_fraction_counts_clipped_steps(data, key):
 
 
 def test_first_non_finite():
-    from rnn_jax.runner import first_non_finite
+    from rnn_jax.runs.driver import first_non_finite
 
     assert first_non_finite([1.0, 2.0]) is None
     assert first_non_finite([1.0, float("inf"), float("nan")]) == 2
@@ -182,7 +182,7 @@ def test_fit_checks_the_config_against_the_data(data, key):
 def per_step_data(key, classes=0):
     """Sequences with a target at every step, holes in a mask, and either real targets (the
     running mean of the inputs) or labels (whether it is positive)."""
-    from rnn_jax.data import WindowData, identity_scaler
+    from rnn_jax.data.sine import WindowData, identity_scaler
 
     x_key, m_key = jax.random.split(key)
     xs = jax.random.normal(x_key, (60, 9, 1))
@@ -245,7 +245,7 @@ def test_select_best_keeps_the_lowest_validation_epoch_and_patience_stops_the_ru
     assert stopped, "the run was meant to stop early"
     best = min(range(stopped[0]), key=lambda i: val[i]) + 1
     assert stopped[0] == best + 5 and val[stopped[0] :] == [val[stopped[0] - 1]] * (40 - stopped[0])
-    from rnn_jax.train import evaluate
+    from rnn_jax.train.loop import evaluate
 
     assert float(evaluate(params, data)["val_loss"]) == pytest.approx(val[best - 1], rel=1e-6)
     result = fit(config, hparams(learning_rate=0.3), data, key=key, progress=False)

@@ -80,7 +80,7 @@ def test_a_static_truncation_stores_nothing_for_the_steps_before_its_window(key)
     """Python-int k with target "last": the steps before the window run on constants, so the
     compiled gradient's scratch memory does not grow by a state per step (only the inputs
     grow); a traced k masks the gradient and stores every step."""
-    from rnn_jax.losses import loss
+    from rnn_jax.loss import loss
 
     params = init_elman(key=key, input_dim=1, hidden_dim=32, output_dim=1)
     scratch = {}
@@ -106,7 +106,7 @@ def test_a_static_truncation_stores_nothing_for_the_steps_before_its_window(key)
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", ["elman", "lstm"])
 def test_remat_gives_the_same_gradient_in_sqrt_t_memory(cell):
-    from rnn_jax.losses import loss
+    from rnn_jax.loss import loss
     from rnn_jax.unroll import remat_segment
 
     assert remat_segment(50) == 5 and remat_segment(50_000) == 200 and remat_segment(7) in (1, 7)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rnn_jax.windows import (
+from rnn_jax.data.windows import (
     check_magnitudes,
     check_window_counts,
     cut,

@@ -298,7 +298,7 @@ class min_char_rnn:  # noqa: N801 - named after the program it imitates
             self.position += self.steps
 
     def bits_per_char(self, ids: np.ndarray, context: int = 0) -> float:
-        """As ``rnn_jax.text.bits_per_char``: ``ids[context + 1:]`` scored, from a zero state."""
+        """As ``rnn_jax.data.text.bits_per_char``: ``ids[context + 1:]`` scored, from a zero state."""
         p, total = self.params, 0.0
         h = np.zeros_like(self.h)
         for t, (i, j) in enumerate(zip(ids[:-1], ids[1:], strict=True)):

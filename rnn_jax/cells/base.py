@@ -22,7 +22,7 @@ included) and ``__call__(xs, h0=None) -> (hs, final_state)`` come for free. The 
 ``backward`` are in its docstring below and in ``docs/custom_cell.md``, which walks through a
 complete cell defined outside the package.
 
-A cell is the one-layer, one-direction ``Recurrence``; ``rnn_jax.layers`` composes cells into
+A cell is the one-layer, one-direction ``Recurrence``; ``rnn_jax.cells.layers`` composes cells into
 stacks and bidirectional layers behind the same sequence-level methods.
 """
 
@@ -47,7 +47,7 @@ class CellGrads(NamedTuple):
     ``xs``: ``dL/dx_t``, ``(T, D)``, the error that flows into the layer below;
     ``h0``: ``dL/d(initial state)``, shaped like the state (zero if step 0 starts a window);
     ``dh``: optionally ``dL/dh_t`` for every step, ``(T, H)``, through the paths truncation
-    keeps (``rnn_jax.manual_grads.state_grads`` reads it; ``None`` if the cell does not give it).
+    keeps (``rnn_jax.manual.state_grads`` reads it; ``None`` if the cell does not give it).
     """
 
     tape: Any
@@ -59,8 +59,8 @@ class CellGrads(NamedTuple):
 class Recurrence(eqx.Module):
     """What a model needs from its recurrent part, one whole sequence at a time.
 
-    A ``Cell`` is the one-layer, one-direction case; ``rnn_jax.layers.Stack`` and
-    ``rnn_jax.layers.Bidirectional`` compose cells into the others. ``states``/``backward``
+    A ``Cell`` is the one-layer, one-direction case; ``rnn_jax.cells.layers.Stack`` and
+    ``rnn_jax.cells.layers.Bidirectional`` compose cells into the others. ``states``/``backward``
     are written for one sequence ``(T, ...)``; batching is ``jax.vmap`` on top.
 
     ``mask (T,)`` marks the steps that exist: a skipped step (``False``) carries the state

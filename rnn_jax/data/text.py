@@ -85,7 +85,7 @@ def as_streams(ids: np.ndarray, streams: int) -> np.ndarray:
 
 
 def stream_source(ids: Int[Array, "S L"], vocab_size: int, k2: int):
-    """``source(start) -> (xs (S, k2, V) one-hot, ys (S, k2) next ids)`` for ``rnn_jax.stream``."""
+    """``source(start) -> (xs (S, k2, V) one-hot, ys (S, k2) next ids)`` for ``rnn_jax.train.stream``."""
 
     def source(start):
         window = jax.lax.dynamic_slice_in_dim(ids, start, k2 + 1, axis=1)
@@ -158,7 +158,7 @@ class NGram(NamedTuple):
 
     def bits_per_char(self, ids: np.ndarray, context: int = 0) -> float:
         """Mean ``-log2 p(c_t | c_{t-order+1} .. c_{t-1})`` over ``ids[context + 1:]``, the
-        characters ``rnn_jax.text.bits_per_char`` scores (the first ones use the shorter
+        characters ``rnn_jax.data.text.bits_per_char`` scores (the first ones use the shorter
         contexts they have)."""
         seq = ids.tolist()
         total = 0.0

@@ -1,11 +1,11 @@
 """``rnn-jax train --csv``: train on the user's own series and compare with honest baselines on
 the same test windows.
 
-Columns are read from the CSV (``rnn_jax.csv_data``: gaps filled on request, an optional time
+Columns are read from the CSV (``rnn_jax.data.csv``: gaps filled on request, an optional time
 column checked for order and spacing), split by time into train / validation / test, and cut
 into windows of ``window`` steps that predict the next ``horizon`` steps of the target columns
 (all at once: the readout has ``horizon x targets`` outputs). Each window is normalised on its
-own (``rnn_jax.windows``). ``seeds`` models train as one vmapped program (``rnn_jax.sweep``);
+own (``rnn_jax.data.windows``). ``seeds`` models train as one vmapped program (``rnn_jax.runs.sweep``);
 each keeps the parameters of its best validation epoch (``--select``), may stop early
 (``--patience``) and may be trained again on train + validation for the chosen number of
 epochs (``--refit``). The ensemble's mean forecast is scored against persistence, a seasonal
@@ -24,19 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.args import RunOptions, epoch_log, make_checkpointing, parse_list
-from rnn_jax.checkpoint import DATA_KEY
-from rnn_jax.csv_data import FILLS, MAX_CSV_BYTES, Series, check_enough_rows, read_series
-from rnn_jax.csv_outputs import stamp, write_outputs
-from rnn_jax.data import WindowData, identity_scaler
-from rnn_jax.errors import InputError
-from rnn_jax.io import read_regular_file
-from rnn_jax.losses import batch_predict
-from rnn_jax.series import Windows as ScaledWindows
-from rnn_jax.series import fit_linear_ar, persistence, predict_linear_ar, split_rows
-from rnn_jax.sweep import grid, run_sweep
-from rnn_jax.train import HPARAM_HELP, TrainConfig, check_config
-from rnn_jax.windows import (
+from rnn_jax.data.csv import FILLS, MAX_CSV_BYTES, Series, check_enough_rows, read_series
+from rnn_jax.data.series import Windows as ScaledWindows
+from rnn_jax.data.series import fit_linear_ar, persistence, predict_linear_ar, split_rows
+from rnn_jax.data.sine import WindowData, identity_scaler
+from rnn_jax.data.windows import (
     NORMALISATIONS,
     Normalised,
     Scales,
@@ -49,6 +41,14 @@ from rnn_jax.windows import (
     seasonal_naive,
     window_rows,
 )
+from rnn_jax.errors import InputError
+from rnn_jax.forecast.outputs import stamp, write_outputs
+from rnn_jax.io import read_regular_file
+from rnn_jax.loss import batch_predict
+from rnn_jax.runs.checkpoint import DATA_KEY
+from rnn_jax.runs.options import RunOptions, epoch_log, make_checkpointing, parse_list
+from rnn_jax.runs.sweep import grid, run_sweep
+from rnn_jax.train.loop import HPARAM_HELP, TrainConfig, check_config
 
 FEW_WINDOWS = 10  # a split with fewer windows than this gets a warning: its RMSE is noisy
 

@@ -1,7 +1,7 @@
 """Host-side driver: compile once, run the epochs in chunks sized by their measured time;
 between chunks report progress, save checkpoints, stop on divergence or on a signal.
 
-The maths lives in ``rnn_jax.train``; this module only times, chunks, saves and reports. One
+The maths lives in ``rnn_jax.train.loop``; this module only times, chunks, saves and reports. One
 compiled program runs a chunk of any length up to its capacity (``make_train``'s ``count``), so
 chunks aim at ``CHUNK_SECONDS`` whatever an epoch costs, with any epoch count (a prime one
 too), and the result is bit-identical to the single-``scan`` ``train`` function whatever the
@@ -23,22 +23,14 @@ import jax
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
-from rnn_jax.command import Interrupted, deferred_signals
-from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.data.sine import WindowData, check_window_data
 from rnn_jax.errors import InputError
-from rnn_jax.logs import EpochLog, progress_bar_class
-from rnn_jax.memory import TRAINING_ADVICE, check_fits
 from rnn_jax.model import RNN
-from rnn_jax.stream import (
-    Source,
-    StreamConfig,
-    StreamResult,
-    check_stream_config,
-    make_stream_train,
-    n_updates,
-)
-from rnn_jax.train import (
+from rnn_jax.resources import TRAINING_ADVICE, check_fits
+from rnn_jax.runs.checkpoint import load_checkpoint, save_checkpoint
+from rnn_jax.runs.logs import EpochLog, progress_bar_class
+from rnn_jax.runs.signals import Interrupted, deferred_signals
+from rnn_jax.train.loop import (
     Hyperparams,
     TrainConfig,
     check_config,
@@ -46,6 +38,14 @@ from rnn_jax.train import (
     check_hparams,
     make_train,
     training_parts,
+)
+from rnn_jax.train.stream import (
+    Source,
+    StreamConfig,
+    StreamResult,
+    check_stream_config,
+    make_stream_train,
+    n_updates,
 )
 
 PROGRESS_AFTER = 3.0  # seconds
@@ -203,7 +203,7 @@ def fit(
     uninterrupted run.
 
     A progress bar (on a terminal) appears once the run has lasted ``PROGRESS_AFTER`` seconds;
-    print per-epoch lines with ``rnn_jax.logs.write_line`` so that they do not break it.
+    print per-epoch lines with ``rnn_jax.runs.logs.write_line`` so that they do not break it.
     """
     check_window_data(data)
     check_config(config, data.x_train.shape[0])
@@ -404,7 +404,7 @@ def fit_stream(
     key: PRNGKeyArray,
     progress: bool = True,
 ) -> StreamResult:
-    """Train on the first ``n_steps`` of a stream with TBPTT(k1, k2) (``rnn_jax.stream``): every
+    """Train on the first ``n_steps`` of a stream with TBPTT(k1, k2) (``rnn_jax.train.stream``): every
     update that fits, in compiled chunks of ``config.updates_per_chunk`` and one shorter last
     chunk if they do not divide evenly (two programs, each compiled once)."""
     check_stream_config(config, n_steps)

@@ -67,7 +67,7 @@ def format_row(row: dict[str, Any], total_epochs: int) -> str:
 class EpochLog:
     """Where a run's per-epoch metrics go: ``path`` (a ``metrics.jsonl``; ``None``: no file) and
     a printed line every ``every`` epochs and at the last one (``None``: about ten lines per
-    run), unless ``quiet``. ``rnn_jax.runner.fit`` and ``rnn_jax.sweep.run_sweep`` call
+    run), unless ``quiet``. ``rnn_jax.runs.driver.fit`` and ``rnn_jax.runs.sweep.run_sweep`` call
     ``start`` once and ``record`` after every chunk."""
 
     path: Path | None = None

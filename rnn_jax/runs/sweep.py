@@ -2,7 +2,7 @@
 
 A member is one (seed, hyperparameters) pair. ``grid`` builds the members of a full grid and
 ``random_search`` draws them at random; ``run_sweep`` trains them all at once, sharded over the
-available devices, in chunks of epochs sized by their measured time (``rnn_jax.runner``) with a
+available devices, in chunks of epochs sized by their measured time (``rnn_jax.runs.driver``) with a
 progress bar between chunks (bit-identical to one unchunked program).
 """
 
@@ -18,23 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, PRNGKeyArray
 
-from rnn_jax.checkpoint import load_checkpoint, save_checkpoint
-from rnn_jax.data import WindowData, check_window_data
+from rnn_jax.data.sine import WindowData, check_window_data
 from rnn_jax.errors import InputError
-from rnn_jax.logs import EpochLog
-from rnn_jax.memory import TRAINING_ADVICE, check_fits
 from rnn_jax.model import RNN
-from rnn_jax.runner import Checkpointing, chunk_capacity, run_saving_chunks
-from rnn_jax.sharding import (
-    member_mesh,
-    member_sharding,
-    pad_members,
-    padded_size,
-    replicate,
-    replicated_sharding,
-    shard_members,
-)
-from rnn_jax.train import (
+from rnn_jax.resources import TRAINING_ADVICE, check_fits
+from rnn_jax.runs.checkpoint import load_checkpoint, save_checkpoint
+from rnn_jax.runs.driver import Checkpointing, chunk_capacity, run_saving_chunks
+from rnn_jax.runs.logs import EpochLog
+from rnn_jax.train.loop import (
     Hyperparams,
     TrainConfig,
     TrainState,
@@ -44,6 +35,15 @@ from rnn_jax.train import (
     make_hparams,
     make_train,
     training_parts,
+)
+from rnn_jax.train.sharding import (
+    member_mesh,
+    member_sharding,
+    pad_members,
+    padded_size,
+    replicate,
+    replicated_sharding,
+    shard_members,
 )
 
 
@@ -220,14 +220,14 @@ def run_sweep(
     vmapped activations). All at once is the fastest at every batch size measured on a 2-core
     CPU (32 members, ``experiments/sweep.py --benchmark``): on one device 0.55-0.63 of the time
     of the same runs one by one at batch 10 and 0.93-0.98 at batch 100, where one member at a
-    time (width 1) took 1.03-1.15; split into one device per core (``rnn_jax.sharding.
+    time (width 1) took 1.03-1.15; split into one device per core (``rnn_jax.train.sharding.
     use_cpu_cores``), 0.30-0.32 and 0.57-0.61. The member axis is padded to a multiple of the
     device count (the padding repeats the last member and is dropped). Results do not depend on
     the layout beyond float32 rounding.
 
     A member whose training diverges freezes at its last good parameters (its
     ``diverged_at_step`` metric says where); the others train on. ``checkpointing`` and
-    ``resume`` work as in ``rnn_jax.runner.fit``; checkpoints hold one member axis, so a sweep
+    ``resume`` work as in ``rnn_jax.runs.driver.fit``; checkpoints hold one member axis, so a sweep
     may resume on another number of devices. ``log`` writes ``metrics.jsonl`` (each metric a
     list over members) and prints the members' median every few epochs.
     """

@@ -5,7 +5,7 @@ column must hold a finite number in every row, or a missing-value marker (empty,
 ``nan``, ...) that the caller asks to fill; anything else (text, an infinity, a row with too
 few or too many fields) is refused with the line number, the column and what was found, rather
 than skipped or silently turned into NaN. An optional time column puts the rows on a regular
-grid (``rnn_jax.timeaxis``).
+grid (``rnn_jax.data.timeaxis``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnn_jax.data.timeaxis import TimeAxis, grid_positions
 from rnn_jax.errors import InputError
 from rnn_jax.io import read_regular_file
-from rnn_jax.timeaxis import TimeAxis, grid_positions
 
 MISSING = {"", "na", "n/a", "nan", "null", "none", "-"}
 # Larger files are refused: their windows would not fit in memory on the machines we know.
@@ -139,7 +139,7 @@ def read_series(
     Missing values (empty, ``NA``, ``nan``, ...) are refused with their count and first lines
     under ``fill="none"``; ``"linear"`` and ``"ffill"`` fill them (see ``fill_gaps``). With a
     ``time`` column, rows must be in time order without duplicates and on one regular grid
-    (``rnn_jax.timeaxis``); rows missing from the grid are inserted as gaps (and filled) when
+    (``rnn_jax.data.timeaxis``); rows missing from the grid are inserted as gaps (and filled) when
     ``fill`` allows, else refused by line. Any other problem (text, infinity, a ragged row) is
     refused with its line and column.
     """

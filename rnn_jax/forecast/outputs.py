@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.checkpoint import save_model
 from rnn_jax.io import save_figure, write_atomic, write_json
 from rnn_jax.plots import plot_horizon_errors, plot_losses, plot_test_forecasts
+from rnn_jax.runs.checkpoint import save_model
 
 MODEL_FILE = "model.eqx"
 MODELS = ("rnn", "rnn_spread", "persistence", "seasonal_naive", "linear_ar")

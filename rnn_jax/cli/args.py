@@ -13,10 +13,11 @@ import types
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
-from rnn_jax.command import run_command
 from rnn_jax.errors import InputError
+from rnn_jax.runs.options import RunOptions
+from rnn_jax.runs.signals import run_command
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -138,24 +139,6 @@ def config_from_args(cls: type, args: argparse.Namespace, path: tuple[str, ...] 
     return cls(**values)
 
 
-def parse_list(text: str, name: str, kind: Callable[[str], Any] = float, allow_none: bool = False) -> list:
-    """``"1,2,none"`` -> ``[1, 2, None]`` (``kind=int, allow_none=True``); errors name the option."""
-    values = []
-    for item in (v.strip() for v in text.split(",")):
-        if allow_none and item.lower() == "none":
-            values.append(None)
-            continue
-        try:
-            values.append(kind(item))
-        except ValueError:
-            raise InputError(
-                f"{name} must be a comma-separated list of {kind.__name__} values; got {text!r}"
-            ) from None
-    if not values:
-        raise InputError(f"{name} must not be empty")
-    return values
-
-
 def experiment_main(
     doc: str,
     defaults: Any,
@@ -186,18 +169,6 @@ def experiment_main(
         return run_command(lambda: exit_code(run(config, folder)), folder)
     options = run_options(parser, args, Path(out))
     return run_command(lambda: exit_code(run(config, options)), options.out)
-
-
-class RunOptions(NamedTuple):
-    """How a run is carried out (where it writes, how it checkpoints); none of it changes its
-    results."""
-
-    out: Path
-    resume: bool = False
-    checkpoint_every: int | None = None
-    overwrite: bool = False
-    quiet: bool = False  # no progress bar or epoch lines; the result line and errors only
-    log_every: int | None = None  # epochs between printed lines; None: about ten lines per run
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -251,30 +222,11 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, defau
 
 
 def claim_folder(parser: argparse.ArgumentParser, out: Path) -> None:
-    """Check and lock the output folder before any work (``rnn_jax.folders``); a problem is the
+    """Check and lock the output folder before any work (``rnn_jax.cli.folders``); a problem is the
     parser's one-line error, exit code 2."""
-    from rnn_jax.folders import FolderError, claim_output_folder
+    from rnn_jax.cli.folders import FolderError, claim_output_folder
 
     try:
         claim_output_folder(out)
     except FolderError as err:
         parser.error(str(err))
-
-
-def make_checkpointing(options: RunOptions, run: dict[str, Any]):
-    """Checkpoints of the run described by ``run`` in ``options.out``; a fresh run refuses to
-    replace an unfinished run, or a finished one with other options, unless ``options.overwrite``."""
-    from rnn_jax.checkpoint import FILENAME, refuse_other_run
-    from rnn_jax.runner import Checkpointing
-
-    checkpointing = Checkpointing(options.out / FILENAME, run, options.checkpoint_every)
-    if not (options.resume or options.overwrite):
-        refuse_other_run(checkpointing.path, run)
-    return checkpointing
-
-
-def epoch_log(options: RunOptions):
-    """The ``EpochLog`` of a run: ``metrics.jsonl`` in ``options.out``, lines as asked."""
-    from rnn_jax.logs import METRICS_LOG, EpochLog
-
-    return EpochLog(options.out / METRICS_LOG, every=options.log_every, quiet=options.quiet)

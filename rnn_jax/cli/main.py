@@ -1,5 +1,5 @@
 """The ``rnn-jax`` command: ``gradcheck`` and ``train``. Argument handling lives in
-``rnn_jax.args``; the work in ``rnn_jax.gradcheck`` and ``rnn_jax.csv_train``."""
+``rnn_jax.cli.args``; the work in ``rnn_jax.gradcheck`` and ``rnn_jax.forecast.train``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rnn_jax.args import (
+from rnn_jax.cli.args import (
     OneLineParser,
     add_config_arguments,
     add_run_options,
@@ -18,7 +18,7 @@ from rnn_jax.args import (
     folder_arg,
     run_options,
 )
-from rnn_jax.command import answer_signals, run_command
+from rnn_jax.runs.signals import answer_signals, run_command
 
 
 def _gradcheck(argv: Sequence[str]) -> int:
@@ -44,8 +44,8 @@ def _gradcheck(argv: Sequence[str]) -> int:
 
 
 def _train(argv: Sequence[str]) -> int:
-    from rnn_jax.csv_outputs import format_summary
-    from rnn_jax.csv_train import CsvTrainConfig, run_csv_training
+    from rnn_jax.forecast.outputs import format_summary
+    from rnn_jax.forecast.train import CsvTrainConfig, run_csv_training
 
     parser = OneLineParser(
         prog="rnn-jax train",
@@ -61,7 +61,7 @@ def _train(argv: Sequence[str]) -> int:
     options = run_options(parser, args, Path("results") / "train")
     config = config_from_args(CsvTrainConfig, args)
     if isinstance(config.seeds, int) and config.seeds > 1:
-        from rnn_jax.sharding import use_cpu_cores
+        from rnn_jax.train.sharding import use_cpu_cores
 
         # ensemble members train on every core (before JAX starts its backends)
         with contextlib.suppress(RuntimeError):
@@ -77,7 +77,7 @@ def _train(argv: Sequence[str]) -> int:
 
 
 def _forecast(argv: Sequence[str]) -> int:
-    from rnn_jax.csv_forecast import MAX_STEPS, run_forecast
+    from rnn_jax.forecast.predict import MAX_STEPS, run_forecast
 
     parser = OneLineParser(
         prog="rnn-jax forecast",

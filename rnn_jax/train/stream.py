@@ -28,10 +28,10 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import cell_class, check_options
 from rnn_jax.errors import InputError
-from rnn_jax.manual_grads import manual_rule_loss
-from rnn_jax.memory import TRAINING_ADVICE, check_fits, tree_bytes
+from rnn_jax.manual import manual_rule_loss
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import get_objective
+from rnn_jax.resources import TRAINING_ADVICE, check_fits, tree_bytes
 from rnn_jax.unroll import unroll_states
 
 Source = Callable[[Int[Array, ""]], tuple[Float[Array, "K2 D"], Float[Array, "K2 O"]]]
@@ -142,7 +142,7 @@ def make_stream_train(
             carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (config.streams, *c.shape)), carry)
         return StreamState(params, optimizer.init(params), carry, jnp.zeros((), jnp.int32))
 
-    # Refused from shapes alone, before anything is allocated (rnn_jax.memory).
+    # Refused from shapes alone, before anything is allocated (rnn_jax.resources).
     state = jax.eval_shape(init, jax.random.key(0))
     width = config.hidden_dim * config.num_layers * max(config.streams, 1)
     parts = {

@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rnn_jax.data.series import SPLITS, split_rows
 from rnn_jax.errors import InputError
-from rnn_jax.series import SPLITS, split_rows
 
 NORMALISATIONS = ("none", "last", "last_scale")
 MIN_WINDOW_SCALE = 0.1  # x the training rows' step size: a flat window is not blown up

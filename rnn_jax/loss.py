@@ -8,7 +8,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.batch import batch_loss, batch_outputs, check_batch, check_model, prepare
 from rnn_jax.errors import InputError
-from rnn_jax.manual_grads import manual_rule_loss
+from rnn_jax.manual import manual_rule_loss
 from rnn_jax.model import RNN, predict
 from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import Truncation
@@ -62,7 +62,7 @@ def loss(
         remat: recompute instead of store (memory ``O(sqrt(T))``); ``"last"`` with full BPTT.
         backward: how ``jax.grad`` differentiates it: ``"autodiff"`` (JAX's own rules) or
             ``"manual"``, the hand-derived pass as a ``jax.custom_vjp``
-            (``rnn_jax.manual_grads.manual_rule_loss``); the value is the same.
+            (``rnn_jax.manual.manual_rule_loss``); the value is the same.
         objective: ``"squared"`` (``0.5 ||y - target||^2``) or ``"cross_entropy"`` (softmax
             over the outputs, in nats); see ``rnn_jax.objectives``.
         lengths: ``(N,)`` valid steps per example (right padding); or

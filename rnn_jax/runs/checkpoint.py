@@ -26,7 +26,7 @@ from jaxtyping import ArrayLike
 
 from rnn_jax.errors import InputError
 from rnn_jax.io import UnreadableFile, read_regular_file, size_text, write_atomic
-from rnn_jax.train import TrainState
+from rnn_jax.train.loop import TrainState
 
 FORMAT = "rnn_jax-checkpoint-2"  # 2: the header carries its own SHA-256
 FILENAME = "checkpoint.eqx"

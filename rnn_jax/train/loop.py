@@ -23,13 +23,13 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, check_options
-from rnn_jax.data import WindowData
+from rnn_jax.data.sine import WindowData
 from rnn_jax.errors import InputError, InputTypeError
-from rnn_jax.losses import batch_predict, loss
-from rnn_jax.manual_grads import manual_grads
-from rnn_jax.memory import tree_bytes
+from rnn_jax.loss import batch_predict, loss
+from rnn_jax.manual import manual_grads
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import OBJECTIVES, cross_entropy, get_objective
+from rnn_jax.resources import tree_bytes
 from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import TARGETS
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.errors import InputError, InputTypeError
-from rnn_jax.memory import check_fits
+from rnn_jax.resources import check_fits
 
 
 class Scaler(eqx.Module):

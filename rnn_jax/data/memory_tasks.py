@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.data.sine import WindowData, identity_scaler
 from rnn_jax.errors import InputError
 
 ADDING_MEAN_MSE = 1.0 / 6.0  # predicting the mean sum, 1

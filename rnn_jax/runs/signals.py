@@ -35,7 +35,7 @@ from rnn_jax.io import size_text
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 TRACEBACK_FILE = "traceback.txt"
-CHECKPOINT_FILE = "checkpoint.eqx"  # rnn_jax.checkpoint.FILENAME, without importing JAX
+CHECKPOINT_FILE = "checkpoint.eqx"  # rnn_jax.runs.checkpoint.FILENAME, without importing JAX
 
 _installed = False  # answer_signals() was called: this process is a command
 _deferring = False  # signals are recorded, to be acted on at the next safe point

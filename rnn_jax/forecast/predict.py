@@ -18,16 +18,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.checkpoint import CheckpointError, load_model, read_model_description
-from rnn_jax.csv_data import header_of, read_series
-from rnn_jax.csv_outputs import MODEL_FILE
-from rnn_jax.csv_train import CsvTrainConfig, member_predictions
-from rnn_jax.data import WindowData, identity_scaler
+from rnn_jax.data.csv import header_of, read_series
+from rnn_jax.data.sine import WindowData, identity_scaler
+from rnn_jax.data.timeaxis import TimeAxis
+from rnn_jax.data.windows import Scales, normalise
 from rnn_jax.errors import InputError
+from rnn_jax.forecast.outputs import MODEL_FILE
+from rnn_jax.forecast.train import CsvTrainConfig, member_predictions
 from rnn_jax.io import write_atomic
-from rnn_jax.timeaxis import TimeAxis
-from rnn_jax.train import TrainConfig, make_hparams, make_train
-from rnn_jax.windows import Scales, normalise
+from rnn_jax.runs.checkpoint import CheckpointError, load_model, read_model_description
+from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
 MAX_STEPS = 1_000_000
 
