@@ -57,18 +57,11 @@ _WHERE = {
 }
 
 
-def _version() -> str:
-    from importlib import metadata  # 50 ms: only when asked
-
-    try:
-        return metadata.version("rnn-jax")
-    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
-        return "0+unknown"
-
-
 def __getattr__(name: str):
     if name == "__version__":
-        globals()[name] = _version()
+        from rnn_jax.io import package_version
+
+        globals()[name] = package_version()
         return globals()[name]
     if name not in _WHERE:
         raise AttributeError(f"module 'rnn_jax' has no attribute {name!r}")

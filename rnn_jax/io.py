@@ -170,3 +170,13 @@ def save_figure(fig, path: str | Path) -> Path:
         return write_atomic(path, lambda f: fig.savefig(f, format="png", dpi=120))
     finally:
         plt.close(fig)
+
+
+def package_version() -> str:
+    """The installed distribution's version, or ``"0+unknown"`` in a source tree never installed."""
+    from importlib import metadata  # 50 ms: only when asked
+
+    try:
+        return metadata.version("rnn-jax")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"

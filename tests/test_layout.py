@@ -1,5 +1,5 @@
-"""The package's shape: no import circles, and no module outside ``rnn_jax/cells/`` asks which
-cell it holds."""
+"""The package's shape: layers whose imports run only downward, no import circles, and no
+module outside ``rnn_jax/cells/`` asks which cell it holds."""
 
 import ast
 import re
@@ -7,6 +7,27 @@ import re
 from scripts import ROOT
 
 PACKAGE = ROOT / "rnn_jax"
+
+# Bottom to top. A module may import its own layer and the layers below it, never one above;
+# the package's ``__init__`` (the public names) sits above them all.
+LAYERS = {
+    "foundations": ("rnn_jax.errors", "rnn_jax.io", "rnn_jax.resources", "rnn_jax.plots"),
+    "cells": ("rnn_jax.cells",),
+    "model": ("rnn_jax.model", "rnn_jax.unroll", "rnn_jax.objectives", "rnn_jax.batch"),
+    "gradients": (
+        "rnn_jax.loss",
+        "rnn_jax.manual",
+        "rnn_jax.gradcheck",
+        "rnn_jax.tutorial",
+        "rnn_jax.interop",
+        "rnn_jax.testing",
+    ),
+    "data": ("rnn_jax.data",),
+    "train": ("rnn_jax.train",),
+    "runs": ("rnn_jax.runs",),
+    "forecast": ("rnn_jax.forecast",),
+    "cli": ("rnn_jax.cli", "rnn_jax.__main__"),
+}
 
 
 def module_name(path) -> str:
@@ -68,3 +89,38 @@ def test_no_type_dispatch_on_cells_outside_the_cells_package():
         if pattern.search(line) and "not a choice between cells" not in line
     ]
     assert offenders == []
+
+
+def layer_of(module: str) -> int:
+    """The layer's height (0 is the bottom); the package itself is above every layer."""
+    if module == "rnn_jax":
+        return len(LAYERS)
+    for height, prefixes in enumerate(LAYERS.values()):
+        if any(module == p or module.startswith(p + ".") for p in prefixes):
+            return height
+    raise AssertionError(f"{module} belongs to no layer of tests/test_layout.py")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{module} -> {dep}"
+        for module, deps in graph.items()
+        for dep in deps
+        if layer_of(dep) > layer_of(module)
+    )
+
+
+def test_every_module_belongs_to_a_layer_and_imports_only_downward():
+    graph = import_graph()
+    assert len(graph) > 40 and all(layer_of(m) >= 0 for m in graph)
+    assert upward_imports(graph) == []
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"rnn_jax.loss": {"rnn_jax.train.loop"}, "rnn_jax.train.loop": {"rnn_jax.loss"}}
+    assert upward_imports(graph) == ["rnn_jax.loss -> rnn_jax.train.loop"]
+
+
+def test_the_top_level_of_the_package_stays_small():
+    entries = [p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"]
+    assert len(entries) <= 22, sorted(entries)

@@ -118,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnn-jax`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--version"]:
-        from rnn_jax import __version__
+        from rnn_jax.io import package_version
 
-        print(f"rnn-jax {__version__}")
+        print(f"rnn-jax {package_version()}")
         return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(
