@@ -16,9 +16,8 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.batch import prepare
-from rnn_jax.cells import ACTIVATIONS, cell_class, check_options
+from rnn_jax.cells import ACTIVATIONS, cell_class, config_cell_options
 from rnn_jax.cells import cell_names as registered_cells
-from rnn_jax.cells.gru import RESETS
 from rnn_jax.errors import InputError
 from rnn_jax.loss import loss
 from rnn_jax.manual import manual_grads
@@ -43,7 +42,7 @@ class GradcheckConfig:
     objective: str = "squared"
     lengths: str = "full"  # "random": right-padded lengths in [1, T]; "holes": steps masked anywhere
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: its default
-    reset: str | None = None  # the GRU's option: "after" (default) or "before"
+    cell_options: str = ""  # any other option of the cells' constructors: "reset=before"
     target: str = "last"
     truncation: int | None = None
     input_dim: int = 3
@@ -59,7 +58,6 @@ class GradcheckConfig:
         "objective": lambda: tuple(OBJECTIVES),
         "lengths": lambda: LENGTHS,
         "activation": ACTIVATIONS,
-        "reset": RESETS,
         "target": TARGETS,
         "dtype": ("float32", "float64"),
         "backward": ("manual", "tutorial"),
@@ -73,7 +71,8 @@ class GradcheckConfig:
         "objective": "squared (real targets) or cross_entropy (softmax over integer labels)",
         "lengths": "full; random (right-padded lengths in [1, T]); holes (steps masked anywhere)",
         "activation": "the Elman or IndRNN nonlinearity (none: the cell's default)",
-        "reset": "the GRU's reset gate: after (PyTorch/cuDNN) or before (Cho et al.); none: after",
+        "cell_options": "other options of the cells, name=value,...: reset=before (the GRU of Cho et "
+        "al.; after is PyTorch's and cuDNN's); every keyword of a cell's constructor is one",
         "target": "last (one target per sequence) or all (one per step)",
         "truncation": "BPTT window k >= 1, or none for full BPTT",
         "input_dim": "input size D",
@@ -90,15 +89,15 @@ class GradcheckConfig:
 LENGTHS = ("full", "random", "holes")
 
 
-def cell_names(cfg: GradcheckConfig) -> list[str]:
+def layer_cells(cfg: GradcheckConfig) -> list[str]:
     """The cell of every layer: one name for all, or one per layer."""
     names = [name.strip() for name in cfg.cell.split(",")]
     return names if len(names) > 1 else names * cfg.layers
 
 
-def cell_options(cfg: GradcheckConfig) -> dict[str, str]:
-    """The cell options the config sets."""
-    return {name: getattr(cfg, name) for name in ("activation", "reset") if getattr(cfg, name) is not None}
+def cell_options(cfg: GradcheckConfig) -> dict[str, object]:
+    """The options the config sets on its cells (``rnn_jax.cells.config_cell_options``)."""
+    return config_cell_options(layer_cells(cfg), activation=cfg.activation, text=cfg.cell_options)
 
 
 def check_gradcheck_config(cfg: GradcheckConfig) -> None:
@@ -106,17 +105,14 @@ def check_gradcheck_config(cfg: GradcheckConfig) -> None:
     for name in ("input_dim", "hidden_dim", "output_dim", "seq_len", "batch", "layers"):
         if getattr(cfg, name) < 1:
             raise InputError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
-    names = cell_names(cfg)
+    names = layer_cells(cfg)
     if len(names) != cfg.layers:
         raise InputError(f"cell lists {len(names)} cells for {cfg.layers} layers; give one or {cfg.layers}")
     for name in names:
         cell_class(name)
     if cfg.activation is not None and cfg.activation not in ACTIVATIONS:
         raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {cfg.activation!r}")
-    if cfg.reset is not None and cfg.reset not in RESETS:
-        raise InputError(f"reset must be one of {', '.join(RESETS)}; got {cfg.reset!r}")
-    for name in set(names):
-        check_options(name, cell_options(cfg))
+    cell_options(cfg)  # refuses an option a cell does not take
     check_target(cfg.target)
     check_truncation(cfg.truncation)
     get_objective(cfg.objective)
@@ -247,7 +243,7 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
 
         def init(key):
             return init_model(
-                cell_names(cfg),
+                layer_cells(cfg),
                 key=key,
                 input_dim=cfg.input_dim,
                 hidden_dim=cfg.hidden_dim,

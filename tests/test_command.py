@@ -7,8 +7,8 @@ from pathlib import Path
 import jax.numpy as jnp
 import pytest
 
-from rnn_jax.runs import signals as command
 from rnn_jax.errors import InputError, InputTypeError, WriteError
+from rnn_jax.runs import signals as command
 from rnn_jax.runs.signals import Interrupted, deferred_signals, run_command
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnn_jax.cli.main import main
+from rnn_jax.forecast.predict import load_params, load_run
 
 
 @pytest.fixture(scope="module")
@@ -143,3 +144,12 @@ def test_bad_csv_files_are_one_line_exit_2(tmp_path, capsys, text, extra, messag
 def test_missing_required_options_are_named(capsys):
     assert main(["train", "--inputs", "a", "--targets", "a"]) == 2
     assert "--csv is required" in capsys.readouterr().err
+
+
+def test_the_command_trains_the_reset_before_gru(weather, tmp_path):
+    args = ["train", "--csv", str(weather), "--inputs", "temperature", "--targets", "temperature", *ARGS]
+    assert main([*args, "--cell", "gru", "--cell-options", "reset=before", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["cell_options"] == "reset=before"
+    cfg, description = load_run(tmp_path)
+    members = load_params(tmp_path, cfg, description)
+    assert members.cell.reset == "before" and members.cell.bh_n is None

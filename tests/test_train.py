@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax.runs import driver as runner
 from rnn_jax.data.sine import make_sine_data
+from rnn_jax.runs import driver as runner
 from rnn_jax.runs.driver import ChunkPlan, fit
 from rnn_jax.train.loop import TrainConfig, check_config, check_hparams, make_hparams, make_train
 
@@ -319,3 +319,29 @@ def test_chunks_are_sized_by_measured_time_for_any_epoch_count_and_epochs_are_bo
     assert sum(every) == 100 and {30, 60, 90} <= set(itertools.accumulate(every))
     with pytest.raises(ValueError, match=r"epochs must be at most 2,147,483,647 \(epoch counters"):
         check_config(TrainConfig(epochs=2**63), n_train=100)
+
+
+def test_train_config_trains_the_reset_before_gru(data, key):
+    """Every option of a cell's constructor is reachable from the config: here the GRU of Cho et
+    al., whose candidate has no recurrent bias of its own."""
+    config = TrainConfig(cell="gru", cell_options="reset=before", hidden_dim=4, epochs=3, batch_size=10)
+    check_config(config, n_train=data.x_train.shape[0])
+    params, metrics = jax.jit(make_train(config).train)(key, hparams(truncation=4), data)
+    assert params.cell.reset == "before" and params.cell.bh_n is None
+    assert float(metrics["train_loss"][-1]) < float(metrics["train_loss"][0])
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"cell": "gru", "cell_options": "reset=sideways"}, "reset must be one of after, before"),
+        ({"cell": "lstm", "cell_options": "reset=before"}, "the lstm cell takes no reset .it takes no options."),
+        ({"cell": "gru", "cell_options": "reset"}, "cell_options must be name=value pairs"),
+        ({"activation": "relu", "cell_options": "activation=tanh"}, "give the activation once"),
+    ],
+)
+def test_cell_options_that_the_cell_does_not_take_are_refused_by_name(data, changes, message):
+    with pytest.raises(ValueError, match=message):
+        config = TrainConfig(**SMALL, **changes)
+        check_config(config, n_train=data.x_train.shape[0])
+        make_train(config).init(jax.random.key(0), hparams(), data)

@@ -1,7 +1,10 @@
 """The protocol every recurrent cell implements, and helpers for writing one.
 
 A cell is an ``equinox.Module`` whose array fields are its parameters and whose static fields
-are its options (the Elman nonlinearity, the GRU's reset placement). It describes ONE step for
+are its options (the Elman nonlinearity, the GRU's reset placement). Its options are the
+keyword parameters of its ``__init__`` besides ``key``, the sizes, ``scale`` and ``dtype``;
+configs and commands read them from that signature (``rnn_jax.cells.cell_option_defaults``),
+so a new option is reachable everywhere once the constructor takes it. It describes ONE step for
 ONE example; ``rnn_jax.unroll`` scans any cell over time, ``rnn_jax.model.RNN`` composes a cell
 with a readout, and batching is ``jax.vmap`` on top. A cell implements:
 
@@ -189,9 +192,6 @@ def _keep(flag: Bool[Array, ""] | None, new: State, old: State) -> State:
 class Cell(Recurrence):
     """Base class of recurrent cells; see the module docstring for the protocol."""
 
-    # Keyword options the cell's constructor takes beyond key, sizes, scale and dtype (such as
-    # "activation"): configs and commands pass only these, and name the cell in their error.
-    OPTIONS: ClassVar[tuple[str, ...]] = ()
     # The PyTorch module with the same computation ("rnn", "gru", "lstm"; rnn_jax.interop).
     TORCH: ClassVar[str | None] = None
 

@@ -65,7 +65,6 @@ class Elman(Cell):
     derivative ``activation_grad`` (of the pre-activation) are static fields."""
 
     TORCH = "rnn"
-    OPTIONS = ("activation", "init")
 
     U: Float[Array, "H D"]  # input -> hidden
     W: Float[Array, "H H"]  # hidden -> hidden

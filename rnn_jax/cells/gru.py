@@ -45,8 +45,6 @@ class GRU(GatedCell):
     ``reset="after"``, the candidate's recurrent bias ``bh_n (H,)`` (``None`` otherwise)."""
 
     TORCH = "gru"
-    OPTIONS = ("reset",)
-
     GATES = 3
     bh_n: Float[Array, " H"] | None  # candidate's recurrent bias (reset="after" only)
     reset: str = eqx.field(static=True)

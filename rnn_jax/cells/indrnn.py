@@ -24,8 +24,6 @@ from rnn_jax.errors import InputError
 class IndRNN(Cell):
     """``U (H, D)``, ``w (H,)``, ``b (H,)``; ``activation`` is one of the named ones."""
 
-    OPTIONS = ("activation",)
-
     U: Float[Array, "H D"]
     w: Float[Array, " H"]
     b: Float[Array, " H"]

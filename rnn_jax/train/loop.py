@@ -22,7 +22,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, check_options
+from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, config_cell_options
 from rnn_jax.data.sine import WindowData
 from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.loss import batch_predict, loss
@@ -52,6 +52,7 @@ class TrainConfig:
     cell: str = "elman"  # a registered cell: "elman", "gru", "lstm", "indrnn", or your own
     hidden_dim: int = 32
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
+    cell_options: str = ""  # any other option of the cell's constructor: "reset=before"
     optimizer: str = "adam"
     clip: str = "norm"
     schedule: str = "cosine"  # "constant": keep the learning rate fixed
@@ -106,6 +107,8 @@ class TrainConfig:
         "hidden_dim": "hidden size H",
         "activation": "sigmoid, tanh or relu: the Elman (or IndRNN) nonlinearity; none for the "
         "cell's default (tanh for Elman; GRU and LSTM take none)",
+        "cell_options": "other options of the cell, name=value,...: reset=before (GRU, Cho et al.); "
+        "every keyword of the cell's constructor is one",
         "optimizer": "sgd or adam",
         "clip": "gradient clipping: value, norm or none",
         "schedule": "constant or cosine (learning rate decays to 0)",
@@ -261,7 +264,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             f"init and grad 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
             f"with init {config.init!r} and grad {config.grad!r}"
         )
-    check_options(config.cell, cell_options(config))
+    cell_options(config)  # refuses an option the cell does not take
     if config.target not in TARGETS:
         raise InputError(f"target must be one of {', '.join(TARGETS)}; got {config.target!r}")
     get_objective(config.objective)
@@ -294,9 +297,9 @@ def check_data_fits(config: TrainConfig, data: WindowData) -> None:
         )
 
 
-def cell_options(config: TrainConfig) -> dict[str, str]:
-    """The options ``config`` sets on its cell: the activation, unless left to the cell."""
-    return {} if config.activation is None else {"activation": config.activation}
+def cell_options(config: TrainConfig) -> dict[str, object]:
+    """The options ``config`` sets on its cell (``rnn_jax.cells.config_cell_options``)."""
+    return config_cell_options(config.cell, activation=config.activation, text=config.cell_options)
 
 
 def make_optimizer(config: TrainConfig, hparams: Hyperparams, n_train: int) -> optax.GradientTransformation:

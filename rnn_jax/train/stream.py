@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from rnn_jax.cells import cell_class, check_options
+from rnn_jax.cells import cell_class, config_cell_options
 from rnn_jax.errors import InputError
 from rnn_jax.manual import manual_rule_loss
 from rnn_jax.model import RNN, init_model
@@ -51,6 +51,7 @@ class StreamConfig:
     backward: str = "autodiff"  # or "manual": the hand-derived pass (needs k1 = k2)
     decay_updates: int = 0  # > 0: the learning rate decays (cosine) to 0 over that many updates
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
+    cell_options: str = ""  # any other option of the cell's constructor: "reset=before"
     k1: int = 10  # steps between updates (and scored per update)
     k2: int = 20  # steps the gradient flows back, >= k1
     learning_rate: float = 1e-3
@@ -61,7 +62,7 @@ class StreamConfig:
 def check_stream_config(config: StreamConfig, n_steps: int) -> None:
     """Errors name the setting and what it accepts."""
     cell_class(config.cell)
-    check_options(config.cell, cell_options(config))
+    cell_options(config)  # refuses an option the cell does not take
     get_objective(config.objective)
     if config.backward not in ("autodiff", "manual"):
         raise InputError(f"backward must be autodiff or manual; got {config.backward!r}")
@@ -87,9 +88,9 @@ def check_stream_config(config: StreamConfig, n_steps: int) -> None:
         raise InputError(f"the stream ({n_steps} steps) must be at least k2 = {config.k2} steps long")
 
 
-def cell_options(config: StreamConfig) -> dict[str, str]:
-    """The options ``config`` sets on its cell."""
-    return {} if config.activation is None else {"activation": config.activation}
+def cell_options(config: StreamConfig) -> dict[str, object]:
+    """The options ``config`` sets on its cell (``rnn_jax.cells.config_cell_options``)."""
+    return config_cell_options(config.cell, activation=config.activation, text=config.cell_options)
 
 
 def n_updates(n_steps: int, config: StreamConfig) -> int:
