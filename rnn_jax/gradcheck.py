@@ -9,6 +9,7 @@ parameter is within ``TOLERANCE[dtype]``: 1e-10 in float64, 1e-4 in float32.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -201,6 +202,18 @@ def random_mask(key, *, batch: int, seq_len: int, kind: str) -> dict:
     return {}
 
 
+def _autodiff(model, xs, ys, **options):
+    """``jax.grad(rnn_jax.loss)``: a function of its own, so its compiled programs are kept."""
+    return jax.grad(loss)(model, xs, ys, **options)
+
+
+@functools.cache
+def _jitted(fn: Callable, static: tuple[str, ...]) -> Callable:
+    """One ``jax.jit`` per function and set of static options, so that checks of the same
+    shapes reuse the compiled program instead of compiling it again."""
+    return jax.jit(fn, static_argnames=static)
+
+
 def check_gradients(
     model: RNN,
     xs,
@@ -222,12 +235,16 @@ def check_gradients(
     """
     unset = dict.fromkeys(("lengths", "mask", "h0", "key"))
     prepare(model, xs, ys, target=target, truncation=truncation, objective=objective, **unset | batch_options)
-    static = {"target": target, "truncation": truncation}
+    static = {"target": target}
+    if truncation is None or isinstance(truncation, int):
+        static["truncation"] = truncation
+    else:  # a traced window: one compiled program serves every length
+        batch_options = {**batch_options, "truncation": truncation}
     if objective != "squared":  # passed only where set: the tutorial's pass has no such option
         static["objective"] = objective
     kwargs = {**static, **batch_options}
-    reference = jax.jit(jax.grad(loss), static_argnames=tuple(static))(model, xs, ys, **kwargs)
-    grads = jax.jit(backward, static_argnames=tuple(static))(model, xs, ys, **kwargs)
+    reference = _jitted(_autodiff, tuple(static))(model, xs, ys, **kwargs)
+    grads = _jitted(backward, tuple(static))(model, xs, ys, **kwargs)
     per_param = relative_errors(grads, reference)
     max_rel = max(p["max_rel_err"] for p in per_param.values())
     tol = TOLERANCE[str(xs.dtype)] if tolerance is None else tolerance

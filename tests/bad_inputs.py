@@ -1,4 +1,4 @@
-"""Replays the README's table of bad inputs and prints, as JSON, the message each one gets.
+"""Replays the errors page's table of bad inputs and prints, as JSON, the message each one gets.
 
 Run as a script (``python tests/bad_inputs.py``) in a fresh process, so that the package is
 used exactly as users use it, without the test suite's run-time annotation checks. Each row's
@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-HEADING = "### Every bad input we try, and the message it gets"
+PAGE = ROOT / "docs" / "errors.md"
+HEADING = "## Every bad input we try, and the message it gets"
 
 
 def _fake_run() -> dict[str, bytes]:
@@ -88,7 +88,7 @@ def all_files() -> dict:
 
 
 def table_rows(text: str) -> list[tuple[str, str, str]]:
-    """``(what, try, message)`` for each row of the README's bad-input table."""
+    """``(what, try, message)`` for each row of the errors page's bad-input table."""
     section = text.split(HEADING, 1)[1]
     rows = []
     for line in section.splitlines()[1:]:
@@ -162,7 +162,7 @@ def message_of(attempt: str, names: dict) -> str:
         lines = err.getvalue().splitlines()
         return f"[exit {code}] " + (lines[0] if len(lines) == 1 else repr(lines))
     try:
-        eval(attempt, names)  # noqa: S307 - rows of our own README
+        eval(attempt, names)  # noqa: S307 - rows of our own docs
     except (ValueError, TypeError) as err:
         kind = "TypeError" if isinstance(err, TypeError) else "ValueError"
         return f"{kind}: {err}"
@@ -170,7 +170,7 @@ def message_of(attempt: str, names: dict) -> str:
 
 
 def expected_form(attempt: str, message: str) -> str:
-    """The README's message column as ``message_of`` reports it."""
+    """The errors page's message column as ``message_of`` reports it."""
     return f"[exit 2] {message}" if attempt.startswith("uv run ") else message
 
 
@@ -181,7 +181,7 @@ def matches(got: str, expected: str) -> bool:
 
 
 def main() -> None:
-    rows = table_rows(README.read_text())
+    rows = table_rows(PAGE.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         os.chdir(tmp)
         for name, text in all_files().items():

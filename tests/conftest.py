@@ -5,6 +5,7 @@ import importlib
 import importlib.util
 import os
 import pkgutil
+import tempfile
 
 # The tests' programs are tiny, so XLA's compile time, not their run time, is most of the
 # suite's time; LLVM's optimisation passes are half of it. Set before any backend starts, and
@@ -12,6 +13,13 @@ import pkgutil
 _flags = os.environ.get("XLA_FLAGS", "")
 if "xla_backend_optimization_level" not in _flags:
     os.environ["XLA_FLAGS"] = f"{_flags} --xla_backend_optimization_level=0".strip()
+# Many tests, workers and commands compile the same programs: one persistent cache shared by all
+# of them turns every compilation after the first into a file read. Keyed by the program, the
+# flags and the JAX version, so a stale entry is never used.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"rnn_jax-tests-xla-cache-{os.getuid()}")
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

@@ -1,15 +1,15 @@
-"""The README's table of bad inputs is exactly what users get."""
+"""The errors page's table of bad inputs is exactly what users get."""
 
 import json
 
 import pytest
-from bad_inputs import README, expected_form, matches, table_rows
+from bad_inputs import PAGE, expected_form, matches, table_rows
 from scripts import run
 
 
 @pytest.mark.slow
 def test_every_bad_input_in_the_readme_gets_its_message():
-    rows = table_rows(README.read_text())
+    rows = table_rows(PAGE.read_text())
     assert len(rows) >= 40
     out = run("tests/bad_inputs.py")
     assert out.returncode == 0, out.stderr

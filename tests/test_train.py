@@ -335,7 +335,10 @@ def test_train_config_trains_the_reset_before_gru(data, key):
     ("changes", "message"),
     [
         ({"cell": "gru", "cell_options": "reset=sideways"}, "reset must be one of after, before"),
-        ({"cell": "lstm", "cell_options": "reset=before"}, "the lstm cell takes no reset .it takes no options."),
+        (
+            {"cell": "lstm", "cell_options": "reset=before"},
+            "the lstm cell takes no reset .it takes no options.",
+        ),
         ({"cell": "gru", "cell_options": "reset"}, "cell_options must be name=value pairs"),
         ({"activation": "relu", "cell_options": "activation=tanh"}, "give the activation once"),
     ],
