@@ -3,7 +3,8 @@ stderr, the exact exit code, within 30 s; no traceback, no hang, no kill by the 
 
 The table of bad inputs in ``docs/errors.md`` (replayed by ``tests/bad_inputs.py``) holds the
 everyday cases; these are the ones that need special files (FIFOs, devices, crafted
-checkpoints, changed data) or the machine's limits. Signals and a full disk are in ``tests/test_sine_wave_resume.py``."""
+checkpoints, changed data) or the machine's limits. Signals and a full disk are in
+``tests/test_sine_wave_resume.py``."""
 
 import json
 import math
