@@ -30,16 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.cli.args import experiment_main
-from rnn_jax.data.series import (
-    as_jnp,
-    fit_linear_ar,
-    make_splits,
-    persistence,
-    predict_linear_ar,
-    rmse_by_column_and_step,
-)
+from rnn_jax.data.baselines import fit_linear_ar, persistence, predict_linear_ar, rmse_by_column_and_step
 from rnn_jax.data.sine import WindowData, identity_scaler
 from rnn_jax.data.synthetic import coupled_oscillators, mackey_glass
+from rnn_jax.data.windows import as_jnp, make_splits
 from rnn_jax.errors import InputError
 from rnn_jax.forecast.closed_loop import batch_closed_loop, batch_teacher_forced
 from rnn_jax.io import save_figure, write_atomic, write_json

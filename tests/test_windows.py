@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rnn_jax.data.baselines import seasonal_naive
 from rnn_jax.data.windows import (
     check_magnitudes,
     check_window_counts,
@@ -10,7 +11,6 @@ from rnn_jax.data.windows import (
     fit_scales,
     normalise,
     out_of_range,
-    seasonal_naive,
     window_rows,
 )
 

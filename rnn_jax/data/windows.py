@@ -1,11 +1,14 @@
-"""Forecasting windows of a real series: splits by the rows a window predicts, and a
-per-window normalisation that lets a model trained on one level forecast at another.
+"""Forecasting windows of a series ``(L, C)``: splits in time order, one window cutter, one
+scaler fitted on the training rows only, and a per-window normalisation that lets a model
+trained on one level forecast at another. The baselines are in ``rnn_jax.data.baselines``.
 
 A window predicts the ``K`` rows ``r .. r+K-1`` (its targets) from the ``W`` rows before them
 (its inputs). It belongs to the split (train / validation / test, in time order) that holds all
 of its targets; its inputs may reach back into an earlier split, because at forecast time the
 past is known. So every split of ``n`` rows gives ``n - K + 1`` windows, even when ``n < W``,
-and no split's targets are ever another split's targets.
+and no split's targets are ever another split's targets. ``make_splits`` cuts the stricter
+form, where a window's inputs too lie inside its split (``window_rows(..., inputs_inside=True)``):
+nothing of a later split reaches an earlier one, at the price of ``W`` fewer windows per split.
 
 Normalisation maps a window's raw values to the model's units and its predictions back:
 
@@ -24,12 +27,16 @@ Target columns that are not inputs have no "last value"; they are always z-score
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array
 
-from rnn_jax.data.series import SPLITS, split_rows
 from rnn_jax.errors import InputError
+
+SPLITS = ("train", "val", "test")
 
 NORMALISATIONS = ("none", "last", "last_scale")
 MIN_WINDOW_SCALE = 0.1  # x the training rows' step size: a flat window is not blown up
@@ -38,11 +45,18 @@ LARGEST_VALUE = 1e18
 
 
 class Scales(NamedTuple):
-    """Per-column statistics of the training rows, ``(C,)`` each."""
+    """Per-column statistics of the training rows, ``(C,)`` each: the one scaler of a series."""
 
     mean: np.ndarray
     std: np.ndarray
     step: np.ndarray  # RMS of the one-step changes
+
+    def transform(self, values):
+        """``z = (v - mean) / std``, per column (the last axis)."""
+        return (values - self.mean) / self.std
+
+    def inverse(self, values):
+        return values * self.std + self.mean
 
     def describe(self) -> dict:
         return {name: value.tolist() for name, value in self._asdict().items()}
@@ -53,7 +67,8 @@ class Scales(NamedTuple):
 
 
 class Windows(NamedTuple):
-    """Raw windows: ``x (N, W, D_in)``, ``y (N, K, D_out)``, ``rows (N,)`` each one's first target row."""
+    """Windows: ``x (N, W, D_in)``, ``y (N, K, D_out)``, ``rows (N,)`` each one's first target
+    row; raw, or in model units where a function says so."""
 
     x: np.ndarray
     y: np.ndarray
@@ -75,6 +90,14 @@ class Normalised(NamedTuple):
     def levels(self, prediction: np.ndarray) -> np.ndarray:
         """Model-unit predictions ``(N, K, D_out)`` in the series' own units."""
         return self.anchor[:, None] + self.scale[:, None] * np.asarray(prediction, np.float64)
+
+
+def split_rows(n_rows: int, fractions: tuple[float, float, float]) -> list[tuple[int, int]]:
+    """``[(start, stop)]`` row ranges of train, validation and test, in time order."""
+    if len(fractions) != 3 or any(f <= 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
+        raise InputError(f"split fractions must be three positive numbers that sum to 1; got {fractions}")
+    cuts = [0, round(n_rows * fractions[0]), round(n_rows * (fractions[0] + fractions[1])), n_rows]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def check_magnitudes(values: np.ndarray, names) -> None:
@@ -101,12 +124,15 @@ def fit_scales(train_rows: np.ndarray, names) -> Scales:
     return Scales(train_rows.mean(axis=0), std, step)
 
 
-def window_rows(n_rows: int, fractions, *, window: int, horizon: int) -> dict[str, np.ndarray]:
+def window_rows(
+    n_rows: int, fractions, *, window: int, horizon: int, inputs_inside: bool = False
+) -> dict[str, np.ndarray]:
     """The first target row of every window of each split, ``(N_split,)`` each: all ``K``
-    targets inside the split, ``W`` rows of history before the first."""
+    targets inside the split, ``W`` rows of history before the first (inside the split too
+    with ``inputs_inside``)."""
     out = {}
     for name, (start, stop) in zip(SPLITS, split_rows(n_rows, fractions), strict=True):
-        out[name] = np.arange(max(start, window), stop - horizon + 1)
+        out[name] = np.arange(start + window if inputs_inside else max(start, window), stop - horizon + 1)
     return out
 
 
@@ -127,6 +153,30 @@ def cut(series: np.ndarray, rows: np.ndarray, *, inputs, targets, window: int, h
     x = series[r + np.arange(-window, 0)[None, :]][:, :, inputs]
     y = series[r + np.arange(horizon)[None, :]][:, :, targets]
     return Windows(x, y, np.asarray(rows))
+
+
+def make_splits(
+    series: np.ndarray,
+    *,
+    inputs: list[int],
+    targets: list[int],
+    window: int,
+    horizon: int,
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
+) -> tuple[dict[str, Windows], Scales]:
+    """Windows of each split in z-scores, inputs and targets inside the split, and the scaler
+    (fitted on the training rows only). Columns are named by their index in errors."""
+    rows = window_rows(series.shape[0], fractions, window=window, horizon=horizon, inputs_inside=True)
+    check_window_counts(rows, n_rows=series.shape[0], window=window, horizon=horizon, what="the series")
+    scales = fit_scales(series[: split_rows(series.shape[0], fractions)[0][1]], list(range(series.shape[1])))
+    scaled = scales.transform(series)
+    cuts = {"inputs": inputs, "targets": targets, "window": window, "horizon": horizon}
+    return {name: cut(scaled, r, **cuts) for name, r in rows.items()}, scales
+
+
+def as_jnp(windows: Windows, dtype=jnp.float32) -> tuple[Array, Array]:
+    """Windows for the RNN: ``x (N, W, D_in)`` and the horizon flattened into ``y (N, K*D_out)``."""
+    return jnp.asarray(windows.x, dtype), jnp.asarray(windows.y.reshape(len(windows.y), -1), dtype)
 
 
 def normalise(x: np.ndarray, *, mode: str, scales: Scales, inputs, targets) -> Normalised:
@@ -152,19 +202,6 @@ def normalise(x: np.ndarray, *, mode: str, scales: Scales, inputs, targets) -> N
         else:
             anchor[:, j], scale[:, j] = scales.mean[t], scales.std[t]
     return Normalised((x - anchor_in[:, None]) / scale_in[:, None], anchor, scale)
-
-
-def seasonal_naive(series: np.ndarray, rows: np.ndarray, *, season: int, horizon: int, targets) -> np.ndarray:
-    """Each step ahead repeats the last value seen one season earlier, ``(N, K, D_out)``: the
-    window predicting rows ``r .. r+K-1`` forecasts row ``r + k`` by row ``r + k - M * ceil((k+1)/M)``
-    (always before ``r``), read from the raw ``series (L, C)``. Needs that row to exist."""
-    if season < 1:
-        raise InputError(f"season must be a positive integer; got {season}")
-    k = np.arange(horizon)
-    back = np.asarray(rows)[:, None] + k - season * ((k + season) // season)
-    if back.min() < 0:
-        raise InputError(f"season ({season}) reaches before the first row for the window at row {rows[0]}")
-    return series[back][:, :, list(targets)]
 
 
 def out_of_range(

@@ -24,9 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax.data.baselines import fit_linear_ar, persistence, predict_linear_ar, seasonal_naive
 from rnn_jax.data.csv import FILLS, MAX_CSV_BYTES, Series, check_enough_rows, read_series
-from rnn_jax.data.series import Windows as ScaledWindows
-from rnn_jax.data.series import fit_linear_ar, persistence, predict_linear_ar, split_rows
 from rnn_jax.data.sine import WindowData, identity_scaler
 from rnn_jax.data.windows import (
     NORMALISATIONS,
@@ -38,7 +37,7 @@ from rnn_jax.data.windows import (
     fit_scales,
     normalise,
     out_of_range,
-    seasonal_naive,
+    split_rows,
     window_rows,
 )
 from rnn_jax.errors import InputError
@@ -280,20 +279,17 @@ def baselines(cfg: CsvTrainConfig, prep: Prepared, split: str, fitted_on: tuple[
     def z_windows(s):
         w = prep.windows[s]
         z = normalise(w.x, mode="none", scales=prep.scales, inputs=prep.inputs, targets=prep.targets)
-        return ScaledWindows(z.x, z.targets(w.y)), z
+        return Windows(z.x, z.targets(w.y), w.rows), z
 
     fit = [z_windows(s)[0] for s in fitted_on]
-    weights = fit_linear_ar(
-        ScaledWindows(np.concatenate([f.x for f in fit]), np.concatenate([f.y for f in fit]))
-    )
+    weights = fit_linear_ar(Windows(*(np.concatenate([getattr(f, a) for f in fit]) for a in Windows._fields)))
     scaled, z = z_windows(split)
     w = prep.windows[split]
     all_inputs = set(prep.targets) <= set(prep.inputs)
     positions = list(range(len(prep.inputs)))
     as_inputs = [prep.inputs.index(t) for t in prep.targets] if all_inputs else None
-    raw = ScaledWindows(w.x, w.y)
     out = {
-        "persistence": persistence(raw, positions, as_inputs) if all_inputs else None,
+        "persistence": persistence(w, positions, as_inputs) if all_inputs else None,
         "seasonal_naive": None,
         "linear_ar": z.levels(predict_linear_ar(weights, scaled)),
     }

@@ -1,15 +1,16 @@
+"""Splits, windows and the scaler of ``make_splits``, and the baselines scored on them."""
+
 import numpy as np
 import pytest
 
-from rnn_jax.data.series import (
-    cut_windows,
-    fit_linear_ar,
-    make_splits,
-    persistence,
-    predict_linear_ar,
-    rmse_by_column_and_step,
-    split_rows,
-)
+from rnn_jax.data.baselines import fit_linear_ar, persistence, predict_linear_ar, rmse_by_column_and_step
+from rnn_jax.data.windows import cut, make_splits, split_rows
+
+
+def cut_windows(part, inputs, targets, window, horizon):
+    """Every window of ``part`` whose inputs and targets both lie in it."""
+    rows = np.arange(window, part.shape[0] - horizon + 1)
+    return cut(part, rows, inputs=inputs, targets=targets, window=window, horizon=horizon)
 
 
 def two_columns(n=300):
@@ -72,8 +73,8 @@ def test_rmse_is_per_step_and_column_in_original_units():
 @pytest.mark.parametrize(
     ("series", "message"),
     [
-        (two_columns(30), r"its val part \(5 rows\) is shorter than window 8 \+ horizon 3"),
-        (np.ones((300, 2)), "column 0 is constant over the training part"),
+        (two_columns(30), r"its val split holds 0 window\(s\) of window 8 \+ horizon 3"),
+        (np.ones((300, 2)), "column 0 is constant over the training rows"),
     ],
 )
 def test_unusable_series_are_named(series, message):
