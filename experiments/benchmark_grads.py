@@ -180,7 +180,7 @@ def training_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
     """Wall time of the 25-epoch tutorial-preset run with each gradient, alternating."""
     data = make_sine_data()
     hp = make_hparams(learning_rate=1e-4, truncation=5, seq_len=50)
-    runs = {name: jax.jit(make_train(TrainConfig.tutorial(grad=name)).train) for name in GRADIENTS[:2]}
+    runs = {name: jax.jit(make_train(TrainConfig.tutorial(backward=name)).train) for name in GRADIENTS[:2]}
     samples = interleaved_seconds(runs, (jax.random.key(0), hp, data), cfg.training_rounds, 0.0)
     return {name: {"median_s": statistics.median(s), "min_s": min(s)} for name, s in samples.items()}
 

@@ -68,7 +68,8 @@ def clip_fractions(data) -> dict[str, list[float]]:
     hp = make_hparams(learning_rate=1e-4, clip_threshold=10.0, truncation=5, seq_len=data.x_train.shape[1])
     out = {}
     for grad in ("autodiff", "tutorial"):
-        _, metrics = jax.jit(make_train(TrainConfig.tutorial(grad=grad)).train)(jax.random.key(0), hp, data)
+        train = make_train(TrainConfig.tutorial(backward=grad)).train
+        _, metrics = jax.jit(train)(jax.random.key(0), hp, data)
         out[grad] = metrics["clip_fraction"].tolist()
     return out
 

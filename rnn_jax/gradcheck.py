@@ -29,7 +29,7 @@ from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import TARGETS, Truncation, check_target, check_truncation
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
-BACKWARDS = {"manual": manual_grads, "tutorial": tutorial_grads}
+HAND_PASSES = {"manual": manual_grads, "tutorial": tutorial_grads}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +123,8 @@ def check_gradcheck_config(cfg: GradcheckConfig) -> None:
         raise InputError(f"dropout must be in [0, 1), and 0 with one layer; got {cfg.dropout}")
     if cfg.dtype not in TOLERANCE:
         raise InputError(f"dtype must be one of {', '.join(TOLERANCE)}; got {cfg.dtype!r}")
-    if cfg.backward not in BACKWARDS:
-        raise InputError(f"backward must be one of {', '.join(BACKWARDS)}; got {cfg.backward!r}")
+    if cfg.backward not in HAND_PASSES:
+        raise InputError(f"backward must be one of {', '.join(HAND_PASSES)}; got {cfg.backward!r}")
     if cfg.backward == "tutorial" and cfg.target != "last":
         raise InputError("backward 'tutorial' needs target 'last'; the tutorial has no 'all' form")
     plain = (cfg.layers, cfg.bidirectional, cfg.objective, cfg.lengths) == (1, False, "squared", "full")
@@ -296,7 +296,7 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
             ys,
             target=cfg.target,
             truncation=cfg.truncation,
-            backward=BACKWARDS[cfg.backward],
+            backward=HAND_PASSES[cfg.backward],
             objective=cfg.objective,
             **options,
         )

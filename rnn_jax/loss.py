@@ -13,7 +13,10 @@ from rnn_jax.model import RNN, predict
 from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import Truncation
 
-BACKWARDS = ("autodiff", "manual")
+# The gradient algorithms, by one name everywhere (configs, commands, ``loss``): JAX's own
+# rules, the hand-derived pass, and the tutorial's wrong pass (a labelled specimen). Each place
+# takes those that apply to it: ``loss`` differentiates by the first two.
+BACKWARDS = ("autodiff", "manual", "tutorial")
 
 __all__ = ["batch_predict", "check_batch", "check_model", "example_loss", "loss"]
 
@@ -86,8 +89,8 @@ def loss(
         h0=h0,
         key=key,
     )
-    if backward not in BACKWARDS:
-        raise InputError(f"backward must be one of {', '.join(BACKWARDS)}; got {backward!r}")
+    if backward not in BACKWARDS[:2]:
+        raise InputError(f"backward must be one of {', '.join(BACKWARDS[:2])}; got {backward!r}")
     if backward == "manual":
         if remat:
             raise InputError("remat=True needs backward 'autodiff' (the hand-derived pass stores states)")

@@ -1,7 +1,7 @@
 """The tutorial's backward pass, as written: a labelled specimen of what goes wrong.
 
 Kept so that ``rnn-jax gradcheck --backward tutorial`` can measure how far off it is, and so
-that the ``seed`` preset with ``--grad tutorial`` shows that it learns nothing. The correct
+that the ``seed`` preset with ``--backward tutorial`` shows that it learns nothing. The correct
 pass is ``rnn_jax.manual``; ``../docs/bptt.md`` has the derivation.
 """
 

@@ -136,7 +136,13 @@ def test_it_trains_and_sweeps_by_name(monkeypatch):
     monkeypatch.setitem(REGISTRY, "mgu", MGU)
     data = rnn_jax.make_sine_data(length=80, window=10, scale=True)
     config = rnn_jax.TrainConfig(
-        cell="mgu", hidden_dim=8, init="default", optimizer="adam", epochs=30, batch_size=10, grad="manual"
+        cell="mgu",
+        hidden_dim=8,
+        init="default",
+        optimizer="adam",
+        epochs=30,
+        batch_size=10,
+        backward="manual",
     )
     hparams = rnn_jax.make_hparams(learning_rate=1e-2, truncation=4, seq_len=10)
     train = jax.jit(jax.vmap(rnn_jax.make_train(config).train, in_axes=(0, None, None)))

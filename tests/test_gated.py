@@ -230,7 +230,7 @@ def test_training_with_either_cell_reaches_the_sine_target(cell):
     from rnn_jax.runs.driver import fit
     from rnn_jax.train.loop import TrainConfig, make_hparams
 
-    config = dataclasses.replace(TrainConfig(), cell=cell, grad="manual")
+    config = dataclasses.replace(TrainConfig(), cell=cell, backward="manual")
     hparams = make_hparams(learning_rate=3e-3, clip_threshold=1.0, seq_len=50)
     result = fit(config, hparams, make_sine_data(scale=True), key=jax.random.key(1), progress=False)
     assert result.metrics["val_rmse"][-1] <= 0.002

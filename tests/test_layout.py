@@ -122,5 +122,11 @@ def test_the_layer_check_finds_an_upward_import():
 
 
 def test_the_top_level_of_the_package_stays_small():
-    entries = [p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"]
-    assert len(entries) <= 22, sorted(entries)
+    """The core a reader meets first (cells, model, unroll, loss, manual) and the folders of the
+    layers above it; nothing else grows there unnoticed."""
+    entries = [
+        p.name
+        for p in PACKAGE.iterdir()
+        if p.name not in ("__pycache__", "__init__.py", "__main__.py", "py.typed")
+    ]
+    assert len(entries) <= 20, sorted(entries)

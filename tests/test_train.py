@@ -82,14 +82,14 @@ def test_chunked_run_is_bit_identical_to_one_scan_whatever_the_chunking(data, ke
 def test_manual_and_autodiff_training_curves_agree(data, key):
     curves = {}
     for grad in ("autodiff", "manual"):
-        config = TrainConfig(**SMALL, grad=grad, batch_size=2, activation="sigmoid")
+        config = TrainConfig(**SMALL, backward=grad, batch_size=2, activation="sigmoid")
         _, m = jax.jit(make_train(config).train)(key, hparams(truncation=3), data)
         curves[grad] = m["train_loss"]
     chex.assert_trees_all_close(curves["manual"], curves["autodiff"], rtol=1e-4)
 
 
 def test_value_clipping_is_applied(data, key):
-    config = TrainConfig(**{**SMALL, "init": "tutorial"}, grad="tutorial")
+    config = TrainConfig(**{**SMALL, "init": "tutorial"}, backward="tutorial")
     _, m = jax.jit(make_train(config).train)(key, hparams(clip_threshold=1.0), data)
     assert float(m["clip_fraction"][0]) > 0.1  # the tutorial's gradients are huge
 
@@ -211,7 +211,7 @@ def test_training_with_per_step_targets_masks_stacks_and_labels(key, classes):
         dropout=0.1,
         target="all",
         objective="cross_entropy" if classes else "squared",
-        grad="manual",
+        backward="manual",
     )
     result = fit(config, hparams(learning_rate=2e-2, truncation=4, seq_len=9), data, key=key, progress=False)
     m = result.metrics

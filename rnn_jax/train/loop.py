@@ -25,7 +25,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, config_cell_options
 from rnn_jax.data.sine import WindowData
 from rnn_jax.errors import InputError, InputTypeError
-from rnn_jax.loss import batch_predict, loss
+from rnn_jax.loss import BACKWARDS, batch_predict, loss
 from rnn_jax.manual import manual_grads
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import OBJECTIVES, cross_entropy, get_objective
@@ -36,7 +36,6 @@ from rnn_jax.unroll import TARGETS
 OPTIMIZERS = ("sgd", "adam")
 CLIPS = ("value", "norm", "none")
 SCHEDULES = ("constant", "cosine")
-GRADS = ("autodiff", "manual", "tutorial")
 SELECTS = ("last", "best")
 
 
@@ -60,7 +59,7 @@ class TrainConfig:
     batch_size: int = 10
     shuffle: bool = True
     init: str = "default"
-    grad: str = "autodiff"
+    backward: str = "autodiff"  # the gradient: "manual" (hand-derived) or "tutorial" (its wrong pass)
     num_layers: int = 1
     bidirectional: bool = False
     dropout: float = 0.0  # between stacked layers, while training
@@ -96,7 +95,7 @@ class TrainConfig:
         "clip": CLIPS,
         "schedule": SCHEDULES,
         "init": INITS,
-        "grad": GRADS,
+        "backward": BACKWARDS,
         "target": TARGETS,
         "objective": lambda: tuple(OBJECTIVES),
         "select": SELECTS,
@@ -116,7 +115,7 @@ class TrainConfig:
         "batch_size": "examples per update (1 = the tutorial's per-example SGD)",
         "shuffle": "reshuffle the training windows every epoch",
         "init": "default (Glorot/orthogonal) or tutorial (uniform [0, 1), Elman only)",
-        "grad": "autodiff, manual (hand-derived) or tutorial (the tutorial's wrong backward pass)",
+        "backward": "the gradient: autodiff, manual (hand-derived) or tutorial (the tutorial's wrong pass)",
         "num_layers": "stacked recurrent layers",
         "bidirectional": "make every layer a forward and a reverse cell",
         "dropout": "dropout probability between stacked layers while training",
@@ -240,7 +239,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         "clip": CLIPS,
         "schedule": SCHEDULES,
         "init": INITS,
-        "grad": GRADS,
+        "backward": BACKWARDS,
         "select": SELECTS,
     }
     for name, allowed in choices.items():
@@ -259,18 +258,18 @@ def check_config(config: TrainConfig, n_train: int) -> None:
     if config.epochs > MAX_EPOCHS:
         limit = f"{MAX_EPOCHS:,} (epoch counters are int32)"
         raise InputError(f"epochs must be at most {limit}; got {config.epochs}")
-    if config.cell != "elman" and "tutorial" in (config.init, config.grad):
+    if config.cell != "elman" and "tutorial" in (config.init, config.backward):
         raise InputError(
-            f"init and grad 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
-            f"with init {config.init!r} and grad {config.grad!r}"
+            f"init and backward 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
+            f"with init {config.init!r} and backward {config.backward!r}"
         )
     cell_options(config)  # refuses an option the cell does not take
     if config.target not in TARGETS:
         raise InputError(f"target must be one of {', '.join(TARGETS)}; got {config.target!r}")
     get_objective(config.objective)
     plain = (config.target, config.objective, config.num_layers, config.bidirectional)
-    if config.grad == "tutorial" and plain != ("last", "squared", 1, False):
-        raise InputError("grad 'tutorial' exists for one layer, target 'last' and squared error only")
+    if config.backward == "tutorial" and plain != ("last", "squared", 1, False):
+        raise InputError("backward 'tutorial' exists for one layer, target 'last' and squared error only")
     layers = config.num_layers
     if isinstance(layers, bool) or not isinstance(layers, numbers.Integral) or layers < 1:
         raise InputError(f"num_layers must be a positive integer; got {layers!r}")
@@ -319,11 +318,11 @@ def make_optimizer(config: TrainConfig, hparams: Hyperparams, n_train: int) -> o
 
 def make_grad_fn(config: TrainConfig) -> Callable[..., RNN]:
     """``grad_fn(params, xs, ys, truncation, mask, key) -> RNN`` for the chosen algorithm."""
-    if config.grad == "tutorial":
+    if config.backward == "tutorial":
         return lambda params, xs, ys, truncation, mask, key: tutorial_grads(
             params, xs, ys, target="last", truncation=truncation
         )
-    fn = {"autodiff": jax.grad(loss), "manual": manual_grads}[config.grad]
+    fn = {"autodiff": jax.grad(loss), "manual": manual_grads}[config.backward]
     options = {"target": config.target, "objective": config.objective}
     return lambda params, xs, ys, truncation, mask, key: fn(
         params, xs, ys, truncation=truncation, mask=mask, key=key, **options
