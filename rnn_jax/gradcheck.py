@@ -306,7 +306,7 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
 def format_report(report: dict) -> str:
     """A per-parameter table and a verdict line."""
     cfg = report["config"]
-    options = "".join(f", {v}" for v in (cfg["activation"], cfg["reset"]) if v is not None)
+    options = "".join(f", {v}" for v in (cfg["activation"], cfg["cell_options"]) if v)
     shape = f"{cfg['layers']} layers, " if cfg["layers"] > 1 else ""
     shape += "bidirectional, " if cfg["bidirectional"] else ""
     shape += f"dropout {cfg['dropout']}, " if cfg["dropout"] else ""

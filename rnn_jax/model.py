@@ -98,7 +98,14 @@ def init_model(
     ``dropout`` between them while training); ``bidirectional`` makes every layer a
     ``Bidirectional`` pair, whose outputs (``2 H`` features) the next layer or the readout reads.
     One layer, one direction is the cell itself. ``init="tutorial"`` (uniform [0, 1) weights) is
-    the Elman cell's option; ``options`` are the cells' own (``activation``, ``reset``, ...)."""
+    the Elman cell's option; ``options`` are the cells' own (``activation``, ``reset``, ...).
+
+    >>> import jax
+    >>> sizes = {"input_dim": 3, "hidden_dim": 8, "output_dim": 2}
+    >>> model = init_model("gru", key=jax.random.key(0), **sizes, reset="before")
+    >>> model.cell.Wh.shape, model.readout.V.shape  # three gates of (H, H); V is (O, H)
+    ((3, 8, 8), (2, 8))
+    """
     if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
         raise InputError(f"num_layers must be an integer >= 1; got {num_layers!r}")
     if num_layers == 1 and dropout:

@@ -59,6 +59,11 @@ def window_starts(
     ``"last"`` the window is the ``k`` steps ending at the scored step ``last`` (default
     ``T - 1``; the last valid step of a shorter sequence). Windows count positions, skipped
     steps included.
+
+    >>> window_starts(7, "all", 3).tolist()  # windows [0, 3), [3, 6), [6, 7)
+    [True, False, False, True, False, False, True]
+    >>> window_starts(7, "last", 3).tolist()  # the last 3 steps: the state entering step 4 is cut
+    [False, False, False, False, True, False, False]
     """
     check_target(target)
     check_truncation(truncation)

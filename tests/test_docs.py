@@ -145,3 +145,21 @@ def test_every_harness_block_has_its_harness():
 @pytest.mark.parametrize("name", sorted(HARNESSES))
 def test_harness_blocks_do_what_they_promise(name):
     HARNESSES[name](blocks("harness")[name])
+
+
+def test_the_docstring_examples_run():
+    """``>>>`` examples in the package's docstrings, run as doctests."""
+    import doctest
+    import importlib
+    import pkgutil
+
+    import rnn_jax
+
+    tried = 0
+    for info in pkgutil.walk_packages(rnn_jax.__path__, "rnn_jax."):
+        if info.name == "rnn_jax.__main__":
+            continue
+        result = doctest.testmod(importlib.import_module(info.name), optionflags=doctest.ELLIPSIS)
+        assert result.failed == 0, info.name
+        tried += result.attempted
+    assert tried >= 5

@@ -180,7 +180,14 @@ def make_hparams(
     """Validated ``Hyperparams``; ``truncation=None`` (full BPTT) becomes ``seq_len``.
 
     The defaults suit ``TrainConfig()`` (Adam, global-norm clipping); the tutorial's values are
-    ``learning_rate=1e-4, clip_threshold=10.0, truncation=5``."""
+    ``learning_rate=1e-4, clip_threshold=10.0, truncation=5``.
+
+    >>> int(make_hparams(seq_len=50).truncation)  # full BPTT: a window as long as the sequence
+    50
+    >>> make_hparams(seq_len=50, learning_rate=0.0)
+    Traceback (most recent call last):
+    rnn_jax.errors.InputError: learning_rate must be a positive number; got 0.0
+    """
     for name, value in (
         ("learning_rate", learning_rate),
         ("clip_threshold", clip_threshold),
