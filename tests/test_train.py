@@ -348,3 +348,25 @@ def test_cell_options_that_the_cell_does_not_take_are_refused_by_name(data, chan
         config = TrainConfig(**SMALL, **changes)
         check_config(config, n_train=data.x_train.shape[0])
         make_train(config).init(jax.random.key(0), hparams(), data)
+
+
+def test_make_train_takes_an_optax_transformation_or_a_factory_of_one(data, key):
+    """A transformation of the user's own replaces the config's strings; a factory of the
+    hyperparameters keeps the learning rate traced, so vmap sweeps it."""
+    import optax
+
+    config = TrainConfig(**{**SMALL, "epochs": 2}, batch_size=10)
+    fns = make_train(config, optimizer=optax.sgd(0.0))
+    start = fns.init(key, hparams(), data).params
+    frozen, _ = jax.jit(fns.train)(key, hparams(), data)
+    chex.assert_trees_all_equal(frozen, start)  # a zero step leaves the initial weights
+
+    train = make_train(config, optimizer=lambda hp: optax.sgd(hp.learning_rate)).train
+    one = hparams(learning_rate=1e-2)
+    rates = jax.vmap(lambda lr: one._replace(learning_rate=lr))(jnp.array([0.0, 0.05]))
+    params, metrics = jax.jit(jax.vmap(train, in_axes=(None, 0, None)))(key, rates, data)
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], params), start)
+    assert float(metrics["train_loss"][1, -1]) < float(metrics["train_loss"][0, -1])
+    refused = "optimizer must be an optax.GradientTransformation|parameter .optimizer."
+    with pytest.raises(TypeError, match=refused):
+        make_train(config, optimizer="adam")

@@ -407,8 +407,34 @@ def params_dtype(params: RNN):
     return jax.tree.leaves(params)[0].dtype
 
 
-def make_train(config: TrainConfig) -> TrainFns:
+Optimizer = optax.GradientTransformation | Callable[[Hyperparams], optax.GradientTransformation]
+
+
+def optimizer_factory(config: TrainConfig, optimizer: Optimizer | None):
+    """``build(hparams, n_train) -> GradientTransformation``: ``optimizer`` itself, or what it
+    builds from the (possibly traced) hyperparameters, or, for ``None``, the one the config's
+    ``optimizer``, ``clip`` and ``schedule`` names describe (``make_optimizer``)."""
+    if optimizer is None:
+        return lambda hparams, n_train: make_optimizer(config, hparams, n_train)
+    if isinstance(optimizer, optax.GradientTransformation):
+        return lambda hparams, n_train: optimizer
+    if callable(optimizer):
+        return lambda hparams, n_train: optimizer(hparams)
+    raise InputTypeError(
+        f"optimizer must be an optax.GradientTransformation, a function of the hyperparameters "
+        f"returning one, or None; got {type(optimizer).__name__}"
+    )
+
+
+def make_train(config: TrainConfig, *, optimizer: Optimizer | None = None) -> TrainFns:
     """Build pure training functions for ``config``.
+
+    ``optimizer`` replaces the one the config names: an ``optax.GradientTransformation``
+    (clipping included, if wanted: ``optax.chain(optax.clip_by_global_norm(1.0),
+    optax.adamw(1e-3))``), or a function ``hparams -> GradientTransformation``, so that a sweep
+    can still vmap the learning rate (``lambda hp: optax.adam(hp.learning_rate)``). The config's
+    ``optimizer``, ``clip`` and ``schedule`` (and the hyperparameters your function does not
+    read) are then unused.
 
     ``train(key, hparams, data) -> (params, metrics)`` runs ``config.epochs`` epochs in one
     ``lax.scan``; ``metrics`` maps ``train_loss, val_loss, train_rmse, val_rmse,
@@ -424,6 +450,7 @@ def make_train(config: TrainConfig) -> TrainFns:
     """
     grad_fn = make_grad_fn(config)
     clip_share = clip_fraction_fn(config)
+    build_optimizer = optimizer_factory(config, optimizer)
 
     def init(key: PRNGKeyArray, hparams: Hyperparams, data: WindowData) -> TrainState:
         init_key, shuffle_key = jax.random.split(key)
@@ -441,7 +468,7 @@ def make_train(config: TrainConfig) -> TrainFns:
             dtype=data.x_train.dtype,
             **cell_options(config),
         )
-        opt_state = make_optimizer(config, hparams, data.x_train.shape[0]).init(params)
+        opt_state = build_optimizer(hparams, data.x_train.shape[0]).init(params)
         zero = jnp.zeros((), jnp.int32)
         return TrainState(
             params=params,
@@ -457,7 +484,7 @@ def make_train(config: TrainConfig) -> TrainFns:
 
     def one_epoch(state: TrainState, hparams: Hyperparams, data: WindowData):
         n_train = data.x_train.shape[0]
-        optimizer = make_optimizer(config, hparams, n_train)
+        optimizer = build_optimizer(hparams, n_train)
         steps = n_train // config.batch_size  # a ragged last batch is dropped
         key, perm_key = jax.random.split(state.key)
         drop_key = jax.random.fold_in(perm_key, 1)  # used only with dropout; the permutation keeps its key
