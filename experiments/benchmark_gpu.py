@@ -70,7 +70,7 @@ def jax_device(kind: str) -> jax.Device:
     except RuntimeError:
         raise InputError(
             f"JAX sees no {kind} device (it sees {', '.join(d.platform for d in jax.devices())}); "
-            "install JAX with CUDA (README, 'GPU') or pass --device cpu"
+            "install JAX with CUDA (docs/gpu.md) or pass --device cpu"
         ) from None
 
 

@@ -45,7 +45,7 @@ from rnn_jax.train.loop import TrainConfig, check_config, make_hparams
 TASKS = ("sine", "mackey_glass", "oscillators")
 # Every 3 time units: sampled every unit, the series is so smooth that a 40-lag linear
 # autoregression predicts 1-3 steps ahead better than the RNN (RMSE 1e-4 against 3e-4 at one
-# step); from 4 steps on the RNN wins (README).
+# step); from 4 steps on the RNN wins (docs/forecasting.md).
 MG_SAMPLE = 3.0
 NOTES = {
     "sine": "sampled sine obeys x_(t+1) = 2 cos(1) x_t - x_(t-1): a linear autoregression is exact here",

@@ -78,7 +78,7 @@ class SineWaveConfig:
 
 
 PRESETS = {
-    # The best settings found on this task (README "Results"): the library's defaults.
+    # The best settings found on this task (docs/tutorial.md): the library's defaults.
     "default": SineWaveConfig(),
     # The tutorial's hyperparameters (a sigmoid Elman cell with H=100 and uniform [0, 1) weights,
     # per-example SGD at lr 1e-4, value clipping at 10, 5-step truncation, no scaling), with

@@ -192,8 +192,8 @@ def fit(
     resume: bool = False,
 ) -> FitResult:
     """Train one model; ``on_epoch(epoch, metrics)`` is called on the host for every epoch,
-    after the chunk that ran it (the hook to send metrics to TensorBoard and the like; README
-    "Logs"), and ``log`` writes ``metrics.jsonl`` and prints a line every few epochs.
+    after the chunk that ran it (the hook to send metrics to TensorBoard and the like;
+    docs/runs.md), and ``log`` writes ``metrics.jsonl`` and prints a line every few epochs.
 
     The run stops at the end of the chunk in which training diverged (NaN/inf gradient or
     parameters; detected inside the compiled loop), keeping the last good parameters. With

@@ -43,7 +43,7 @@ SELECTS = ("last", "best")
 class TrainConfig:
     """Static settings of a run; changing any of them compiles a new program.
 
-    The defaults learn: they are the settings the sine task's search found (README "Results"):
+    The defaults learn: they are the settings the sine task's search found (docs/tutorial.md):
     a tanh Elman cell with H=32, Adam with global-norm clipping and a cosine schedule, shuffled
     batches of 10 and Glorot/orthogonal initialisation. ``TrainConfig.tutorial()`` gives the
     tutorial's own settings instead."""
