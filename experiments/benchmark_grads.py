@@ -57,7 +57,7 @@ GRADIENTS = ("autodiff", "manual", "rule")
 
 
 @dataclasses.dataclass(frozen=True)
-class BenchmarkConfig:
+class GradBenchmarkConfig:
     rounds: int = 21
     sample_seconds: float = 0.05
     batches: str = "100,1"
@@ -149,7 +149,7 @@ def ratio_summary(ratios: list[float]) -> dict[str, float]:
     }
 
 
-def measure_case(cfg: BenchmarkConfig, batch: int, hidden: int, truncation: int | None) -> dict:
+def measure_case(cfg: GradBenchmarkConfig, batch: int, hidden: int, truncation: int | None) -> dict:
     """One case's times and ratios (see the module docstring)."""
     model = init_model(
         "elman", key=jax.random.key(0), input_dim=1, hidden_dim=hidden, output_dim=1, activation="tanh"
@@ -176,7 +176,7 @@ def measure_case(cfg: BenchmarkConfig, batch: int, hidden: int, truncation: int 
     return row
 
 
-def training_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
+def training_seconds(cfg: GradBenchmarkConfig) -> dict[str, dict]:
     """Wall time of the 25-epoch tutorial-preset run with each gradient, alternating."""
     data = make_sine_data()
     hp = make_hparams(learning_rate=1e-4, truncation=5, seq_len=50)
@@ -185,7 +185,7 @@ def training_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
     return {name: {"median_s": statistics.median(s), "min_s": min(s)} for name, s in samples.items()}
 
 
-def layout_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
+def layout_seconds(cfg: GradBenchmarkConfig) -> dict[str, dict]:
     """The two layout findings behind the hand-derived pass's speed, each form against the
     other in interleaved rounds at N=100, T=50, H=100: a batched forward scan's stored states
     asked for batch-major (as the pass did) or time-major (as it does), and ``dU = sum_t delta_t
@@ -222,7 +222,7 @@ def layout_seconds(cfg: BenchmarkConfig) -> dict[str, dict]:
     return result
 
 
-def check(cfg: BenchmarkConfig) -> list[tuple[int, int, int | None]]:
+def check(cfg: GradBenchmarkConfig) -> list[tuple[int, int, int | None]]:
     """The cases to measure; errors name the option."""
     if cfg.rounds < 1 or cfg.seq_len < 1 or cfg.training_rounds < 0:
         raise InputError("rounds and seq_len must be positive integers, training_rounds at least 0")
@@ -250,7 +250,7 @@ def case_line(row: dict) -> str:
     return "  ".join(parts)
 
 
-def run(cfg: BenchmarkConfig, out: Path) -> dict:
+def run(cfg: GradBenchmarkConfig, out: Path) -> dict:
     cases = check(cfg)
     machine = describe_machine()
     print(machine_line(machine))
@@ -279,7 +279,7 @@ def run(cfg: BenchmarkConfig, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return experiment_main(__doc__, BenchmarkConfig(), run, "results/benchmark_grads", argv)
+    return experiment_main(__doc__, GradBenchmarkConfig(), run, "results/benchmark_grads", argv)
 
 
 if __name__ == "__main__":

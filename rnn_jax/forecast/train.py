@@ -127,7 +127,7 @@ def columns(cfg: CsvTrainConfig) -> tuple[list[str], list[str]]:
     return inputs, targets
 
 
-def check_options(cfg: CsvTrainConfig) -> None:
+def check_csv_config(cfg: CsvTrainConfig) -> None:
     """The CSV run's own options (the training ones are checked by ``check_config``)."""
     if cfg.normalise not in NORMALISATIONS:
         raise InputError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {cfg.normalise!r}")
@@ -136,10 +136,10 @@ def check_options(cfg: CsvTrainConfig) -> None:
             raise InputError(f"{name} must be an integer >= {low}; got {getattr(cfg, name)}")
 
 
-def prepare(cfg: CsvTrainConfig) -> Prepared:
+def prepare_series(cfg: CsvTrainConfig) -> Prepared:
     """Read, split, scale and window the CSV as ``cfg`` says; every problem is one ``ValueError``."""
     inputs, targets = columns(cfg)
-    check_options(cfg)
+    check_csv_config(cfg)
     fractions = tuple(parse_list(cfg.split, "split"))
     names = list(dict.fromkeys(inputs + targets))
     series = read_series(cfg.csv, names, time=cfg.time, fill=cfg.fill)
@@ -336,7 +336,7 @@ def warnings_for(cfg: CsvTrainConfig, prep: Prepared) -> list[str]:
 def run_csv_training(cfg: CsvTrainConfig, options: RunOptions, progress: bool = True) -> dict:
     """Validate, train, evaluate against the baselines; write config, metrics, timing,
     predictions, the model and figures to ``options.out``."""
-    prep = prepare(cfg)
+    prep = prepare_series(cfg)
     warnings = warnings_for(cfg, prep)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
