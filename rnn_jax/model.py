@@ -86,7 +86,7 @@ def init_model(
     num_layers: int = 1,
     bidirectional: bool = False,
     dropout: float = 0.0,
-    init: str = "default",
+    init: str | tuple = "default",
     scale: float | Array = 1.0,
     dtype=jnp.float32,
     **options,
@@ -97,8 +97,9 @@ def init_model(
     serves every layer. ``num_layers > 1`` stacks layers (``rnn_jax.cells.layers.Stack``, with
     ``dropout`` between them while training); ``bidirectional`` makes every layer a
     ``Bidirectional`` pair, whose outputs (``2 H`` features) the next layer or the readout reads.
-    One layer, one direction is the cell itself. ``init="tutorial"`` (uniform [0, 1) weights) is
-    the Elman cell's option; ``options`` are the cells' own (``activation``, ``reset``, ...).
+    One layer, one direction is the cell itself. ``init="tutorial"`` (uniform [0, 1) weights), or
+    a pair of initialisers for ``U`` and ``W``, is the Elman cell's option; ``options`` are the
+    cells' own (``activation``, ``reset``, ...).
 
     >>> import jax
     >>> sizes = {"input_dim": 3, "hidden_dim": 8, "output_dim": 2}
@@ -134,7 +135,14 @@ def init_model(
     body = layers[0] if num_layers == 1 else Stack(layers=tuple(layers), dropout=dropout)
     return RNN(
         cell=body,
-        readout=Linear(key=readout_key, hidden_dim=width, output_dim=output_dim, init=init, dtype=dtype),
+        # A pair of initialisers is the Elman cell's (its U and W); the readout keeps its default.
+        readout=Linear(
+            key=readout_key,
+            hidden_dim=width,
+            output_dim=output_dim,
+            init=init if isinstance(init, str) else "default",
+            dtype=dtype,
+        ),
     )
 
 

@@ -178,3 +178,19 @@ def test_an_elman_cell_with_a_callable_activation_trains():
     model, _ = epochs(model, optimizer.init(model))
     assert model.cell.activation is jax.nn.gelu
     assert float(loss(model, data.x_val, data.y_val)) < 0.05 * before
+
+
+def test_elman_takes_initialisers_as_callables():
+    """``init`` is a name, or a pair of ``jax.nn.initializers``-style functions for U and W."""
+    zeros, ones = jax.nn.initializers.zeros, jax.nn.initializers.ones
+    cell = Elman(key=jax.random.key(0), input_dim=2, hidden_dim=3, init=(zeros, ones), scale=0.5)
+    assert cell.U.shape == (3, 2) and not cell.U.any() and bool(jnp.all(cell.W == 0.5))
+    named = Elman(key=jax.random.key(0), input_dim=2, hidden_dim=3, init="default")
+    glorot_orthogonal = (jax.nn.initializers.glorot_uniform(), jax.nn.initializers.orthogonal())
+    same = Elman(key=jax.random.key(0), input_dim=2, hidden_dim=3, init=glorot_orthogonal)
+    chex.assert_trees_all_equal(same, named)  # "default" is that pair
+    sizes = {"input_dim": 2, "hidden_dim": 3, "output_dim": 1}
+    model = rnn_jax.init_model("elman", key=jax.random.key(0), **sizes, init=(zeros, ones))
+    assert not model.cell.U.any() and model.readout.V.any()
+    with pytest.raises(ValueError, match="init must be one of default, tutorial, or a pair of initialisers"):
+        Elman(key=jax.random.key(0), input_dim=2, hidden_dim=3, init="he")

@@ -43,6 +43,8 @@ ACTIVATIONS = tuple(NAMED_ACTIVATIONS)
 INITS = ("default", "tutorial")
 
 Activation = str | Callable[[Array], Array]
+# A weight initialiser as in ``jax.nn.initializers``: ``(key, shape, dtype) -> array``.
+Initializer = Callable[..., Array]
 
 
 def check_activation(activation: object) -> None:
@@ -58,6 +60,17 @@ def check_activation(activation: object) -> None:
 def activation_fn(activation: Activation) -> Callable[[Array], Array]:
     """The nonlinearity itself, for a name or a callable."""
     return NAMED_ACTIVATIONS[activation][0] if isinstance(activation, str) else activation
+
+
+def _initializers(init: object) -> tuple[Initializer, Initializer]:
+    """``(for U, for W)``: Glorot-uniform and orthogonal for ``"default"``, or the pair given."""
+    if isinstance(init, str) and init == "default":
+        return jax.nn.initializers.glorot_uniform(), jax.nn.initializers.orthogonal()
+    if isinstance(init, tuple) and len(init) == 2 and all(callable(f) for f in init):
+        return init
+    raise InputError(
+        f"init must be one of {', '.join(INITS)}, or a pair of initialisers (for U, for W); got {init!r}"
+    )
 
 
 class Elman(Cell):
@@ -80,7 +93,7 @@ class Elman(Cell):
         hidden_dim: int,
         activation: Activation = "tanh",
         activation_grad: Callable[[Array], Array] | None = None,
-        init: str = "default",
+        init: str | tuple[Initializer, Initializer] = "default",
         scale: float | Array = 1.0,
         dtype: DTypeLike = jnp.float32,
     ):
@@ -90,7 +103,10 @@ class Elman(Cell):
         (Saxe et al. 2014) so that the recurrent map neither shrinks nor grows the state at the
         start, a zero bias. ``init="tutorial"``: ``U`` and ``W`` uniform in [0, 1), as the
         tutorial; such a ``W`` has spectral radius near ``H / 2``, which saturates a sigmoid.
-        ``scale`` multiplies ``W`` and may be traced (sweeps vmap over it).
+        Or a pair of initialisers ``(for U, for W)`` in the form of ``jax.nn.initializers``,
+        ``(key, shape, dtype) -> array``: ``init=(jax.nn.initializers.lecun_normal(),
+        jax.nn.initializers.orthogonal(0.9))``. ``scale`` multiplies ``W`` and may be traced
+        (sweeps vmap over it).
         """
         check_activation(activation)
         if activation_grad is not None and not callable(activation_grad):
@@ -101,11 +117,10 @@ class Elman(Cell):
             flat = jax.random.uniform(u_key, (hidden_dim * (input_dim + hidden_dim),), dtype)
             U = flat[: hidden_dim * input_dim].reshape(hidden_dim, input_dim)
             W = flat[hidden_dim * input_dim :].reshape(hidden_dim, hidden_dim)
-        elif init == "default":
-            U = jax.nn.initializers.glorot_uniform()(u_key, (hidden_dim, input_dim), dtype)
-            W = jax.nn.initializers.orthogonal()(w_key, (hidden_dim, hidden_dim), dtype)
         else:
-            raise InputError(f"init must be one of {', '.join(INITS)}; got {init!r}")
+            u_init, w_init = _initializers(init)
+            U = u_init(u_key, (hidden_dim, input_dim), dtype)
+            W = w_init(w_key, (hidden_dim, hidden_dim), dtype)
         self.U = U
         self.W = W * jnp.asarray(scale, dtype)
         self.b = jnp.zeros((hidden_dim,), dtype)
