@@ -2,7 +2,7 @@
 
 Kept so that ``rnn-jax gradcheck --backward tutorial`` can measure how far off it is, and so
 that the ``seed`` preset with ``--backward tutorial`` shows that it learns nothing. The correct
-pass is ``rnn_jax.manual``; ``../docs/bptt.md`` has the derivation.
+pass is ``rnn_jax.manual_grads``; ``../docs/bptt.md`` has the derivation.
 """
 
 from __future__ import annotations
