@@ -163,11 +163,11 @@ def prepare(model: RNN, xs, ys, *, target, truncation, objective, lengths, mask,
     return Batch(xs, ys, mask, h0, keys, step_weights(xs, target, mask))
 
 
-def batch_outputs(model: RNN, batch: Batch, *, target: str, truncation: Truncation) -> Array:
+def batch_outputs(model: RNN, batch: Batch, *, target: str, truncation: Truncation, unroll: int = 1) -> Array:
     """Every example's predictions: ``(N, O)`` for ``"last"``, ``(N, T, O)`` for ``"all"``."""
 
     def one(x, m, h, k):
-        return predict(model, x, target=target, truncation=truncation, mask=m, h0=h, key=k)
+        return predict(model, x, target=target, truncation=truncation, mask=m, h0=h, key=k, unroll=unroll)
 
     return jax.vmap(one)(batch.xs, batch.mask, batch.h0, batch.keys)
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.batch import batch_loss, batch_outputs, check_batch, check_model, prepare
-from rnn_jax.errors import InputError
+from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.manual import manual_rule_loss
 from rnn_jax.model import RNN, predict
 from rnn_jax.objectives import get_objective
@@ -50,6 +50,7 @@ def loss(
     mask: Array | None = None,  # (N, T) booleans; checked by resolve_mask
     h0=None,
     key: PRNGKeyArray | None = None,
+    unroll: int = 1,
 ) -> Float[Array, ""]:
     """The mean loss of a batch: over examples for ``"last"``, over valid steps for ``"all"``.
 
@@ -73,6 +74,8 @@ def loss(
             the state through unchanged and are not scored.
         h0: initial states, one per example (leaves ``(N, ...)``); ``None``: zeros.
         key: turns on dropout between stacked layers (training); ``None``: off.
+        unroll: steps per iteration of the time scans' ``lax.scan`` loop (its ``unroll``); the
+            same values in a longer program. The autodiff pass only.
 
     Returns:
         A scalar.
@@ -89,9 +92,15 @@ def loss(
         h0=h0,
         key=key,
     )
+    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
+        raise InputTypeError(f"unroll must be an integer >= 1; got {unroll!r}")
     if backward not in BACKWARDS[:2]:
         raise InputError(f"backward must be one of {', '.join(BACKWARDS[:2])}; got {backward!r}")
     if backward == "manual":
+        if unroll != 1:
+            raise InputError(
+                "unroll applies to the autodiff pass; the hand-derived pass scans one step at a time"
+            )
         if remat:
             raise InputError("remat=True needs backward 'autodiff' (the hand-derived pass stores states)")
         return manual_rule_loss(
@@ -106,11 +115,12 @@ def loss(
             key=key,
         )
     if remat:
-        if batch.mask is not None or key is not None or h0 is not None:
-            raise InputError("remat=True takes no lengths, mask, h0 or dropout key")
+        if batch.mask is not None or key is not None or h0 is not None or unroll != 1:
+            raise InputError("remat=True takes no lengths, mask, h0, dropout key or unroll")
         per_example = jax.vmap(lambda x: predict(model, x, target=target, remat=True))
         return batch_loss(objective, per_example(xs), batch)
-    return batch_loss(objective, batch_outputs(model, batch, target=target, truncation=truncation), batch)
+    outputs = batch_outputs(model, batch, target=target, truncation=truncation, unroll=unroll)
+    return batch_loss(objective, outputs, batch)
 
 
 def batch_predict(

@@ -201,8 +201,10 @@ def predict(
     remat: bool = False,
     mask: Bool[Array, " T"] | None = None,
     key: PRNGKeyArray | None = None,
+    unroll: int = 1,
 ) -> Float[Array, " O"] | Float[Array, "T O"]:
     """Predictions for one sequence: ``(O,)`` for ``"last"``, ``(T, O)`` for ``"all"``.
+    ``unroll`` is the time scans' ``lax.scan`` unroll (the same values).
 
     ``"last"`` reads the last step ``mask`` keeps (``h_T`` without a mask); skipped steps carry
     the state through unchanged. ``key`` turns on a stack's dropout (training).
@@ -223,11 +225,12 @@ def predict(
     if k is not None:
         # The state entering the window is a constant, as the masked form makes it: no gradient
         # reaches the weights, the inputs or h0 through the steps before the window.
-        entering = jax.lax.stop_gradient(cell.final(xs[:-k], h0=h0))
-        return model.readout(cell.hidden(cell.final(xs[-k:], h0=entering)))
+        entering = jax.lax.stop_gradient(cell.final(xs[:-k], h0=h0, unroll=unroll))
+        return model.readout(cell.hidden(cell.final(xs[-k:], h0=entering, unroll=unroll)))
     last = last_valid(mask, seq_len)
     starts = window_starts(seq_len, target, truncation, last=None if mask is None else last)
+    run = {"starts": starts, "h0": h0, "mask": mask, "unroll": unroll, **keyed(key)}
     if target == "last" and cell.causal:  # the final state holds the last valid step's: nothing per step
-        return model.readout(cell.hidden(cell.final(xs, starts=starts, h0=h0, mask=mask, **keyed(key))))
-    hs = cell.hidden(cell.states(xs, starts=starts, h0=h0, mask=mask, **keyed(key)))
+        return model.readout(cell.hidden(cell.final(xs, **run)))
+    hs = cell.hidden(cell.states(xs, **run))
     return model.readout(hs[last] if target == "last" else hs)

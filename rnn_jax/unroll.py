@@ -83,12 +83,14 @@ def unroll_states(
     starts: Bool[Array, " T"] | None = None,
     h0: State | None = None,
     mask: Bool[Array, " T"] | None = None,
+    unroll: int = 1,
 ) -> State:
     """Run any cell (or stack of them) over one sequence and return every state, leaves
     ``(T, ...)`` (the LSTM's ``(hs, cs)`` included). ``starts[t]`` marks a window start: the
     carried state is passed through ``stop_gradient`` before step ``t`` reads it. Where
-    ``mask[t]`` is ``False`` the step is skipped: the state passes through unchanged."""
-    return cell.states(xs, starts=starts, h0=h0, mask=mask)
+    ``mask[t]`` is ``False`` the step is skipped: the state passes through unchanged.
+    ``unroll`` is ``lax.scan``'s: steps per loop iteration, the same values."""
+    return cell.states(xs, starts=starts, h0=h0, mask=mask, unroll=unroll)
 
 
 def cell_step(cell: Cell, state: State, x: Float[Array, " D"]) -> State:
@@ -103,10 +105,11 @@ def final_state(
     starts: Bool[Array, " T"] | None = None,
     h0: State | None = None,
     mask: Bool[Array, " T"] | None = None,
+    unroll: int = 1,
 ) -> State:
     """The state after the last step; a cell keeps nothing per step (``O(1)`` memory in ``T``
     outside autodiff). Arguments as ``unroll_states``."""
-    return cell.final(xs, starts=starts, h0=h0, mask=mask)
+    return cell.final(xs, starts=starts, h0=h0, mask=mask, unroll=unroll)
 
 
 def remat_segment(seq_len: int) -> int:

@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import pytest
 
 from rnn_jax.cells import elman_step
+from rnn_jax.loss import loss
 from rnn_jax.model import init_elman, init_model, predict
 from rnn_jax.unroll import unroll, window_starts
 
@@ -138,3 +139,32 @@ def test_remat_is_refused_where_it_does_not_apply(problem):
         predict(params, xs, target="all", remat=True)
     with pytest.raises(ValueError, match="remat=True needs target 'last', full BPTT"):
         predict(params, xs, truncation=3, remat=True)
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm"])
+def test_unroll_reaches_lax_scan_and_changes_no_value(cell):
+    """``unroll=`` on the loss is the time scans' ``lax.scan`` unroll: a different program,
+    the same loss and gradient (float64), through a stack of bidirectional layers too."""
+    with jax.enable_x64(True):
+        model = init_model(
+            cell,
+            key=jax.random.key(0),
+            input_dim=2,
+            hidden_dim=3,
+            output_dim=1,
+            num_layers=2,
+            bidirectional=True,
+            dtype=jnp.float64,
+        )
+        xs = jax.random.normal(jax.random.key(1), (2, 7, 2), jnp.float64)
+        ys = jax.random.normal(jax.random.key(2), (2, 7, 1), jnp.float64)
+        options = {"target": "all", "truncation": jnp.asarray(3)}
+        one = jax.value_and_grad(loss)(model, xs, ys, **options)
+        four = jax.value_and_grad(lambda m: loss(m, xs, ys, unroll=4, **options))(model)
+        chex.assert_trees_all_close(four, one, rtol=1e-12, atol=1e-14)
+        program = str(jax.make_jaxpr(lambda m: loss(m, xs, ys, unroll=4, **options))(model))
+        assert "unroll=4" in program and "unroll=4" not in str(
+            jax.make_jaxpr(lambda m: loss(m, xs, ys, **options))(model)
+        )
+        with pytest.raises(ValueError, match="unroll applies to the autodiff pass"):
+            loss(model, xs, ys, unroll=2, backward="manual", target="all")

@@ -103,8 +103,11 @@ class Recurrence(eqx.Module):
         starts: Bool[Array, " T"] | None = None,
         h0: State | None = None,
         mask: Bool[Array, " T"] | None = None,
+        unroll: int = 1,
     ) -> State:
-        """Every state of one sequence (leaves ``(T, ...)``), stored for the backward pass."""
+        """Every state of one sequence (leaves ``(T, ...)``), stored for the backward pass.
+        ``unroll`` steps go in each iteration of the ``lax.scan`` loop (its ``unroll``): the
+        same values, a longer program that may run faster."""
 
     @abc.abstractmethod
     def hidden(self, state: State) -> Float[Array, "*T H"]:
@@ -121,9 +124,10 @@ class Recurrence(eqx.Module):
         starts: Bool[Array, " T"] | None = None,
         h0: State | None = None,
         mask: Bool[Array, " T"] | None = None,
+        unroll: int = 1,
     ) -> State:
         """The state after the last step (what a stream carries on); cells keep nothing per step."""
-        return jax.tree.map(lambda s: s[-1], self.states(xs, starts=starts, h0=h0, mask=mask))
+        return jax.tree.map(lambda s: s[-1], self.states(xs, starts=starts, h0=h0, mask=mask, unroll=unroll))
 
     def backward(
         self,
@@ -215,7 +219,7 @@ class Cell(Recurrence):
         """One whole step for one example: ``state_{t-1}, x_t -> state_t``."""
         return self.recur(state, jax.tree.map(lambda d: d[0], self.input_drive(x[None])))
 
-    def states(self, xs, *, starts=None, h0=None, mask=None) -> State:
+    def states(self, xs, *, starts=None, h0=None, mask=None, unroll=1) -> State:
         """Every state, leaves ``(T, H)``: the input drives of all steps are formed before the
         scan, which does the recurrent part only. Before step ``t`` reads the carried state it
         passes through ``stop_gradient`` where ``starts[t]``; a step ``mask`` skips keeps it."""
@@ -227,9 +231,9 @@ class Cell(Recurrence):
             return state, state
 
         start = self.initial_state() if h0 is None else h0
-        return jax.lax.scan(step, start, (self.input_drive(xs), starts, mask))[1]
+        return jax.lax.scan(step, start, (self.input_drive(xs), starts, mask), unroll=unroll)[1]
 
-    def final(self, xs, *, starts=None, h0=None, mask=None) -> State:
+    def final(self, xs, *, starts=None, h0=None, mask=None, unroll=1) -> State:
         """The state after the last step, keeping nothing per step: ``O(1)`` memory in ``T``
         outside autodiff. Each step forms its own input drive from ``x_t (D,)`` instead of one
         ``(T, H)`` matmul for all steps, which under ``vmap`` also spares laying out a
@@ -241,7 +245,7 @@ class Cell(Recurrence):
             return _keep(keep, self.step(held, x), held), None
 
         start = self.initial_state() if h0 is None else h0
-        return jax.lax.scan(step, start, (xs, starts, mask))[0]
+        return jax.lax.scan(step, start, (xs, starts, mask), unroll=unroll)[0]
 
 
 def output_grads(dh_out: Float[Array, "T H"] | Float[Array, " H"], seq_len: int) -> Float[Array, "T H"]:

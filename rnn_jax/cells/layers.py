@@ -69,11 +69,12 @@ class Bidirectional(Recurrence):
     def hidden(self, state: State) -> Float[Array, "*T H"]:
         return jnp.concatenate([self.forward.hidden(state[0]), self.reverse.hidden(state[1])], axis=-1)
 
-    def states(self, xs, *, starts=None, h0=None, mask=None) -> State:
+    def states(self, xs, *, starts=None, h0=None, mask=None, unroll=1) -> State:
         h0 = self.initial_state() if h0 is None else h0
-        ahead = self.forward.states(xs, starts=starts, h0=h0[0], mask=mask)
+        ahead = self.forward.states(xs, starts=starts, h0=h0[0], mask=mask, unroll=unroll)
+        flipped = None if mask is None else mask[::-1]
         back = self.reverse.states(
-            xs[::-1], starts=reversed_starts(starts), h0=h0[1], mask=None if mask is None else mask[::-1]
+            xs[::-1], starts=reversed_starts(starts), h0=h0[1], mask=flipped, unroll=unroll
         )
         return ahead, _flip(back)
 
@@ -162,23 +163,25 @@ class Stack(Recurrence):
             for index in range(1, len(self.layers))
         ]
 
-    def _run(self, xs, layers, *, starts, h0, mask, key) -> tuple[list[State], Array]:
+    def _run(self, xs, layers, *, starts, h0, mask, key, unroll=1) -> tuple[list[State], Array]:
         """The states of ``layers`` (the first ones), and what the next layer reads."""
         out, inputs = [], xs
         for index, layer in enumerate(layers):
-            out.append(layer.states(inputs, starts=starts, h0=h0[index], mask=mask))
+            out.append(layer.states(inputs, starts=starts, h0=h0[index], mask=mask, unroll=unroll))
             inputs = self.dropped(index + 1, layer.hidden(out[-1]), key)
         return out, inputs
 
-    def states(self, xs, *, starts=None, h0=None, mask=None, key=None) -> State:
+    def states(self, xs, *, starts=None, h0=None, mask=None, key=None, unroll=1) -> State:
         h0 = self.initial_state() if h0 is None else h0
-        return tuple(self._run(xs, self.layers, starts=starts, h0=h0, mask=mask, key=key)[0])
+        run = {"starts": starts, "h0": h0, "mask": mask, "key": key, "unroll": unroll}
+        return tuple(self._run(xs, self.layers, **run)[0])
 
-    def final(self, xs, *, starts=None, h0=None, mask=None, key=None) -> State:
+    def final(self, xs, *, starts=None, h0=None, mask=None, key=None, unroll=1) -> State:
         """Every layer's final state; the top layer keeps nothing per step."""
         h0 = self.initial_state() if h0 is None else h0
-        lower, inputs = self._run(xs, self.layers[:-1], starts=starts, h0=h0, mask=mask, key=key)
-        top = self.layers[-1].final(inputs, starts=starts, h0=h0[-1], mask=mask)
+        run = {"starts": starts, "h0": h0, "mask": mask, "key": key, "unroll": unroll}
+        lower, inputs = self._run(xs, self.layers[:-1], **run)
+        top = self.layers[-1].final(inputs, starts=starts, h0=h0[-1], mask=mask, unroll=unroll)
         return (*(jax.tree.map(lambda s: s[-1], states) for states in lower), top)
 
     def backward(self, xs, h0, states, dh_out, cuts, mask=None, key=None) -> CellGrads:
