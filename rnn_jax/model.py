@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import make_cell
-from rnn_jax.cells.base import Recurrence, with_arrays
+from rnn_jax.cells.base import Recurrence, unrolled, with_arrays
 from rnn_jax.cells.layers import Bidirectional, Stack
 from rnn_jax.cells.readout import Linear
 from rnn_jax.errors import InputError
@@ -225,11 +225,11 @@ def predict(
     if k is not None:
         # The state entering the window is a constant, as the masked form makes it: no gradient
         # reaches the weights, the inputs or h0 through the steps before the window.
-        entering = jax.lax.stop_gradient(cell.final(xs[:-k], h0=h0, unroll=unroll))
-        return model.readout(cell.hidden(cell.final(xs[-k:], h0=entering, unroll=unroll)))
+        entering = jax.lax.stop_gradient(cell.final(xs[:-k], h0=h0, **unrolled(unroll)))
+        return model.readout(cell.hidden(cell.final(xs[-k:], h0=entering, **unrolled(unroll))))
     last = last_valid(mask, seq_len)
     starts = window_starts(seq_len, target, truncation, last=None if mask is None else last)
-    run = {"starts": starts, "h0": h0, "mask": mask, "unroll": unroll, **keyed(key)}
+    run = {"starts": starts, "h0": h0, "mask": mask, **unrolled(unroll), **keyed(key)}
     if target == "last" and cell.causal:  # the final state holds the last valid step's: nothing per step
         return model.readout(cell.hidden(cell.final(xs, **run)))
     hs = cell.hidden(cell.states(xs, **run))

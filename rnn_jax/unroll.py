@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from rnn_jax.cells.base import Cell, Recurrence, State
+from rnn_jax.cells.base import Cell, Recurrence, State, unrolled
 from rnn_jax.errors import InputError
 
 TARGETS = ("last", "all")
@@ -90,7 +90,7 @@ def unroll_states(
     carried state is passed through ``stop_gradient`` before step ``t`` reads it. Where
     ``mask[t]`` is ``False`` the step is skipped: the state passes through unchanged.
     ``unroll`` is ``lax.scan``'s: steps per loop iteration, the same values."""
-    return cell.states(xs, starts=starts, h0=h0, mask=mask, unroll=unroll)
+    return cell.states(xs, starts=starts, h0=h0, mask=mask, **unrolled(unroll))
 
 
 def cell_step(cell: Cell, state: State, x: Float[Array, " D"]) -> State:
@@ -109,7 +109,7 @@ def final_state(
 ) -> State:
     """The state after the last step; a cell keeps nothing per step (``O(1)`` memory in ``T``
     outside autodiff). Arguments as ``unroll_states``."""
-    return cell.final(xs, starts=starts, h0=h0, mask=mask, unroll=unroll)
+    return cell.final(xs, starts=starts, h0=h0, mask=mask, **unrolled(unroll))
 
 
 def remat_segment(seq_len: int) -> int:

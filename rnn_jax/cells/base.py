@@ -127,7 +127,8 @@ class Recurrence(eqx.Module):
         unroll: int = 1,
     ) -> State:
         """The state after the last step (what a stream carries on); cells keep nothing per step."""
-        return jax.tree.map(lambda s: s[-1], self.states(xs, starts=starts, h0=h0, mask=mask, unroll=unroll))
+        states = self.states(xs, starts=starts, h0=h0, mask=mask, **unrolled(unroll))
+        return jax.tree.map(lambda s: s[-1], states)
 
     def backward(
         self,
@@ -191,6 +192,12 @@ def _keep(flag: Bool[Array, ""] | None, new: State, old: State) -> State:
     if flag is None:
         return new
     return jax.tree.map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+
+def unrolled(unroll: int) -> dict:
+    """``{"unroll": unroll}``, or nothing for the default 1: a recurrence written before the
+    option existed (its ``states`` without ``unroll``) still runs unchanged."""
+    return {} if unroll == 1 else {"unroll": unroll}
 
 
 class Cell(Recurrence):

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.cells.base import CellGrads, Recurrence, State, output_grads
+from rnn_jax.cells.base import CellGrads, Recurrence, State, output_grads, unrolled
 from rnn_jax.errors import InputError
 
 
@@ -71,10 +71,10 @@ class Bidirectional(Recurrence):
 
     def states(self, xs, *, starts=None, h0=None, mask=None, unroll=1) -> State:
         h0 = self.initial_state() if h0 is None else h0
-        ahead = self.forward.states(xs, starts=starts, h0=h0[0], mask=mask, unroll=unroll)
+        ahead = self.forward.states(xs, starts=starts, h0=h0[0], mask=mask, **unrolled(unroll))
         flipped = None if mask is None else mask[::-1]
         back = self.reverse.states(
-            xs[::-1], starts=reversed_starts(starts), h0=h0[1], mask=flipped, unroll=unroll
+            xs[::-1], starts=reversed_starts(starts), h0=h0[1], mask=flipped, **unrolled(unroll)
         )
         return ahead, _flip(back)
 
@@ -167,7 +167,7 @@ class Stack(Recurrence):
         """The states of ``layers`` (the first ones), and what the next layer reads."""
         out, inputs = [], xs
         for index, layer in enumerate(layers):
-            out.append(layer.states(inputs, starts=starts, h0=h0[index], mask=mask, unroll=unroll))
+            out.append(layer.states(inputs, starts=starts, h0=h0[index], mask=mask, **unrolled(unroll)))
             inputs = self.dropped(index + 1, layer.hidden(out[-1]), key)
         return out, inputs
 
@@ -181,7 +181,7 @@ class Stack(Recurrence):
         h0 = self.initial_state() if h0 is None else h0
         run = {"starts": starts, "h0": h0, "mask": mask, "key": key, "unroll": unroll}
         lower, inputs = self._run(xs, self.layers[:-1], **run)
-        top = self.layers[-1].final(inputs, starts=starts, h0=h0[-1], mask=mask, unroll=unroll)
+        top = self.layers[-1].final(inputs, starts=starts, h0=h0[-1], mask=mask, **unrolled(unroll))
         return (*(jax.tree.map(lambda s: s[-1], states) for states in lower), top)
 
     def backward(self, xs, h0, states, dh_out, cuts, mask=None, key=None) -> CellGrads:
