@@ -10,6 +10,7 @@ import types as _types
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from rnn_jax.batch import BatchOptions
     from rnn_jax.cells import GRU, LSTM, Cell, CellGrads, Elman, IndRNN, elman_step, register
     from rnn_jax.cells.readout import Linear
     from rnn_jax.data.sine import WindowData, make_sine_data
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from rnn_jax.unroll import cell_step, final_state, unroll, unroll_states, window_starts
 
 _WHERE = {
+    "BatchOptions": "rnn_jax.batch",
     "Cell": "rnn_jax.cells",
     "CellGrads": "rnn_jax.cells",
     "Elman": "rnn_jax.cells",
@@ -88,6 +90,7 @@ _sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
+    "BatchOptions",
     "GRU",
     "LSTM",
     "RNN",

@@ -3,12 +3,13 @@ loss weighs each scored step."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array
+from jaxtyping import Array, PRNGKeyArray
 
 from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.model import RNN, dims, predict
@@ -134,6 +135,48 @@ def step_weights(xs: Array, target: str, mask: Array | None) -> Array:
     return mask.astype(xs.dtype) / jnp.sum(mask).astype(xs.dtype)
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchOptions:
+    """How a batch is scored and which paths its gradient keeps: ``rnn_jax.loss``'s keywords
+    besides the model and the arrays, checked once, when the options are made.
+
+    The arrays (``lengths`` or ``mask``, ``h0``) are checked against the batch by ``prepare``.
+
+    >>> BatchOptions(target="all", truncation=5).static_truncation
+    True
+    >>> BatchOptions(target="first")
+    Traceback (most recent call last):
+    ...
+    rnn_jax.errors.InputError: target must be one of last, all; got 'first'
+    """
+
+    target: str = "last"  # "last" (many-to-one) or "all" (many-to-many)
+    truncation: Truncation = None  # None: full BPTT; k >= 1, a Python int or a traced integer
+    objective: str = "squared"  # "squared" or "cross_entropy" (rnn_jax.objectives)
+    lengths: Array | None = None  # (N,) valid steps per example (right padding)
+    mask: Array | None = None  # (N, T) booleans: the steps that exist (holes anywhere)
+    h0: object = None  # initial states, leaves (N, ...); None: the cell's zeros
+    key: PRNGKeyArray | None = None  # dropout between stacked layers; None: off
+
+    def __post_init__(self):
+        check_target(self.target)
+        check_truncation(self.truncation)
+        get_objective(self.objective)
+
+    @property
+    def static_truncation(self) -> bool:
+        """Whether the window length is known when tracing (``None`` or a Python ``int``), so
+        it is compiled into the program; otherwise it is a traced integer and one program
+        serves every length."""
+        return self.truncation is None or (
+            isinstance(self.truncation, int) and not isinstance(self.truncation, bool)
+        )
+
+    def replace(self, **changes) -> BatchOptions:
+        """A copy with some fields changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+
 class Batch(NamedTuple):
     """A checked batch: what every example of it needs besides the model."""
 
@@ -145,13 +188,15 @@ class Batch(NamedTuple):
     weights: Array  # each scored step's share of the loss (step_weights)
 
 
-def prepare(model: RNN, xs, ys, *, target, truncation, objective, lengths, mask, h0, key) -> Batch:
-    """Check every argument (errors name it) and put the batch in the form the passes read."""
+def prepare(model: RNN, xs, ys, options: BatchOptions) -> Batch:
+    """Check the arrays against the model and the options (errors name the argument) and put
+    the batch in the form the passes read."""
+    target, objective = options.target, options.objective
     check_inputs(model, xs, target)
-    mask = resolve_mask(xs, target, lengths=lengths, mask=mask)
+    mask = resolve_mask(xs, target, lengths=options.lengths, mask=options.mask)
     check_batch(model, xs, ys, target, objective=objective, mask=mask)
-    check_truncation(truncation)
     n = xs.shape[0]
+    h0 = options.h0
     if h0 is not None:
         want = jax.tree.map(lambda s: (n, *jnp.shape(s)), model.cell.initial_state())
         got = jax.tree.map(jnp.shape, h0)
@@ -159,12 +204,13 @@ def prepare(model: RNN, xs, ys, *, target, truncation, objective, lengths, mask,
             raise InputError(f"h0 must hold one initial state per example, shapes {want}; got {got}")
     if get_objective(objective).labels and mask is not None and target == "all":
         ys = jnp.where(mask, ys, 0)  # labels on skipped steps are never read; keep them in range
-    keys = None if key is None else jax.random.split(key, n)
+    keys = None if options.key is None else jax.random.split(options.key, n)
     return Batch(xs, ys, mask, h0, keys, step_weights(xs, target, mask))
 
 
-def batch_outputs(model: RNN, batch: Batch, *, target: str, truncation: Truncation, unroll: int = 1) -> Array:
+def batch_outputs(model: RNN, batch: Batch, options: BatchOptions, *, unroll: int = 1) -> Array:
     """Every example's predictions: ``(N, O)`` for ``"last"``, ``(N, T, O)`` for ``"all"``."""
+    target, truncation = options.target, options.truncation
 
     def one(x, m, h, k):
         return predict(model, x, target=target, truncation=truncation, mask=m, h0=h, key=k, unroll=unroll)

@@ -16,7 +16,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.batch import prepare
+from rnn_jax.batch import BatchOptions, prepare
 from rnn_jax.cells import ACTIVATIONS, cell_class, config_cell_options
 from rnn_jax.cells import cell_names as registered_cells
 from rnn_jax.errors import InputError
@@ -26,7 +26,7 @@ from rnn_jax.model import RNN, dims, init_model
 from rnn_jax.objectives import OBJECTIVES, get_objective
 from rnn_jax.resources import check_fits, tree_bytes
 from rnn_jax.tutorial import tutorial_grads
-from rnn_jax.unroll import TARGETS, Truncation, check_target, check_truncation
+from rnn_jax.unroll import TARGETS, Truncation
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 HAND_PASSES = {"manual": manual_grads, "tutorial": tutorial_grads}
@@ -114,9 +114,7 @@ def check_gradcheck_config(cfg: GradcheckConfig) -> None:
     if cfg.activation is not None and cfg.activation not in ACTIVATIONS:
         raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {cfg.activation!r}")
     cell_options(cfg)  # refuses an option a cell does not take
-    check_target(cfg.target)
-    check_truncation(cfg.truncation)
-    get_objective(cfg.objective)
+    BatchOptions(target=cfg.target, truncation=cfg.truncation, objective=cfg.objective)
     if cfg.lengths not in LENGTHS:
         raise InputError(f"lengths must be one of {', '.join(LENGTHS)}; got {cfg.lengths!r}")
     if not 0.0 <= cfg.dropout < 1.0 or (cfg.dropout and cfg.layers == 1):
@@ -233,10 +231,10 @@ def check_gradients(
     ``lengths``, ``mask``, ``h0`` and ``key``. ``tolerance`` defaults to ``TOLERANCE`` for the
     dtype of ``xs``. Returns ``{"ok", "max_rel_err", "tolerance", "per_param"}``.
     """
-    unset = dict.fromkeys(("lengths", "mask", "h0", "key"))
-    prepare(model, xs, ys, target=target, truncation=truncation, objective=objective, **unset | batch_options)
+    options = BatchOptions(target=target, truncation=truncation, objective=objective, **batch_options)
+    prepare(model, xs, ys, options)
     static = {"target": target}
-    if truncation is None or isinstance(truncation, int):
+    if options.static_truncation:
         static["truncation"] = truncation
     else:  # a traced window: one compiled program serves every length
         batch_options = {**batch_options, "truncation": truncation}

@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from rnn_jax.batch import batch_loss, batch_outputs, check_batch, check_model, prepare
+from rnn_jax.batch import BatchOptions, batch_loss, batch_outputs, check_batch, check_model, prepare
 from rnn_jax.errors import InputError, InputTypeError
-from rnn_jax.manual import manual_rule_loss
+from rnn_jax.manual import hand_rule_loss
 from rnn_jax.model import RNN, predict
 from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import Truncation
@@ -18,7 +18,15 @@ from rnn_jax.unroll import Truncation
 # takes those that apply to it: ``loss`` differentiates by the first two.
 BACKWARDS = ("autodiff", "manual", "tutorial")
 
-__all__ = ["batch_predict", "check_batch", "check_model", "example_loss", "loss"]
+__all__ = [
+    "BatchOptions",
+    "batch_predict",
+    "check_batch",
+    "check_model",
+    "example_loss",
+    "loss",
+    "options_loss",
+]
 
 
 def example_loss(
@@ -80,18 +88,22 @@ def loss(
     Returns:
         A scalar.
     """
-    batch = prepare(
-        model,
-        xs,
-        ys,
-        target=target,
-        truncation=truncation,
-        objective=objective,
-        lengths=lengths,
-        mask=mask,
-        h0=h0,
-        key=key,
-    )
+    options = BatchOptions(target, truncation, objective, lengths, mask, h0, key)
+    return options_loss(model, xs, ys, options, remat=remat, backward=backward, unroll=unroll)
+
+
+def options_loss(
+    model: RNN,
+    xs: Float[Array, "N T D"],
+    ys: Array,
+    options: BatchOptions,
+    *,
+    remat: bool = False,
+    backward: str = "autodiff",
+    unroll: int = 1,
+) -> Float[Array, ""]:
+    """``loss`` with its batch options already made (``rnn_jax.batch.BatchOptions``)."""
+    batch = prepare(model, xs, ys, options)
     if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 1:
         raise InputTypeError(f"unroll must be an integer >= 1; got {unroll!r}")
     if backward not in BACKWARDS[:2]:
@@ -103,24 +115,13 @@ def loss(
             )
         if remat:
             raise InputError("remat=True needs backward 'autodiff' (the hand-derived pass stores states)")
-        return manual_rule_loss(
-            model,
-            xs,
-            ys,
-            target=target,
-            truncation=truncation,
-            objective=objective,
-            mask=batch.mask,
-            h0=h0,
-            key=key,
-        )
+        return hand_rule_loss(model, batch, options)
     if remat:
-        if batch.mask is not None or key is not None or h0 is not None or unroll != 1:
+        if batch.mask is not None or batch.keys is not None or batch.h0 is not None or unroll != 1:
             raise InputError("remat=True takes no lengths, mask, h0, dropout key or unroll")
-        per_example = jax.vmap(lambda x: predict(model, x, target=target, remat=True))
-        return batch_loss(objective, per_example(xs), batch)
-    outputs = batch_outputs(model, batch, target=target, truncation=truncation, unroll=unroll)
-    return batch_loss(objective, outputs, batch)
+        per_example = jax.vmap(lambda x: predict(model, x, target=options.target, remat=True))
+        return batch_loss(options.objective, per_example(xs), batch)
+    return batch_loss(options.objective, batch_outputs(model, batch, options, unroll=unroll), batch)
 
 
 def batch_predict(

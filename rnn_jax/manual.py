@@ -13,9 +13,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float
 
-from rnn_jax.batch import Batch, batch_loss, batch_outputs, prepare
+from rnn_jax.batch import Batch, BatchOptions, batch_loss, batch_outputs, prepare
 from rnn_jax.cells.base import CellGrads
 from rnn_jax.errors import InputError
 from rnn_jax.model import RNN, keyed, last_valid, prefix_window
@@ -23,7 +23,7 @@ from rnn_jax.objectives import get_objective
 from rnn_jax.unroll import Truncation, static_window, window_starts
 
 
-def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncation, objective):
+def _example_grads(model: RNN, x, y, mask, h0, key, weight, options: BatchOptions):
     """One sequence: the states the readout scored, their output errors, the recurrent part's
     ``CellGrads``, the predictions and the final state.
 
@@ -32,6 +32,7 @@ def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncatio
     anything, and the backward pass covers the last ``k`` steps only (before them every
     gradient is zero)."""
     cell, readout = model.cell, model.readout
+    target, truncation = options.target, options.truncation
     seq_len = x.shape[0]
     h0 = cell.initial_state() if h0 is None else h0
     k = prefix_window(model, seq_len, target, truncation, mask, key)
@@ -45,7 +46,7 @@ def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncatio
     hs = cell.hidden(states)
     read = hs[last] if target == "last" else hs
     prediction = readout(read)
-    errors = get_objective(objective).error(prediction, y) * jnp.expand_dims(weight, -1)
+    errors = get_objective(options.objective).error(prediction, y) * jnp.expand_dims(weight, -1)
     dh_out = errors @ readout.V  # V^T e_t
     if target == "last" and mask is not None:  # the scored step differs between examples
         dh_out = jnp.zeros_like(hs).at[last].set(dh_out)
@@ -53,7 +54,7 @@ def _example_grads(model: RNN, x, y, mask, h0, key, weight, *, target, truncatio
     return read, errors, grads, prediction, jax.tree.map(lambda s: s[-1], states)
 
 
-def _batch_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, objective: str):
+def _batch_grads(model: RNN, batch: Batch, options: BatchOptions):
     """Every example's scored states and errors, ``CellGrads``, predictions and final states.
 
     Per-step arrays that only feed the weight products come out time-major: the tape's leaves
@@ -62,14 +63,13 @@ def _batch_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, 
     so this is the layout its outputs already have; asking for ``(N, T, ...)`` would transpose
     each of them (at N=100, T=50, H=100 these copies were a fifth of the pass). Every other
     leaf is ``(N, ...)``."""
-    scored = batch.xs.shape[:1] if target == "last" else batch.xs.shape[:2]
+    scored = batch.xs.shape[:1] if options.target == "last" else batch.xs.shape[:2]
     weights = jnp.broadcast_to(batch.weights, scored)  # one weight per scored step
 
     def one(x, y, m, h, k, w):
-        options = {"target": target, "truncation": truncation, "objective": objective}
-        return _example_grads(model, x, y, m, h, k, w, **options)
+        return _example_grads(model, x, y, m, h, k, w, options)
 
-    per_step = 1 if target == "all" else 0
+    per_step = 1 if options.target == "all" else 0
     out_axes = (per_step, per_step, CellGrads(tape=1, xs=0, h0=0, dh=0), 0, 0)
     # The inputs go in time-major too: a cell's input drive for all steps, (T, N, G H) for a gated
     # cell, is then formed in the layout the scan reads (from batch-major inputs XLA formed it
@@ -95,40 +95,30 @@ def _model_grads(model: RNN, read, errors, grads, target: str) -> RNN:
     return RNN(cell=model.cell.param_grads(_steps(grads.tape)), readout=readout_grads)
 
 
-def manual_grads(
-    model: RNN,
-    xs: Float[Array, "N T D"],
-    ys: Array,
-    *,
-    target: str = "last",
-    truncation: Truncation = None,
-    objective: str = "squared",
-    lengths: Array | None = None,
-    mask: Array | None = None,  # (N, T) booleans; checked by resolve_mask
-    h0=None,
-    key: PRNGKeyArray | None = None,
-) -> RNN:
+def manual_grads(model: RNN, xs: Float[Array, "N T D"], ys: Array, **options) -> RNN:
     """Gradient of ``rnn_jax.loss`` with the same arguments, derived by hand (no autodiff).
 
-    Args and shapes as ``rnn_jax.loss``; any cell (or stack of layers) that implements
-    ``backward`` and ``param_grads``. Returns a model of the same structure holding the
-    gradients. The weight gradients are sums over examples and steps; each is formed as one
-    product over all of them (``Recurrence.param_grads``, ``Linear.backward``).
+    Args:
+        model: any cell (or stack of layers) that implements ``backward`` and ``param_grads``,
+            with its readout.
+        xs, ys: the batch, as ``rnn_jax.loss`` takes it.
+        **options: the fields of ``rnn_jax.batch.BatchOptions`` (``target``, ``truncation``,
+            ``objective``, ``lengths`` or ``mask``, ``h0``, ``key``), as ``rnn_jax.loss``
+            takes them.
+
+    Returns:
+        A model of the same structure holding the gradients. The weight gradients are sums over
+        examples and steps; each is formed as one product over all of them
+        (``Recurrence.param_grads``, ``Linear.backward``).
     """
-    batch = prepare(
-        model,
-        xs,
-        ys,
-        target=target,
-        truncation=truncation,
-        objective=objective,
-        lengths=lengths,
-        mask=mask,
-        h0=h0,
-        key=key,
-    )
-    read, errors, grads, _, _ = _batch_grads(model, batch, target, truncation, objective)
-    return _model_grads(model, read, errors, grads, target)
+    return options_grads(model, xs, ys, BatchOptions(**options))
+
+
+def options_grads(model: RNN, xs, ys, options: BatchOptions) -> RNN:
+    """``manual_grads`` for options already made."""
+    batch = prepare(model, xs, ys, options)
+    read, errors, grads, _, _ = _batch_grads(model, batch, options)
+    return _model_grads(model, read, errors, grads, options.target)
 
 
 def _no_gradient(x):
@@ -136,10 +126,11 @@ def _no_gradient(x):
     return None if x is None else jax.tree.map(lambda a: np.zeros(jnp.shape(a), jax.dtypes.float0), x)
 
 
-def _value_and_grads(model: RNN, batch: Batch, target: str, truncation: Truncation, objective: str):
+def _value_and_grads(model: RNN, batch: Batch, options: BatchOptions):
     """The loss and the final states, and the loss's gradients with respect to the model, the
     inputs, the targets and h0."""
-    read, errors, grads, predictions, finals = _batch_grads(model, batch, target, truncation, objective)
+    target, objective = options.target, options.objective
+    read, errors, grads, predictions, finals = _batch_grads(model, batch, options)
     xs = batch.xs
     covered = grads.xs.shape[1]  # a static window: the steps before it get no gradient
     dxs = jnp.zeros_like(xs).at[:, xs.shape[1] - covered :].set(grads.xs)
@@ -157,18 +148,20 @@ def _value_and_grads(model: RNN, batch: Batch, target: str, truncation: Truncati
     return (batch_loss(objective, predictions, batch), finals), (model_grads, dxs, dys, dh0)
 
 
-def _hand_rule(target: str, static_truncation: int | None, objective: str):
+def _hand_rule(options: BatchOptions):
     """``(loss, final states)(model, batch, k)`` whose reverse-mode rule is the hand-derived
-    pass (the final states get no gradient). ``k`` is a traced truncation, or ``None`` when
-    ``static_truncation`` (``None`` or a Python int) holds."""
+    pass (the final states get no gradient). ``options`` holds no arrays: its truncation is the
+    static one, and ``k`` is a traced truncation, or ``None`` when the static one holds."""
+    objective = options.objective
 
-    def truncation(k):
-        return static_truncation if k is None else k
+    def with_window(k) -> BatchOptions:
+        return options if k is None else options.replace(truncation=k)
 
     @jax.custom_vjp
     def value(model, xs, ys, mask, h0, keys, weights, k):
         batch = Batch(xs, ys, mask, h0, keys, weights)
-        loss_value = batch_loss(objective, batch_outputs(model, batch, target=target, truncation=None), batch)
+        outputs = batch_outputs(model, batch, options.replace(truncation=None))  # the value: no cuts
+        loss_value = batch_loss(objective, outputs, batch)
         finals = jax.vmap(lambda x, m, h, key: model.cell.final(x, h0=h, mask=m, **keyed(key)))(
             xs, mask, h0, keys
         )
@@ -176,7 +169,7 @@ def _hand_rule(target: str, static_truncation: int | None, objective: str):
 
     def forward(model, xs, ys, mask, h0, keys, weights, k):
         batch = Batch(xs, ys, mask, h0, keys, weights)
-        outputs, grads = _value_and_grads(model, batch, target, truncation(k), objective)
+        outputs, grads = _value_and_grads(model, batch, with_window(k))
         return outputs, (grads, mask, keys, weights, k)
 
     def backward(residuals, cotangents):
@@ -193,23 +186,13 @@ def _hand_rule(target: str, static_truncation: int | None, objective: str):
 
 
 def manual_rule_loss(
-    model: RNN,
-    xs: Float[Array, "N T D"],
-    ys: Array,
-    *,
-    target: str = "last",
-    truncation: Truncation = None,
-    objective: str = "squared",
-    lengths: Array | None = None,
-    mask: Array | None = None,  # (N, T) booleans; checked by resolve_mask
-    h0=None,
-    key: PRNGKeyArray | None = None,
-    with_final_state: bool = False,
+    model: RNN, xs: Float[Array, "N T D"], ys: Array, *, with_final_state: bool = False, **options
 ) -> Float[Array, ""] | tuple[Float[Array, ""], object]:
     """``rnn_jax.loss`` whose gradient under ``jax.grad`` (and ``jax.vjp``) is computed by the
     hand-derived pass: with respect to the model, the inputs, the targets and ``h0``.
 
-    ``with_final_state=True`` returns ``(loss, final states)`` (leaves ``(N, ...)``, no
+    ``options`` are the fields of ``rnn_jax.batch.BatchOptions``, as ``rnn_jax.loss`` takes
+    them. ``with_final_state=True`` returns ``(loss, final states)`` (leaves ``(N, ...)``, no
     gradient through them; use ``jax.value_and_grad(..., has_aux=True)``): what a stream hands
     to its next window, from the states the pass stores anyway.
 
@@ -217,24 +200,19 @@ def manual_rule_loss(
     itself differentiable JAX), forward mode (``jax.jvp``, ``jax.jacfwd``) is refused by JAX
     with "can't apply forward-mode autodiff (jvp) to a custom_vjp function". The loss value is
     computed as ``rnn_jax.loss`` computes it."""
-    batch = prepare(
-        model,
-        xs,
-        ys,
-        target=target,
-        truncation=truncation,
-        objective=objective,
-        lengths=lengths,
-        mask=mask,
-        h0=h0,
-        key=key,
-    )
-    static = truncation is None or (isinstance(truncation, int) and not isinstance(truncation, bool))
-    rule = _hand_rule(target, truncation if static else None, objective)
-    k = None if static else jnp.asarray(truncation)
+    options = BatchOptions(**options)
+    return hand_rule_loss(model, prepare(model, xs, ys, options), options, with_final_state=with_final_state)
+
+
+def hand_rule_loss(model: RNN, batch: Batch, options: BatchOptions, *, with_final_state: bool = False):
+    """``manual_rule_loss`` of a prepared batch."""
+    static = options.static_truncation
+    rule = _hand_rule(BatchOptions(options.target, options.truncation if static else None, options.objective))
+    k = None if static else jnp.asarray(options.truncation)
     h0 = batch.h0
     if with_final_state and h0 is None:  # the final states come from a concrete start
-        h0 = jax.tree.map(lambda s: jnp.broadcast_to(s, (xs.shape[0], *s.shape)), model.cell.initial_state())
+        n = batch.xs.shape[0]
+        h0 = jax.tree.map(lambda s: jnp.broadcast_to(s, (n, *s.shape)), model.cell.initial_state())
     loss_value, finals = rule(model, batch.xs, batch.ys, batch.mask, h0, batch.keys, batch.weights, k)
     return (loss_value, finals) if with_final_state else loss_value
 
@@ -255,19 +233,8 @@ def state_grads(
     ``None`` truncation (a static ``k`` skips the early steps)."""
     if static_window(xs.shape[1], target, truncation) is not None:
         truncation = jnp.asarray(truncation)  # keep every step in the output
-    batch = prepare(
-        model,
-        xs,
-        ys,
-        target=target,
-        truncation=truncation,
-        objective=objective,
-        lengths=None,
-        mask=None,
-        h0=None,
-        key=None,
-    )
-    dh = _batch_grads(model, batch, target, truncation, objective)[2].dh
+    options = BatchOptions(target=target, truncation=truncation, objective=objective)
+    dh = _batch_grads(model, prepare(model, xs, ys, options), options)[2].dh
     if dh is None:
         raise InputError(f"the {type(model.cell).__name__} cell's backward does not report dL/dh_t")
     return dh

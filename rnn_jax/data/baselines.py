@@ -43,16 +43,13 @@ def fit_linear_ar(train: Windows) -> np.ndarray:
     return weights
 
 
-
 def predict_linear_ar(weights: np.ndarray, windows: Windows) -> np.ndarray:
     return (_features(windows.x) @ weights).reshape(windows.y.shape)
-
 
 
 def _features(x: np.ndarray) -> np.ndarray:
     flat = x.reshape(len(x), -1).astype(np.float64)
     return np.concatenate([flat, np.ones((len(x), 1))], axis=1)
-
 
 
 def rmse_by_column_and_step(
