@@ -9,6 +9,7 @@ heavy: the commands import it before JAX.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -28,6 +29,8 @@ class WriteError(OSError):
     def __init__(self, path: str | Path, err: OSError):
         self.path = Path(path)
         reason = err.strerror or str(err)
+        if err.errno == errno.ELOOP:
+            reason = "it is a symbolic link, and a run never writes through one"
         super().__init__(err.errno, f"cannot write {self.path}: {reason}")
 
     def __str__(self) -> str:

@@ -26,6 +26,11 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
+# Every temporary file this package makes ends so; a folder's clean-up removes these and
+# nothing else (a user's own ``.draft.tmp`` is theirs).
+TEMP_SUFFIX = ".rnn_jax-tmp"
+
+
 def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it. The
     file gets the permissions a plain ``open`` would give it (the process's umask applies). A
@@ -33,7 +38,7 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     except OSError as err:
         raise WriteError(path, err) from err
     try:
@@ -146,7 +151,8 @@ def append_json_lines(path: str | Path, rows: list[dict[str, Any]]) -> None:
     A failed write (a full disk) raises ``WriteError``; a resumed run rewrites the file whole."""
     text = memoryview(json_lines(rows).encode())
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        # O_NOFOLLOW: a link planted under the log's name is refused, never written through.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         try:
             start = os.lseek(fd, 0, os.SEEK_END)
             try:

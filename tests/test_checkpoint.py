@@ -8,6 +8,7 @@ import jax
 import pytest
 
 from rnn_jax.data.sine import make_sine_data
+from rnn_jax.io import TEMP_SUFFIX
 from rnn_jax.runs.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from rnn_jax.runs.driver import Checkpointing, Interrupted, deferred_signals, fit
 from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
@@ -47,7 +48,7 @@ def test_round_trip_keeps_every_leaf_and_the_metrics(tmp_path, state):
     chex.assert_trees_all_equal(loaded.opt_state, state.opt_state)
     assert int(loaded.epoch) == 2 and read_checkpoint(path)[0]["epoch"] == 2
     assert loaded_metrics["train_loss"][0] == 0.5 and math.isnan(loaded_metrics["train_loss"][1])
-    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write leaves no temporary file
+    assert not list(tmp_path.glob(f".*{TEMP_SUFFIX}"))  # the atomic write leaves no temporary file
 
 
 def damage(path, how):
@@ -180,7 +181,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, st
     monkeypatch.setattr(rnn_jax.runs.checkpoint, "write_atomic", dies_mid_write)
     with pytest.raises(OSError, match="disk full"):
         save_checkpoint(path, state, run=RUN, metrics={"x": [1.0]})
-    assert path.read_bytes() == before and not list(tmp_path.glob(".*.tmp"))
+    assert path.read_bytes() == before and not list(tmp_path.glob(f".*{TEMP_SUFFIX}"))
     load_checkpoint(path, state, run=RUN)  # still loads
 
 

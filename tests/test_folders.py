@@ -1,5 +1,6 @@
 """Output folders: checked before any work, locked while a run writes to them."""
 
+import os
 import subprocess
 import sys
 
@@ -7,6 +8,8 @@ import pytest
 from scripts import ENV, ROOT
 
 from rnn_jax.cli.folders import LOCK_NAME, FolderError, claim_output_folder, release_output_folder
+from rnn_jax.errors import WriteError
+from rnn_jax.io import TEMP_SUFFIX, append_json_lines, write_json
 
 
 @pytest.fixture
@@ -34,16 +37,65 @@ def test_a_claimed_folder_exists_holds_our_pid_and_refuses_a_second_run(claimed)
     assert claim_in_another_process(claimed).returncode == 0  # free again (and after exit)
 
 
-def test_stale_temporary_files_from_a_killed_save_are_removed(tmp_path):
+def test_stale_temporary_files_from_a_killed_save_are_removed_and_the_users_own_kept(tmp_path):
     out = tmp_path / "run"
     (out / "refit").mkdir(parents=True)
-    stale = [out / ".checkpoint.eqx.abc.tmp", out / "refit" / ".metrics.json.x.tmp"]
-    for path in stale:
+    (out / "notes").mkdir()
+    stale = [out / f".checkpoint.eqx.abc{TEMP_SUFFIX}", out / "refit" / f".metrics.json.x{TEMP_SUFFIX}"]
+    mine = [out / ".mine.tmp", out / "notes" / ".draft.tmp", out / "refit" / ".metrics.json.x.tmp"]
+    for path in stale + mine:
         path.write_text("half")
     (out / "metrics.json").write_text("{}")
     claim_output_folder(out)
     release_output_folder(out)
     assert not any(p.exists() for p in stale) and (out / "metrics.json").exists()
+    assert all(p.read_text() == "half" for p in mine)
+
+
+RUN_FILES = [LOCK_NAME, "checkpoint.eqx", "metrics.jsonl", "metrics.json", "predictions.csv", "loss.png"]
+
+
+@pytest.mark.parametrize("name", [*RUN_FILES, "refit/checkpoint.eqx"])
+def test_a_link_planted_under_a_run_file_name_is_refused_and_its_target_untouched(tmp_path, name):
+    out, victim = tmp_path / "run", tmp_path / "notes.txt"
+    (out / "refit").mkdir(parents=True)
+    victim.write_text("the user's notes")
+    (out / name).symlink_to(victim)
+    with pytest.raises(FolderError, match=f"{name} is a link to {victim}, outside the folder"):
+        claim_output_folder(out)
+    assert victim.read_text() == "the user's notes" and (out / name).is_symlink()
+
+
+def test_links_inside_the_folder_and_other_files_of_the_user_are_left_alone(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    (out / "notes.txt").symlink_to(tmp_path / "notes.txt")  # not a name a run writes
+    (out / "best.json").write_text("{}")
+    (out / "latest.json").symlink_to(out / "best.json")  # a link that stays inside
+    claim_output_folder(out)
+    release_output_folder(out)
+    assert (out / "notes.txt").is_symlink() and (out / "latest.json").is_symlink()
+
+
+@pytest.mark.parametrize("name", [LOCK_NAME, "metrics.jsonl"])
+def test_a_fifo_under_a_run_file_name_is_refused(tmp_path, name):
+    out = tmp_path / "run"
+    out.mkdir()
+    os.mkfifo(out / name)
+    with pytest.raises(FolderError, match=f"{name} is not a regular file \\(a pipe"):
+        claim_output_folder(out)
+
+
+def test_the_writers_themselves_never_write_through_a_link(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("the user's notes")
+    (tmp_path / "metrics.jsonl").symlink_to(victim)
+    with pytest.raises(WriteError, match="metrics.jsonl: it is a symbolic link"):
+        append_json_lines(tmp_path / "metrics.jsonl", [{"epoch": 1}])
+    (tmp_path / "metrics.json").symlink_to(victim)
+    write_json(tmp_path / "metrics.json", {"epoch": 1})  # replaces the link, not its target
+    assert victim.read_text() == "the user's notes" and not (tmp_path / "metrics.json").is_symlink()
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,8 @@ def place(tmp_path_factory):
     (tmp / "huge.csv").write_text("t,x\n" + "".join(f"{i},{(i + 1) * 1e297:.3e}\n" for i in range(60)))
     (tmp / "a file").write_text("not a folder\n")
     (tmp / "adir").mkdir()
+    (tmp / "linked").mkdir()
+    (tmp / "linked" / ".rnn_jax.lock").symlink_to(tmp / "a file")  # the classic planted link
     os.mkfifo(tmp / "fifo")
     crafted = {
         "piped": None,
@@ -98,7 +100,8 @@ CASES = {
     ),
     "a FIFO as the checkpoint": (
         [*SINE, "--resume", "{tmp}/piped"],
-        "error: checkpoint {tmp}/piped/checkpoint.eqx is not a regular file (a pipe, device or socket)",
+        "error: output folder {tmp}/piped: checkpoint.eqx is not a regular file (a pipe, device or socket); "
+        "remove it or choose another --out",
     ),
     "a header nested 100 000 deep": (
         [*SINE, "--resume", "{tmp}/deep"],
@@ -127,6 +130,11 @@ CASES = {
     "an output folder that is a file": (
         [*SINE, "--out", "{tmp}/a file"],
         "error: output folder {tmp}/a file is a file; give --out a folder",
+    ),
+    "a link planted as the lock file": (
+        [*SINE, "--out", "{tmp}/linked"],
+        "error: output folder {tmp}/linked: .rnn_jax.lock is a link to {tmp}/a file, outside the folder; "
+        "a run writes only its own files: remove the link or choose another --out",
     ),
     "a hidden layer of a million units": (
         [*SINE, "--hidden-dim", "1000000", "--out", "{tmp}/o5"],

@@ -11,6 +11,7 @@ import time
 import pytest
 from scripts import ENV, ROOT, assert_user_error, run
 
+from rnn_jax.io import TEMP_SUFFIX
 from rnn_jax.runs.checkpoint import CheckpointError, read_checkpoint
 
 # Each test runs whole commands in fresh processes: all of them are in the full suite only.
@@ -150,7 +151,7 @@ def test_a_full_disk_mid_run_is_one_line_and_the_resume_is_bit_identical(tmp_pat
     assert 0 < epoch < 800 and epoch % 25 == 0
     logged = [json.loads(line)["epoch"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert logged == list(range(1, len(logged) + 1)) and len(logged) >= epoch  # whole lines only
-    assert not list(tmp_path.glob(".*.tmp"))  # the failed write's temporary file is gone
+    assert not list(tmp_path.glob(f".*{TEMP_SUFFIX}"))  # the failed write's temporary file is gone
     resume_and_compare(tmp_path, reference)
 
 

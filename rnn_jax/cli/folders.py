@@ -5,7 +5,12 @@ reads data or compiles anything: the name is legal, the folder is a folder (crea
 a probe file can be written there, and some space is free. It then takes an advisory lock on
 the folder (``fcntl.flock`` on a lock file that holds the owner's pid), held until the process
 ends; the kernel releases it even after ``kill -9``, so a lock is never stale. A second run
-into a locked folder is refused. Temporary files left by a save that was killed are removed.
+into a locked folder is refused. Temporary files left by a save that was killed are removed;
+only those, recognised by the suffix this package gives them (``rnn_jax.io.TEMP_SUFFIX``).
+
+A folder owns only what its run makes: where a file of the kinds a run writes (the lock,
+checkpoints, logs, results, figures) is a link that leads out of the folder, or a FIFO, socket
+or device, the folder is refused before anything is written, rather than written through.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ import contextlib
 import fcntl
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from rnn_jax.errors import InputError
-from rnn_jax.io import size_text
+from rnn_jax.io import TEMP_SUFFIX, size_text
 
 LOCK_NAME = ".rnn_jax.lock"
+# The kinds of file a run writes, in its folder or a subfolder of it (refit/, a sweep's members).
+RUN_FILE_SUFFIXES = (".eqx", ".json", ".jsonl", ".csv", ".png")
 MIN_FREE_BYTES = 64 << 20  # checkpoints, metrics and figures of the runs this code trains
 _held: dict[Path, int] = {}  # folder -> the open lock file's descriptor, for the process's life
 
@@ -50,11 +58,43 @@ def _probe(out: Path) -> None:
             probe.unlink()
 
 
+def _is_run_file(path: Path) -> bool:
+    return path.name == LOCK_NAME or path.suffix in RUN_FILE_SUFFIXES
+
+
+def _real_dir(path: Path) -> bool:
+    return stat.S_ISDIR(path.lstat().st_mode)  # a link to a folder elsewhere is not searched
+
+
+def _check_run_files(out: Path) -> None:
+    """Refuse the folder where a name a run writes is a link out of it or a special file."""
+    inside = out.resolve()
+    entries = [*out.iterdir(), *(p for d in out.iterdir() if _real_dir(d) for p in d.iterdir())]
+    for path in sorted(filter(_is_run_file, entries)):
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            target = path.resolve()
+            if target != inside and inside not in target.parents:
+                raise FolderError(
+                    f"output folder {out}: {path.relative_to(out)} is a link to {target}, outside the "
+                    "folder; a run writes only its own files: remove the link or choose another --out"
+                )
+        elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise FolderError(
+                f"output folder {out}: {path.relative_to(out)} is not a regular file (a pipe, device or "
+                "socket); remove it or choose another --out"
+            )
+
+
 def _lock(out: Path) -> int:
     try:
-        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        # O_NOFOLLOW: a link planted under the lock's name is refused, never followed.
+        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as err:
         raise FolderError(f"cannot write in output folder {out}: {err.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FolderError(f"output folder {out}: {LOCK_NAME} is not a regular file; remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -88,11 +128,13 @@ def claim_output_folder(out: str | Path) -> Path:
     if free < MIN_FREE_BYTES:
         need = size_text(MIN_FREE_BYTES)
         raise FolderError(f"output folder {out} has {size_text(free)} free; a run needs at least {need}")
+    _check_run_files(out)
     _held[out.resolve()] = _lock(out)
     # Left by a save that was killed (here or in a subfolder such as refit/); ours come later.
-    for stale in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:
+    for stale in [*out.glob(f".*{TEMP_SUFFIX}"), *out.glob(f"*/.*{TEMP_SUFFIX}")]:
         with contextlib.suppress(OSError):
-            stale.unlink()
+            if stat.S_ISREG(stale.lstat().st_mode):
+                stale.unlink()
     return out
 
 
