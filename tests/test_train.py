@@ -1,3 +1,4 @@
+import dataclasses
 import itertools
 
 import chex
@@ -329,6 +330,19 @@ def test_train_config_trains_the_reset_before_gru(data, key):
     params, metrics = jax.jit(make_train(config).train)(key, hparams(truncation=4), data)
     assert params.cell.reset == "before" and params.cell.bh_n is None
     assert float(metrics["train_loss"][-1]) < float(metrics["train_loss"][0])
+
+
+def test_unroll_in_the_config_reaches_the_gradients_scan_and_changes_no_value(data, key):
+    config = TrainConfig(cell="gru", hidden_dim=4, epochs=3, batch_size=10)
+    plain = jax.jit(make_train(config).train)(key, hparams(truncation=4), data)
+    unrolled = jax.jit(make_train(dataclasses.replace(config, unroll=3)).train)(
+        key, hparams(truncation=4), data
+    )
+    chex.assert_trees_all_close(plain, unrolled, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unroll 3 needs backward 'autodiff'"):
+        check_config(dataclasses.replace(config, unroll=3, backward="manual"), n_train=100)
+    with pytest.raises(ValueError, match="unroll must be a positive integer; got 0"):
+        check_config(dataclasses.replace(config, unroll=0), n_train=100)
 
 
 @pytest.mark.parametrize(

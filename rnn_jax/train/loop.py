@@ -10,6 +10,7 @@ run -- shuffling, every optimiser step of every epoch, evaluation after each epo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 from collections.abc import Callable
@@ -22,13 +23,14 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from rnn_jax.batch import BatchOptions
 from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, config_cell_options
 from rnn_jax.data.sine import WindowData
 from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.loss import BACKWARDS, batch_predict, loss
 from rnn_jax.manual import manual_grads
 from rnn_jax.model import RNN, init_model
-from rnn_jax.objectives import OBJECTIVES, cross_entropy, get_objective
+from rnn_jax.objectives import OBJECTIVES, cross_entropy
 from rnn_jax.resources import tree_bytes
 from rnn_jax.tutorial import tutorial_grads
 from rnn_jax.unroll import TARGETS
@@ -67,6 +69,7 @@ class TrainConfig:
     objective: str = "squared"  # "cross_entropy": the data's y are class labels
     select: str = "last"  # "best": keep the parameters of the epoch with the lowest validation loss
     patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
+    unroll: int = 1  # steps per iteration of the time scans (lax.scan's unroll); autodiff only
 
     @classmethod
     def tutorial(cls, **changes) -> TrainConfig:
@@ -124,6 +127,8 @@ class TrainConfig:
         "select": "which parameters a run keeps: last (the final epoch's) or best (the epoch with "
         "the lowest validation loss)",
         "patience": "stop early after this many epochs without a lower validation loss (0: never)",
+        "unroll": "time steps per iteration of the scans that the autodiff gradient runs (lax.scan's "
+        "unroll): the same values from a longer program, faster on some backends and sizes",
     }
 
 
@@ -255,7 +260,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             raise InputError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
     if config.activation is not None and config.activation not in ACTIVATIONS:
         raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {config.activation!r}")
-    for name in ("hidden_dim", "epochs", "batch_size", "patience"):
+    for name in ("hidden_dim", "epochs", "batch_size", "patience", "unroll"):
         value = getattr(config, name)
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise InputTypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
@@ -271,9 +276,12 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             f"with init {config.init!r} and backward {config.backward!r}"
         )
     cell_options(config)  # refuses an option the cell does not take
-    if config.target not in TARGETS:
-        raise InputError(f"target must be one of {', '.join(TARGETS)}; got {config.target!r}")
-    get_objective(config.objective)
+    BatchOptions(target=config.target, objective=config.objective)
+    if config.unroll != 1 and config.backward != "autodiff":
+        raise InputError(
+            f"unroll {config.unroll} needs backward 'autodiff' (the hand-derived pass scans "
+            f"one step at a time); got backward {config.backward!r}"
+        )
     plain = (config.target, config.objective, config.num_layers, config.bidirectional)
     if config.backward == "tutorial" and plain != ("last", "squared", 1, False):
         raise InputError("backward 'tutorial' exists for one layer, target 'last' and squared error only")
@@ -329,7 +337,8 @@ def make_grad_fn(config: TrainConfig) -> Callable[..., RNN]:
         return lambda params, xs, ys, truncation, mask, key: tutorial_grads(
             params, xs, ys, target="last", truncation=truncation
         )
-    fn = {"autodiff": jax.grad(loss), "manual": manual_grads}[config.backward]
+    fn = {"autodiff": jax.grad(functools.partial(loss, unroll=config.unroll)), "manual": manual_grads}
+    fn = fn[config.backward]
     options = {"target": config.target, "objective": config.objective}
     return lambda params, xs, ys, truncation, mask, key: fn(
         params, xs, ys, truncation=truncation, mask=mask, key=key, **options
