@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,6 +123,43 @@ def resolve_mask(xs: Array, target: str, *, lengths: Array | None, mask: Array |
     return mask
 
 
+def check_finite(name: str, values: Array) -> None:
+    """Refuse NaN or infinite entries in a concrete floating-point array (read on the host);
+    traced values are checked inside the program (``checked_in_program``)."""
+    if _concrete(values) and jnp.issubdtype(jnp.asarray(values).dtype, jnp.floating):
+        bad = int(np.size(values) - np.count_nonzero(np.isfinite(np.asarray(values))))
+        if bad:
+            raise InputError(f"{name} holds {bad} NaN or infinite values; clean the data first")
+
+
+def checked_in_program(xs: Array, ys: Array, options: BatchOptions, mask: Array | None) -> Array:
+    """``xs``, tied to the checks of the values that are traced, so that the compiled program
+    raises (``equinox.branched_error_if``: an ``EqxRuntimeError`` naming the argument) where
+    ``prepare`` would have refused the same concrete values. Concrete values were checked on
+    the host already and add nothing here."""
+    n, seq_len, _ = xs.shape
+    failures, messages = [], []
+
+    def check(failed, message):
+        failures.append(jnp.any(failed))
+        messages.append(message)
+
+    for name, values in (("xs", xs), ("ys", ys)):
+        if not _concrete(values) and jnp.issubdtype(values.dtype, jnp.floating):
+            check(~jnp.isfinite(values), f"{name} holds NaN or infinite values; clean the data first")
+    lengths = options.lengths
+    if lengths is not None and not _concrete(lengths):
+        check((lengths < 1) | (lengths > seq_len), f"lengths must lie in [1, T={seq_len}]")
+    elif options.mask is not None and not _concrete(options.mask) and options.target == "last":
+        check(~jnp.any(mask, axis=1), "mask must keep at least one step of every example for target 'last'")
+    if not options.static_truncation and not _concrete(options.truncation):
+        check(jnp.asarray(options.truncation) < 1, "truncation must be None or an integer >= 1")
+    if not failures:
+        return xs
+    failed = jnp.stack(failures)
+    return eqx.branched_error_if(xs, jnp.any(failed), jnp.argmax(failed), messages)
+
+
 def step_weights(xs: Array, target: str, mask: Array | None) -> Array:
     """Each scored step's share of the batch loss, ``d loss / d(loss at a step)``: ``1/N`` for
     ``"last"``; for ``"all"``, ``1/(N T)``, or with a mask one over the number of steps it
@@ -195,6 +233,9 @@ def prepare(model: RNN, xs, ys, options: BatchOptions) -> Batch:
     check_inputs(model, xs, target)
     mask = resolve_mask(xs, target, lengths=options.lengths, mask=options.mask)
     check_batch(model, xs, ys, target, objective=objective, mask=mask)
+    check_finite("xs", xs)
+    check_finite("ys", ys)
+    xs = checked_in_program(xs, ys, options, mask)
     n = xs.shape[0]
     h0 = options.h0
     if h0 is not None:

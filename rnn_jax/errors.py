@@ -22,6 +22,24 @@ class InputTypeError(InputError, TypeError):
     """An argument of the wrong type (``isinstance`` checks of public functions)."""
 
 
+def check_size(name: str, value: object) -> int:
+    """``value`` as a size: an integer >= 1 (a NumPy integer too, not a bool). ``InputTypeError``
+    for another type, ``InputError`` below 1; both name the argument.
+
+    >>> check_size("hidden_dim", 0)
+    Traceback (most recent call last):
+    ...
+    rnn_jax.errors.InputError: hidden_dim must be an integer >= 1; got 0
+    """
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InputTypeError(f"{name} must be an integer >= 1; got {value!r} ({type(value).__name__})")
+    if value < 1:
+        raise InputError(f"{name} must be an integer >= 1; got {value}")
+    return int(value)
+
+
 class WriteError(OSError):
     """An output file could not be written (disk full, file too large, permissions). The file
     it would have replaced is intact: every output is written to a temporary file and renamed."""

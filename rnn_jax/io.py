@@ -56,6 +56,36 @@ def write_atomic(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     return path
 
 
+def check_field_types(cls: type, values: dict, source: str, prefix: str = "") -> None:
+    """Refuse ``values`` read from a file (``source``, for the message) for the dataclass
+    ``cls`` where a field does not hold its annotated type: ``int``, ``float`` (an ``int``
+    too), ``str``, ``bool``, ``X | None``, and a nested dataclass as a mapping of its fields.
+    Fields left out are not checked (they take their defaults). Raises ``InputError`` naming
+    the field and the value; run it before ``cls(**values)``."""
+    import dataclasses
+    import types
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue
+        value, hint, name = values[field.name], hints[field.name], prefix + field.name
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise InputError(f"{source}: {name} must be a mapping of fields; got {value!r}")
+            check_field_types(hint, value, source, f"{name}.")
+            continue
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        allowed = typing.get_args(hint) if union else (hint,)
+        if float in allowed:
+            allowed = (*allowed, int)
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and bool not in allowed)
+        if not ok:
+            names = " or ".join("null" if a is type(None) else a.__name__ for a in dict.fromkeys(allowed))
+            raise InputError(f"{source}: {name} must be {names}; got {value!r}")
+
+
 class UnreadableFile(InputError):
     """A file that is missing, not a regular file, too large, or cannot be read; the message
     says which (and the size limit)."""

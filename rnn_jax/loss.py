@@ -120,7 +120,7 @@ def options_loss(
         if batch.mask is not None or batch.keys is not None or batch.h0 is not None or unroll != 1:
             raise InputError("remat=True takes no lengths, mask, h0, dropout key or unroll")
         per_example = jax.vmap(lambda x: predict(model, x, target=options.target, remat=True))
-        return batch_loss(options.objective, per_example(xs), batch)
+        return batch_loss(options.objective, per_example(batch.xs), batch)
     return batch_loss(options.objective, batch_outputs(model, batch, options, unroll=unroll), batch)
 
 

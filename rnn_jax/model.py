@@ -18,7 +18,7 @@ from rnn_jax.cells import make_cell
 from rnn_jax.cells.base import Recurrence, unrolled, with_arrays
 from rnn_jax.cells.layers import Bidirectional, Stack
 from rnn_jax.cells.readout import Linear
-from rnn_jax.errors import InputError
+from rnn_jax.errors import InputError, check_size
 from rnn_jax.unroll import Truncation, final_state_remat, static_window, unroll, window_starts
 
 
@@ -112,7 +112,8 @@ def init_model(
     if num_layers == 1 and dropout:
         raise InputError(f"dropout acts between layers; with num_layers=1 it must be 0, got {dropout}")
     names = _per_layer("cell", cell, num_layers)
-    sizes = _per_layer("hidden_dim", hidden_dim, num_layers)
+    sizes = [check_size("hidden_dim", size) for size in _per_layer("hidden_dim", hidden_dim, num_layers)]
+    input_dim, output_dim = check_size("input_dim", input_dim), check_size("output_dim", output_dim)
     if init != "default":
         options = {**options, "init": init}
     cell_key, readout_key = jax.random.split(key)

@@ -59,3 +59,55 @@ def test_an_unknown_option_is_refused_by_name(key):
     xs, ys = jnp.zeros((2, 5, 2)), jnp.zeros((2, 3))
     with pytest.raises(TypeError, match="trget"):
         manual_grads(model, xs, ys, trget="all")
+
+
+@pytest.fixture
+def small(key):
+    model = init_model("elman", key=key, input_dim=2, hidden_dim=4, output_dim=1)
+    xs = jax.random.normal(jax.random.key(1), (3, 6, 2))
+    return model, xs, jnp.zeros((3, 1))
+
+
+@pytest.mark.parametrize("where", ["xs", "ys"])
+def test_nan_in_concrete_data_is_refused_naming_the_argument(small, where):
+    model, xs, ys = small
+    arrays = {"xs": xs, "ys": ys}
+    arrays[where] = arrays[where].at[(0,) * arrays[where].ndim].set(jnp.nan)
+    with pytest.raises(InputError, match=f"{where} holds 1 NaN or infinite values"):
+        loss(model, arrays["xs"], arrays["ys"])
+
+
+TRACED_CASES = {
+    "NaN in xs": (lambda xs, k, lengths: (xs.at[1, 2, 0].set(jnp.inf), k, lengths), "xs holds NaN"),
+    "a length of 0": (
+        lambda xs, k, lengths: (xs, k, lengths.at[0].set(0)),
+        r"lengths must lie in \[1, T=6\]",
+    ),
+    "a length past T": (
+        lambda xs, k, lengths: (xs, k, lengths.at[2].set(7)),
+        r"lengths must lie in \[1, T=6\]",
+    ),
+    "a window of 0": (
+        lambda xs, k, lengths: (xs, k * 0, lengths),
+        "truncation must be None or an integer >= 1",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TRACED_CASES))
+@pytest.mark.parametrize("backward", ["autodiff", "manual"])
+def test_traced_bad_values_raise_inside_the_compiled_program(small, case, backward):
+    model, xs, ys = small
+    spoil, message = TRACED_CASES[case]
+
+    @jax.jit
+    def value_and_grad(model, xs, k, lengths):
+        return jax.value_and_grad(loss)(model, xs, ys, truncation=k, lengths=lengths, backward=backward)
+
+    good = (xs, jnp.asarray(3), jnp.array([6, 4, 1]))
+    value, _ = value_and_grad(model, *good)  # the same program passes good values
+    assert jnp.isfinite(value)
+    # Under jax.jit the error arrives as JAX's runtime error (a ValueError) carrying the
+    # message; under equinox.filter_jit, as an EquinoxRuntimeError.
+    with pytest.raises(ValueError, match=message):
+        jax.block_until_ready(value_and_grad(model, *spoil(*good)))

@@ -147,3 +147,79 @@ def test_small_splits_and_extrapolation_are_warned_about_not_refused(tmp_path, c
     assert "warning: test inputs of column 'sales' reach" in err
     assert main([*args, "--seeds", "1", "--no-refit", "--out", str(tmp_path / "b")]) == 0
     assert "test inputs of column" not in capsys.readouterr().err  # not with the default normalisation
+
+
+@pytest.mark.slow
+def test_forecast_refuses_a_file_on_another_calendar_naming_both(monthly_run, tmp_path, capsys):
+    _, out = monthly_run
+    daily = tmp_path / "daily.csv"
+    daily.write_text("month,sales\n" + "".join(f"2000-01-{d:02d},{d}.5\n" for d in range(1, 29)))
+    assert main(["forecast", "--run", str(out), "--csv", str(daily), "--steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "time column has a step of 86400 s, stamps YYYY-MM-DD; the run in" in err
+    assert "was trained on a step of 1 month(s), stamps YYYY-MM: give a file on the run's calendar" in err
+
+
+@pytest.mark.slow
+def test_forecast_past_the_year_9999_is_refused(monthly_run, tmp_path, capsys):
+    path, out = monthly_run
+    late = write_monthly(tmp_path / "late.csv", *monthly_rows(start_year=9989))
+    assert main(["forecast", "--run", str(out), "--csv", str(late), "--steps", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(9998-12) would pass the year 9999" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda c: c["train"].update(hidden_dim="six"),
+            "config.json: train.hidden_dim must be int; got 'six'",
+        ),
+        (lambda c: c.update(window=2.5), "window must be int; got 2.5"),
+        (lambda c: c.update(time=3), "time must be str or null; got 3"),
+        (lambda c: c.update(refit="yes"), "refit must be bool; got 'yes'"),
+    ],
+)
+def test_a_run_whose_config_has_a_wrong_type_is_refused_as_input(
+    monthly_run, tmp_path, capsys, edit, message
+):
+    import shutil
+
+    path, out = monthly_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns(".rnn_jax.lock"))
+    config = json.loads((copy / "config.json").read_text())
+    edit(config)
+    (copy / "config.json").write_text(json.dumps(config))
+    assert main(["forecast", "--run", str(copy), "--csv", str(path), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "internal error" not in err
+
+
+def test_forecast_refuses_the_run_s_columns_in_another_order(tmp_path, capsys):
+    import dataclasses
+    import hashlib
+
+    from rnn_jax.forecast.train import CsvTrainConfig
+    from rnn_jax.runs.checkpoint import MODEL_FORMAT, sealed
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config = dataclasses.asdict(CsvTrainConfig(csv="ab.csv", inputs="a,b", targets="a"))
+    (run / "config.json").write_text(json.dumps(config))
+    header = {
+        "format": MODEL_FORMAT,
+        "description": {"names": ["a", "b"], "inputs": ["a", "b"], "targets": ["a"], "horizon": 1},
+        "payload_bytes": 1,
+        "payload_sha256": hashlib.sha256(b"0").hexdigest(),
+    }
+    (run / "model.eqx").write_bytes(json.dumps(sealed(header)).encode() + b"\n0")
+    swapped = tmp_path / "ba.csv"
+    swapped.write_text("b,a\n" + "".join(f"{i},{2 * i}\n" for i in range(30)))
+    assert main(["forecast", "--run", str(run), "--csv", str(swapped), "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has the run's columns in the order b, a; the run in" in err
+    assert "read them as a, b: give a file with the run's column order" in err

@@ -416,3 +416,16 @@ def test_forecast_csv_small(tmp_path):
     )
     table = (tmp_path / "out" / "forecast_csv.md").read_text()
     assert "| air_passengers | passengers |" in table and "| sine | x |" in table
+
+
+def test_benchmark_checks_small(tmp_path):
+    out = run(
+        "experiments/benchmark_checks.py",
+        *("--rounds", "2", "--hidden-dim", "4", "--epochs", "2", "--length", "60", "--window", "10"),
+        *("--out", str(tmp_path)),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "benchmark_checks.json").read_text())
+    assert result["machine"]["cpu"] and len(result["checked_over_unchecked"]["rounds"]) == 2
+    assert all(t > 0 for t in result["median_s"].values())
+    assert "checked / unchecked = " in out.stdout and "CPU: " in out.stdout

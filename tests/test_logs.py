@@ -135,3 +135,23 @@ def test_without_tqdm_lines_are_printed_and_a_terminal_gets_the_plain_progress_l
     captured = capsys.readouterr()
     assert captured.out == "epoch 1\n" and progress.bar is None
     assert captured.err.startswith("run: epoch 5/10")
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_log_removed_or_replaced_mid_run_is_written_again_whole_with_a_warning(tmp_path, capsys, how):
+    path = tmp_path / "metrics.jsonl"
+    log = EpochLog(path, quiet=True)
+    log.start(8, {"loss": [0.9]})  # one epoch from a checkpoint
+    log.record(2, {"loss": [0.8, 0.7]})
+    if how == "removed":
+        path.unlink()
+    else:
+        path.rename(tmp_path / "metrics.jsonl.1")  # rotation: a new file under the old name
+        path.write_text('{"epoch": 99}\n')
+    log.record(4, {"loss": [0.6, 0.5, 0.4]})
+    assert [row["epoch"] for row in read_rows(path)] == [1, 2, 3, 4, 5, 6]
+    assert read_rows(path)[-1]["loss"] == 0.4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "removed or replaced during the run" in err and "(6)" in err
+    log.record(7, {"loss": [0.3]})  # then appends go on to the new file, with no more warnings
+    assert len(read_rows(path)) == 7 and capsys.readouterr().err == ""

@@ -47,6 +47,15 @@ def test_stamps_continue_the_grid_in_the_column_s_own_format(texts, kind, step, 
         (["0", "1", "soon"], "f.csv line 4, time column 't': 'soon' is not a finite number like"),
         (["2000-01", "soon"], "f.csv line 3, time column 't': 'soon' is not a number or an ISO date"),
         (["2000-13", "2001-01"], "f.csv line 2, time column 't': '2000-13' is not a number or an ISO date"),
+        (
+            ["2008-05", "2008-06", "2008-07-01", "2008-08"],
+            "f.csv line 4, time column 't': '2008-07-01' is written as YYYY-MM-DD, the column's first "
+            "stamp ('2008-05') as YYYY-MM; write every stamp of the column one way",
+        ),
+        (
+            ["2000-06-01T23:00", "2000-06-01 23:30"],
+            "'2000-06-01 23:30' is written as YYYY-MM-DD HH:MM[:SS], the column's first stamp",
+        ),
     ],
 )
 def test_bad_time_columns_are_named_by_line(texts, message):

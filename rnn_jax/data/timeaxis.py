@@ -23,6 +23,12 @@ from rnn_jax.errors import InputError
 
 MONTH = re.compile(r"^\d{4}-\d{2}$")
 KINDS = ("number", "month", "second")
+FORMATS = {  # how each style of stamp is written, for messages
+    "month": "YYYY-MM",
+    "date": "YYYY-MM-DD",
+    "datetime-T": "YYYY-MM-DDTHH:MM[:SS]",
+    "datetime-space": "YYYY-MM-DD HH:MM[:SS]",
+}
 
 
 class TimeAxis(NamedTuple):
@@ -98,7 +104,7 @@ def parse_times(texts: Sequence[str], lines: Sequence[int], *, column: str, path
         values = [float(t) for t in texts]
         integral = all(v == round(v) for v in values)
         return "number", values, "int" if integral else "float"
-    parsed, styles = [], set()
+    parsed, styles = [], []
     for text, line in zip(texts, lines, strict=True):
         try:
             when, style = _parse_datetime(text.strip())
@@ -108,8 +114,15 @@ def parse_times(texts: Sequence[str], lines: Sequence[int], *, column: str, path
                 "(YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS])"
             ) from None
         parsed.append(when)
-        styles.add(style)
-    style = styles.pop() if len(styles) == 1 else "datetime-T"
+        styles.append(style)
+    style = styles[0]
+    mixed = next((i for i, s in enumerate(styles) if s != style), None)
+    if mixed is not None:  # the stamps a forecast writes take the column's one format
+        raise InputError(
+            f"{path} line {lines[mixed]}, time column {column!r}: {texts[mixed]!r} is written as "
+            f"{FORMATS[styles[mixed]]}, the column's first stamp ({texts[0]!r}) as {FORMATS[style]}; "
+            "write every stamp of the column one way"
+        )
     monthly = len({(w.day, w.time()) for w in parsed}) == 1
     return ("month" if monthly else "second"), parsed, style
 
@@ -156,6 +169,12 @@ def grid_positions(
             f"grid of the other rows (a step of {_step_text(kind, step)} from {texts[0]!r})"
         )
     return TimeAxis(kind, values[0], step, style), rounded.astype(np.int64)
+
+
+def spacing_text(axis: TimeAxis) -> str:
+    """``"a step of 1 month(s), stamps YYYY-MM"``: what a run's calendar is, for messages."""
+    written = FORMATS.get(axis.style, "numbers")
+    return f"a step of {_step_text(axis.kind, axis.step)}, stamps {written}"
 
 
 def _step_text(kind: str, step: float) -> str:

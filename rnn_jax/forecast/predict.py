@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 
 import jax
@@ -20,12 +21,12 @@ import numpy as np
 
 from rnn_jax.data.csv import header_of, read_series
 from rnn_jax.data.sine import WindowData, identity_scaler
-from rnn_jax.data.timeaxis import TimeAxis
+from rnn_jax.data.timeaxis import TimeAxis, spacing_text
 from rnn_jax.data.windows import Scales, normalise
 from rnn_jax.errors import InputError
 from rnn_jax.forecast.outputs import MODEL_FILE
 from rnn_jax.forecast.train import CsvTrainConfig, member_predictions
-from rnn_jax.io import write_atomic
+from rnn_jax.io import check_field_types, write_atomic
 from rnn_jax.runs.checkpoint import CheckpointError, load_model, read_model_description
 from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
@@ -37,7 +38,12 @@ def load_run(run: Path) -> tuple[CsvTrainConfig, dict]:
     config_path = run / "config.json"
     try:
         saved = json.loads(config_path.read_text())
+        if not isinstance(saved, dict):
+            raise TypeError("not a mapping of fields")
+        check_field_types(CsvTrainConfig, saved, str(config_path))
         cfg = CsvTrainConfig(**{**saved, "train": TrainConfig(**saved["train"])})
+    except InputError:
+        raise
     except FileNotFoundError:
         raise InputError(f"{run} holds no finished CSV run (no config.json)") from None
     except (OSError, ValueError, TypeError, KeyError) as err:
@@ -104,6 +110,20 @@ def forecast_rows(
     return np.concatenate(means)[:steps], np.concatenate(spreads)[:steps]
 
 
+def check_calendar(axis: TimeAxis | None, saved: dict | None, csv_path, run: Path) -> None:
+    """Refuse a file whose time column is on another calendar than the run's own: another
+    kind of stamp, step or format (a daily file for a run trained on months)."""
+    if saved is None or axis is None:
+        return
+    trained = TimeAxis.from_description(saved)
+    same = (axis.kind, axis.style) == (trained.kind, trained.style) and math.isclose(axis.step, trained.step)
+    if not same:
+        raise InputError(
+            f"{csv_path}'s time column has {spacing_text(axis)}; the run in {run} was trained on "
+            f"{spacing_text(trained)}: give a file on the run's calendar"
+        )
+
+
 def run_forecast(run: Path, csv_path: str, steps: int, out: Path | None = None) -> Path:
     """Forecast ``steps`` rows past the end of ``csv_path`` with the run saved in ``run``;
     writes them as CSV (default ``run/forecast.csv``) and returns its path."""
@@ -123,13 +143,28 @@ def run_forecast(run: Path, csv_path: str, steps: int, out: Path | None = None) 
             f"steps ({steps}) exceed the trained horizon ({description['horizon']}): forecasting further "
             "feeds predictions back as inputs, which needs every input column among the targets"
         )
+    order = [c for c in header if c in names]
+    if order != names:
+        raise InputError(
+            f"{csv_path} has the run's columns in the order {', '.join(order)}; the run in {run} read "
+            f"them as {', '.join(names)}: give a file with the run's column order"
+        )
     series = read_series(csv_path, names, time=cfg.time, fill=cfg.fill)
+    check_calendar(series.time, description.get("time"), csv_path, run)
     params = load_params(run, cfg, description)
     if len(series.values) < cfg.window:
         raise InputError(f"{csv_path} has {len(series.values)} rows; the run's window needs {cfg.window}")
-    mean, spread = forecast_rows(cfg, description, params, series.values, steps)
     length = len(series.values)
     axis: TimeAxis | None = series.time
+    if axis is not None:
+        try:
+            axis.stamp(length + steps - 1)
+        except (ValueError, OverflowError):
+            raise InputError(
+                f"{steps} steps past the end of {csv_path} ({axis.stamp(length - 1)}) would pass the "
+                "year 9999, the last a time stamp can name; ask for fewer --steps"
+            ) from None
+    mean, spread = forecast_rows(cfg, description, params, series.values, steps)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     targets = description["targets"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +76,33 @@ class EpochLog:
     every: int | None = None
     quiet: bool = False
     total_epochs: int = 0
+    # Every line the file should hold, and the file that holds them (device, inode): a file
+    # removed or replaced mid-run (log rotation, a user's rm) is written again, whole.
+    _rows: list = dataclasses.field(default_factory=list, repr=False)
+    _identity: tuple | None = dataclasses.field(default=None, repr=False)
 
     def start(self, total_epochs: int, history: dict[str, Any]) -> None:
         """Begin a run of ``total_epochs`` whose first epochs' metrics (from a checkpoint, or
         none) are ``history``: the file is rewritten to hold exactly those."""
         self.total_epochs = total_epochs
         if self.path is not None:
-            write_json_lines(self.path, epoch_rows(1, history))
+            self._rows = epoch_rows(1, history)
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        write_json_lines(self.path, self._rows)
+        self._identity = _file_identity(self.path)
+
+    def _append(self, rows: list[dict[str, Any]]) -> None:
+        self._rows.extend(rows)
+        if _file_identity(self.path) != self._identity:
+            self._rewrite()
+            warn(
+                f"warning: {self.path} was removed or replaced during the run; written again with "
+                f"every epoch so far ({len(self._rows)})"
+            )
+        else:
+            append_json_lines(self.path, rows)
 
     def record(self, first_epoch: int, chunk: dict[str, Any]) -> None:
         """Log one chunk's metrics, whose first epoch is ``first_epoch`` (1-based). Epochs after
@@ -90,13 +112,26 @@ class EpochLog:
         last = int(stopped[-1]) if stopped and stopped[-1] > 0 else self.total_epochs
         rows = [r for r in rows if r["epoch"] <= last]
         if self.path is not None and rows:
-            append_json_lines(self.path, rows)
+            self._append(rows)
         if self.quiet:
             return
         every = self.every or default_every(self.total_epochs)
         for row in rows:
             if row["epoch"] % every == 0 or row["epoch"] == last:
                 write_line(format_row(row, self.total_epochs))
+
+
+def _file_identity(path: Path) -> tuple | None:
+    try:
+        info = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
+def warn(text: str) -> None:
+    """One line on stderr (after any progress bar's line)."""
+    print(text, file=sys.stderr, flush=True)
 
 
 def progress_bar_class():
