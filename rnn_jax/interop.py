@@ -48,7 +48,7 @@ def _arrays(state_dict: Mapping[str, ArrayLike], kind: str) -> dict[str, np.ndar
         raise InputError(
             f"state_dict holds {', '.join(extra)}: only a single-layer, one-directional module converts"
         )
-    arrays = {n: np.asarray(state_dict[n]) for n in _NAMES}
+    arrays = {n: _float_array(n, state_dict[n], ndim=2 if n.startswith("weight") else 1) for n in _NAMES}
     w_ih, w_hh = arrays["weight_ih_l0"], arrays["weight_hh_l0"]
     hidden = w_hh.shape[-1]
     rows = _GATES[kind] * hidden
@@ -61,6 +61,20 @@ def _arrays(state_dict: Mapping[str, ArrayLike], kind: str) -> dict[str, np.ndar
                 f"got {arrays[name].shape}"
             )
     return arrays
+
+
+def _float_array(name: str, value: object, *, ndim: int) -> np.ndarray:
+    """``value`` as a floating-point array of ``ndim`` dimensions, or an error naming ``name``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} must be an array; got {type(value).__name__} ({err})") from None
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InputError(f"{name} must hold floating-point weights; got dtype {array.dtype}")
+    if array.ndim != ndim:
+        what = "a matrix" if ndim == 2 else "a vector"
+        raise InputError(f"{name} must be {what} ({ndim}-D); got shape {array.shape}")
+    return array
 
 
 def _gates(a: np.ndarray, kind: str) -> np.ndarray:
@@ -148,7 +162,18 @@ def model_from_torch(
     """A model from a recurrent module's state dict and an ``nn.Linear`` readout's
     (``weight (O, H)``, ``bias (O,)``)."""
     cell = cell_from_torch(rnn_state, kind, nonlinearity=nonlinearity)
-    weight, bias = (np.asarray(linear_state[n]) for n in ("weight", "bias"))
+    missing = [n for n in ("weight", "bias") if n not in linear_state]
+    if missing:
+        raise InputError(
+            f"linear_state lacks {', '.join(missing)} (an nn.Linear's weight (O, H) and bias (O,))"
+        )
+    weight = _float_array("weight", linear_state["weight"], ndim=2)
+    bias = _float_array("bias", linear_state["bias"], ndim=1)
+    if weight.shape[1] != cell.hidden_dim or bias.shape != weight.shape[:1]:
+        raise InputError(
+            f"linear_state must hold weight (O, H={cell.hidden_dim}) and bias (O,); got weight "
+            f"{weight.shape} and bias {bias.shape}"
+        )
     readout = Linear(
         key=jax.random.key(0), hidden_dim=cell.hidden_dim, output_dim=weight.shape[0], dtype=weight.dtype
     )

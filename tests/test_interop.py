@@ -79,6 +79,31 @@ def test_bad_state_dicts_and_cells_are_named():
         cell_to_torch(rnn_jax.IndRNN(key=jax.random.key(0), input_dim=D, hidden_dim=H))
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"weight_hh_l0": np.float32(1.0)}, r"weight_hh_l0 must be a matrix \(2-D\); got shape \(\)"),
+        ({"weight_ih_l0": np.array([["w"]])}, "weight_ih_l0 must hold floating-point weights; got dtype <U1"),
+        ({"bias_ih_l0": np.zeros((12, 1), np.float32)}, r"bias_ih_l0 must be a vector \(1-D\); got shape"),
+        ({"weight_hh_l0": np.ones((12, 4), np.int64)}, "weight_hh_l0 must hold floating-point weights; got"),
+    ],
+)
+def test_arrays_of_the_wrong_kind_are_named_with_what_was_expected(change, message):
+    with pytest.raises(ValueError, match=message):
+        cell_from_torch({**state_dict("gru"), **change}, "gru")
+
+
+def test_a_readout_state_without_its_bias_or_of_other_sizes_is_named():
+    rng = np.random.default_rng(0)
+    weight = rng.normal(size=(O, H)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"linear_state lacks bias \(an nn.Linear's weight"):
+        model_from_torch(state_dict("lstm"), {"weight": weight}, "lstm")
+    with pytest.raises(ValueError, match=r"linear_state must hold weight \(O, H=4\) and bias \(O,\)"):
+        model_from_torch(
+            state_dict("lstm"), {"weight": weight[:, :3], "bias": np.zeros(O, np.float32)}, "lstm"
+        )
+
+
 def torch_against_ours(kind: str, nonlinearity: str = "tanh") -> dict[str, float]:
     """A float64 torch module plus an ``nn.Linear`` on every step; the converted model's outputs
     and gradients (loss: half the mean squared error of all outputs), as max relative errors."""

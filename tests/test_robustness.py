@@ -147,6 +147,15 @@ CASES = {
         "error: not enough memory for the series' windows: it needs at least 1.9 TiB (windows 1.9 TiB), "
         "and … is available; use a smaller length or window",
     ),
+    "an ensemble of ten million members": (
+        [*TRAIN, "--csv", "{tmp}/series.csv", "--seeds", "10000000", "--out", "{tmp}/o9"],
+        "error: not enough memory for an ensemble of 10000000 members: it needs at least … (…), and … is "
+        "available; use a smaller hidden_dim or batch_size (--hidden-dim, --batch-size), or fewer --seeds",
+    ),
+    "a patience past int32": (
+        [*SINE, "--patience", "1099511627776", "--out", "{tmp}/o10"],
+        "error: patience must be at most 2,147,483,647 (epoch counters are int32); got 1099511627776",
+    ),
     "a gradient check of 10**11 weights": (
         ["-m", "rnn_jax", "gradcheck", "--input-dim", "1000000", "--hidden-dim", "100000"],
         "error: not enough memory for the gradient check: it needs at least … TiB (…), and … is "

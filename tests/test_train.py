@@ -320,6 +320,8 @@ def test_chunks_are_sized_by_measured_time_for_any_epoch_count_and_epochs_are_bo
     assert sum(every) == 100 and {30, 60, 90} <= set(itertools.accumulate(every))
     with pytest.raises(ValueError, match=r"epochs must be at most 2,147,483,647 \(epoch counters"):
         check_config(TrainConfig(epochs=2**63), n_train=100)
+    with pytest.raises(ValueError, match=r"patience must be at most 2,147,483,647 \(epoch counters"):
+        check_config(TrainConfig(patience=2**40), n_train=100)
 
 
 def test_train_config_trains_the_reset_before_gru(data, key):

@@ -44,10 +44,11 @@ from rnn_jax.errors import InputError
 from rnn_jax.forecast.outputs import stamp, write_outputs
 from rnn_jax.io import read_regular_file
 from rnn_jax.loss import batch_predict
+from rnn_jax.resources import TRAINING_ADVICE, check_fits
 from rnn_jax.runs.checkpoint import DATA_KEY
 from rnn_jax.runs.options import RunOptions, epoch_log, make_checkpointing, parse_list
 from rnn_jax.runs.sweep import grid, run_sweep
-from rnn_jax.train.loop import HPARAM_HELP, TrainConfig, check_config
+from rnn_jax.train.loop import HPARAM_HELP, TrainConfig, check_config, make_hparams, training_parts
 
 FEW_WINDOWS = 10  # a split with fewer windows than this gets a warning: its RMSE is noisy
 
@@ -204,6 +205,12 @@ def train_members(cfg: CsvTrainConfig, prep: Prepared, options: RunOptions, prog
     config = cfg.train
     data = window_data(prep, ("train",))
     check_config(config, data.x_train.shape[0])
+    # Before the members are drawn: their table alone outgrows memory at absurd counts.
+    one = make_hparams(learning_rate=cfg.learning_rate, seq_len=cfg.window, truncation=cfg.truncation)
+    parts = training_parts(config, one, data, members=cfg.seeds, parallel=cfg.seeds)
+    check_fits(
+        parts, what=f"an ensemble of {cfg.seeds} members", advice=f"{TRAINING_ADVICE}, or fewer --seeds"
+    )
     members = grid(
         key=jax.random.key(cfg.seed),
         n_seeds=cfg.seeds,

@@ -267,9 +267,10 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         if value < (0 if name == "patience" else 1):
             kind = "a non-negative" if name == "patience" else "a positive"
             raise InputError(f"{name} must be {kind} integer; got {getattr(config, name)}")
-    if config.epochs > MAX_EPOCHS:
-        limit = f"{MAX_EPOCHS:,} (epoch counters are int32)"
-        raise InputError(f"epochs must be at most {limit}; got {config.epochs}")
+    for name in ("epochs", "patience"):
+        if getattr(config, name) > MAX_EPOCHS:
+            limit = f"{MAX_EPOCHS:,} (epoch counters are int32)"
+            raise InputError(f"{name} must be at most {limit}; got {getattr(config, name)}")
     if config.cell != "elman" and "tutorial" in (config.init, config.backward):
         raise InputError(
             f"init and backward 'tutorial' exist for the elman cell only; got cell {config.cell!r} "
