@@ -216,3 +216,10 @@ def test_resumed_sweep_is_bit_identical_and_layout_independent(data, members, tm
     relaid = run_sweep(config, members, data, progress=False, vmap_width=3, checkpointing=other, resume=True)
     chex.assert_trees_all_close(relaid.params, whole.params, rtol=1e-5, atol=1e-7)
     assert relaid.metrics["val_loss"].shape == (8, 6)
+
+
+def test_a_grid_too_large_for_memory_is_refused_before_its_table_is_built(key):
+    with pytest.raises(
+        ValueError, match=r"not enough memory for a grid of 20000000000 members: .*list fewer seeds"
+    ):
+        grid(key=key, n_seeds=10**10, seq_len=50, learning_rate=[1e-2, 1e-3])

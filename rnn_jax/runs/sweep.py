@@ -55,6 +55,11 @@ class Members(NamedTuple):
     table: list[dict]  # per member: seed and every hyperparameter value (None = full BPTT)
 
 
+# What each member of a grid costs on the host before training: its row of the table (a dict of
+# its seed and hyperparameters) and its share of the stacked arrays (measured: about 450 bytes).
+TABLE_BYTES_PER_MEMBER = 512
+
+
 def grid(
     *,
     key: PRNGKeyArray,
@@ -81,17 +86,27 @@ def grid(
     for name, values in axes.items():
         if len(values) == 0:
             raise InputError(f"{name} must list at least one value")
-    table, hps = [], []
-    for i, (values, seed) in enumerate(itertools.product(itertools.product(*axes.values()), range(n_seeds))):
-        member = dict(zip(axes, values, strict=True))
+    cells = [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+    n = len(cells) * n_seeds
+    check_fits(
+        {"the members' table": n * TABLE_BYTES_PER_MEMBER},
+        what=f"a grid of {n} members",
+        advice="list fewer seeds or values",
+    )
+    per_cell = []
+    for c, member in enumerate(cells):  # seeds share their cell's hyperparameters: checked once
         try:
-            hps.append(make_hparams(seq_len=seq_len, **member))
+            per_cell.append(make_hparams(seq_len=seq_len, **member))
         except ValueError as err:
-            raise InputError(f"member {i} (seed {seed}, {_describe(member)}): {err}") from None
-        table.append({"seed": seed, **member})
-    seed_keys = jax.random.split(key, n_seeds)
-    keys = seed_keys[jnp.asarray([m["seed"] for m in table])]
-    return Members(keys=keys, hparams=jax.tree.map(lambda *xs: jnp.stack(xs), *hps), table=table)
+            raise InputError(f"member {c * n_seeds} (seed 0, {_describe(member)}): {err}") from None
+    table = [{"seed": seed, **member} for member in cells for seed in range(n_seeds)]
+    keys = jax.random.split(key, n_seeds)[np.tile(np.arange(n_seeds), len(cells))]
+    # Stacked on the host: jnp.stack of one scalar per member compiles a concatenation of M
+    # operands, which took minutes at M = 50 000.
+    hparams = jax.tree.map(
+        lambda *xs: jnp.asarray(np.repeat(np.stack([np.asarray(x) for x in xs]), n_seeds, axis=0)), *per_cell
+    )
+    return Members(keys=keys, hparams=hparams, table=table)
 
 
 def random_search(
