@@ -58,6 +58,8 @@ class Members(NamedTuple):
 # What each member of a grid costs on the host before training: its row of the table (a dict of
 # its seed and hyperparameters) and its share of the stacked arrays (measured: about 450 bytes).
 TABLE_BYTES_PER_MEMBER = 512
+# A random search makes and checks each member's hyperparameters one by one (about 12 kB each).
+DRAWN_BYTES_PER_MEMBER = 16 << 10
 
 
 def grid(
@@ -101,12 +103,16 @@ def grid(
             raise InputError(f"member {c * n_seeds} (seed 0, {_describe(member)}): {err}") from None
     table = [{"seed": seed, **member} for member in cells for seed in range(n_seeds)]
     keys = jax.random.split(key, n_seeds)[np.tile(np.arange(n_seeds), len(cells))]
-    # Stacked on the host: jnp.stack of one scalar per member compiles a concatenation of M
-    # operands, which took minutes at M = 50 000.
-    hparams = jax.tree.map(
-        lambda *xs: jnp.asarray(np.repeat(np.stack([np.asarray(x) for x in xs]), n_seeds, axis=0)), *per_cell
-    )
+    hparams = jax.tree.map(lambda x: jnp.repeat(x, n_seeds, axis=0), stacked(per_cell))
     return Members(keys=keys, hparams=hparams, table=table)
+
+
+def stacked(hparams: Sequence[Hyperparams]) -> Hyperparams:
+    """One ``Hyperparams`` whose leaves stack the given ones' along a new first axis ``(M,)``.
+
+    Stacked on the host: ``jnp.stack`` of one scalar per member compiles a concatenation of M
+    operands, which took minutes at M = 50 000."""
+    return jax.tree.map(lambda *xs: jnp.asarray(np.stack([np.asarray(x) for x in xs])), *hparams)
 
 
 def random_search(
@@ -130,6 +136,11 @@ def random_search(
         raise InputError(f"truncation range must satisfy 1 <= low <= high; got {truncation}")
     if n_members < 1:
         raise InputError(f"n_members must be a positive integer; got {n_members}")
+    check_fits(
+        {"the members' hyperparameters": n_members * DRAWN_BYTES_PER_MEMBER},
+        what=f"a random search of {n_members} members",
+        advice="draw fewer members",
+    )
     seed_key, *draw_keys = jax.random.split(key, 5)
     draws = {
         name: jnp.exp(jax.random.uniform(k, (n_members,), minval=jnp.log(low), maxval=jnp.log(high))).tolist()
@@ -151,7 +162,7 @@ def random_search(
     hps = [make_hparams(seq_len=seq_len, **{k: v for k, v in m.items() if k != "seed"}) for m in table]
     return Members(
         keys=jax.random.split(seed_key, n_members),
-        hparams=jax.tree.map(lambda *xs: jnp.stack(xs), *hps),
+        hparams=stacked(hps),
         table=table,
     )
 
