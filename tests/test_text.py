@@ -84,3 +84,12 @@ def test_sampling_starts_with_the_prompt_and_is_reproducible(key):
     assert one == sample(model, vocab, "ab", length=20, temperature=0.5, key=key)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         sample(model, vocab, "ab", length=2, temperature=0.0, key=key)
+
+
+def test_a_sample_too_long_for_memory_is_refused_before_drawing(key):
+    vocab = Vocabulary.of("abcd")
+    model = init_model("gru", key=key, input_dim=4, hidden_dim=6, output_dim=4)
+    with pytest.raises(ValueError, match=r"not enough memory for sampling 1,000,000,000,000 characters"):
+        sample(model, vocab, "ab", length=10**12, temperature=0.5, key=key)
+    with pytest.raises(ValueError, match="length must be an integer >= 1; got 0"):
+        sample(model, vocab, "ab", length=0, temperature=0.5, key=key)

@@ -18,12 +18,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from rnn_jax.errors import InputError
+from rnn_jax.errors import InputError, check_size
 from rnn_jax.io import read_regular_file
 from rnn_jax.model import RNN
 from rnn_jax.objectives import cross_entropy
+from rnn_jax.resources import check_fits
 
 MAX_TEXT_BYTES = 1 << 30  # a corpus above this is refused before it is read
+SAMPLE_BYTES_PER_CHAR = 96  # what sampling one character keeps until the text is returned (a bound)
 
 
 def default_text() -> str:
@@ -120,6 +122,14 @@ def sample(
         raise InputError(f"temperature must be > 0; got {temperature}")
     if not prompt:
         raise InputError("the prompt must hold at least one character")
+    length = check_size("length", length)
+    # Per character: its key (8 bytes), its id on the device and the host (4 + 8) and the text
+    # decoded from it (up to 4 bytes in UTF-8, and Python's list of them on the way).
+    check_fits(
+        {"sampled characters": length * SAMPLE_BYTES_PER_CHAR},
+        what=f"sampling {length:,} characters",
+        advice="sample fewer characters (--sample-length)",
+    )
     size = len(vocab)
     cell = model.cell
     prompt_ids = jnp.asarray(vocab.encode(prompt))
