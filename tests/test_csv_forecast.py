@@ -127,7 +127,20 @@ def test_gaps_need_fill_and_run_with_it(tmp_path, capsys):
 def test_bad_time_columns_are_one_line_exit_2(tmp_path, capsys, edit, message):
     stamps, values = monthly_rows(60)
     path = write_monthly(tmp_path / "t.csv", edit(stamps), [f"{v:.3f}" for v in values])
-    args = ["train", "--csv", str(path), "--inputs", "sales", "--targets", "sales", "--time", "month", *SMALL]
+    args = [
+        "train",
+        "--csv",
+        str(path),
+        "--inputs",
+        "sales",
+        "--targets",
+        "sales",
+        "--time",
+        "month",
+        *SMALL,
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
@@ -223,3 +236,15 @@ def test_forecast_refuses_the_run_s_columns_in_another_order(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has the run's columns in the order b, a; the run in" in err
     assert "read them as a, b: give a file with the run's column order" in err
+
+
+@pytest.mark.slow
+def test_a_forecast_too_large_for_memory_is_refused_before_it_runs(monkeypatch, monthly_run, capsys):
+    import rnn_jax.resources
+
+    path, out = monthly_run
+    monkeypatch.setattr(rnn_jax.resources, "available_bytes", lambda device=None: 1 << 20)  # 1 MiB free
+    assert main(["forecast", "--run", str(out), "--csv", str(path), "--steps", "100000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not enough memory for a forecast of 100,000 steps" in err
+    assert "ask for fewer --steps" in err

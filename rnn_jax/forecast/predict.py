@@ -27,6 +27,7 @@ from rnn_jax.errors import InputError
 from rnn_jax.forecast.outputs import MODEL_FILE
 from rnn_jax.forecast.train import CsvTrainConfig, member_predictions
 from rnn_jax.io import check_field_types, write_atomic
+from rnn_jax.resources import check_fits
 from rnn_jax.runs.checkpoint import CheckpointError, load_model, read_model_description
 from rnn_jax.train.loop import TrainConfig, make_hparams, make_train
 
@@ -93,20 +94,24 @@ def forecast_rows(
     targets = [names.index(c) for c in description["targets"]]
     scales = Scales.from_description(description["scales"])
     horizon, window = description["horizon"], description["window"]
-    rows, means, spreads = np.array(history, np.float64), [], []
+    # The rows so far and the forecast ones, allocated once (growing them would copy them all
+    # at every step: quadratic in the steps).
+    known = len(history)
+    rows = np.full((known + steps + horizon, history.shape[1]), np.nan)
+    rows[:known] = history
+    means, spreads = [], []
     while sum(len(m) for m in means) < steps:
-        x = rows[-window:, inputs][None]
+        x = rows[known - window : known, inputs][None]
         norm = normalise(x, mode=description["normalise"], scales=scales, inputs=inputs, targets=targets)
         raw = np.asarray(member_predictions(params, jnp.asarray(norm.x, jnp.float32)), np.float64)
         levels = np.stack([norm.levels(r.reshape(1, horizon, -1))[0] for r in raw])  # (M, K, D_out)
         if description["shrink_weights"] is not None and set(targets) <= set(inputs):
-            last = rows[-1, targets]  # persistence: the last row, repeated
+            last = rows[known - 1, targets]  # persistence: the last row, repeated
             levels = last + np.asarray(description["shrink_weights"]) * (levels - last)
         means.append(levels.mean(axis=0))
         spreads.append(levels.std(axis=0))
-        following = np.full((horizon, rows.shape[1]), np.nan)
-        following[:, targets] = means[-1]
-        rows = np.concatenate([rows, following])
+        rows[known : known + horizon, targets] = means[-1]
+        known += horizon
     return np.concatenate(means)[:steps], np.concatenate(spreads)[:steps]
 
 
@@ -130,6 +135,17 @@ def run_forecast(run: Path, csv_path: str, steps: int, out: Path | None = None) 
     if isinstance(steps, bool) or not 1 <= steps <= MAX_STEPS:
         raise InputError(f"steps must be an integer between 1 and {MAX_STEPS}; got {steps}")
     cfg, description = load_run(run)
+    # The forecast rows (every column, float64), each member's predictions of them, and the
+    # mean, spread and text of each row written.
+    columns, members = len(description["names"]), description.get("members", 1)
+    per_step = 8 * (columns + members * len(description["targets"])) + 64 * (
+        1 + 2 * len(description["targets"])
+    )
+    check_fits(
+        {"forecast rows": steps * per_step},
+        what=f"a forecast of {steps:,} steps",
+        advice="ask for fewer --steps",
+    )
     names = description["names"]
     header = header_of(csv_path)
     missing = [c for c in names + ([cfg.time] if cfg.time else []) if c not in header]
