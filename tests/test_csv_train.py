@@ -153,3 +153,12 @@ def test_the_command_trains_the_reset_before_gru(weather, tmp_path):
     cfg, description = load_run(tmp_path)
     members = load_params(tmp_path, cfg, description)
     assert members.cell.reset == "before" and members.cell.bh_n is None
+
+
+@pytest.mark.slow
+def test_a_diverging_ensemble_exits_1_with_one_line_saying_so(weather, tmp_path, capsys):
+    args = ["train", "--csv", str(weather), "--inputs", "temperature", "--targets", "temperature", *ARGS]
+    assert main([*args, "--learning-rate", "1e30", "--quiet", "--out", str(tmp_path)]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning: ")]
+    assert len(err) == 1 and err[0].startswith("error: training diverged in epoch 1 (a gradient")
+    assert json.loads((tmp_path / "metrics.json").read_text())["diverged_at_epoch"] == 1

@@ -71,7 +71,15 @@ def _train(argv: Sequence[str]) -> int:
         metrics = run_csv_training(config, options)
         print(format_summary(metrics))
         print(f"-> {options.out}")
-        return 1 if metrics["diverged_at_epoch"] is not None else 0
+        if metrics["diverged_at_epoch"] is None:
+            return 0
+        print(
+            f"error: training diverged in epoch {metrics['diverged_at_epoch']} (a gradient or parameter "
+            f"became NaN or infinite in at least one member); the results and metrics are in {options.out} "
+            "(metrics.json says which members). Try a smaller learning_rate or clip_threshold",
+            file=sys.stderr,
+        )
+        return 1
 
     return run_command(go, options.out)
 
