@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from scripts import ROOT, assert_user_error, run
+from scripts import ROOT, assert_user_error, run, run_in_process
 
 # Each test runs whole commands in fresh processes: all of them are in the full suite only.
 pytestmark = pytest.mark.slow
@@ -104,7 +104,7 @@ def test_benchmark_grads_small(tmp_path):
     ],
 )
 def test_experiments_reject_bad_arguments(tmp_path, script, args, message):
-    out = run(f"experiments/{script}", *args, "--out", str(tmp_path))
+    out = run_in_process(f"experiments/{script}", *args, "--out", str(tmp_path))
     assert_user_error(out, message)
 
 
@@ -172,6 +172,8 @@ def test_sweep_benchmark_small(tmp_path):
     ],
 )
 def test_sweep_rejects_bad_values_naming_the_member(tmp_path, args, message):
+    # In a process of its own: the sweep splits the CPU into devices, which must come before
+    # any JAX computation in that process.
     out = run("experiments/sweep.py", *args, "--out", str(tmp_path))
     assert_user_error(out, message)
     assert not (tmp_path / "sweep.json").exists()
@@ -358,7 +360,7 @@ def test_char_lm_small(tmp_path):
 def test_char_lm_rejects_bad_text(tmp_path, content, args, message):
     text = tmp_path / "text.txt"
     text.write_bytes(content)
-    out = run("experiments/char_lm.py", "--text", str(text), *args, "--out", str(tmp_path / "out"))
+    out = run_in_process("experiments/char_lm.py", "--text", str(text), *args, "--out", str(tmp_path / "out"))
     assert_user_error(out, message)
 
 
