@@ -248,3 +248,23 @@ def test_a_forecast_too_large_for_memory_is_refused_before_it_runs(monkeypatch, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not enough memory for a forecast of 100,000 steps" in err
     assert "ask for fewer --steps" in err
+
+
+@pytest.mark.slow
+def test_a_long_forecast_is_its_first_rounds_then_a_forecast_from_them(monthly_run):
+    """The closed loop, one compiled scan: forecasting 6 rows (three rounds of the horizon, 2)
+    equals forecasting 2, appending their mean to the history and forecasting 4 more."""
+    from rnn_jax.data.csv import read_series
+    from rnn_jax.forecast.predict import forecast_rows, load_params, load_run
+
+    path, out = monthly_run
+    cfg, description = load_run(out)
+    params = load_params(out, cfg, description)
+    history = read_series(str(path), description["names"], time=cfg.time, fill=cfg.fill).values
+    mean, spread = forecast_rows(cfg, description, params, history, 6)
+    first, _ = forecast_rows(cfg, description, params, history, 2)
+    rest, rest_spread = forecast_rows(cfg, description, params, np.concatenate([history, first]), 4)
+    assert mean.shape == spread.shape == (6, 1) and mean.dtype == np.float64
+    np.testing.assert_allclose(mean, np.concatenate([first, rest]), rtol=1e-12)
+    np.testing.assert_allclose(spread[2:], rest_spread, rtol=1e-12, atol=1e-12)
+    assert np.all(np.isfinite(mean)) and not np.allclose(mean[2:4], mean[4:6])

@@ -87,9 +87,10 @@ class Normalised(NamedTuple):
         """Raw targets ``(N, K, D_out)`` in model units."""
         return (y - self.anchor[:, None]) / self.scale[:, None]
 
-    def levels(self, prediction: np.ndarray) -> np.ndarray:
-        """Model-unit predictions ``(N, K, D_out)`` in the series' own units."""
-        return self.anchor[:, None] + self.scale[:, None] * np.asarray(prediction, np.float64)
+    def levels(self, prediction: np.ndarray | Array) -> np.ndarray | Array:
+        """Model-unit predictions ``(N, K, D_out)`` in the series' own units (float64)."""
+        xp = self.anchor.__array_namespace__()
+        return self.anchor[:, None] + self.scale[:, None] * xp.asarray(prediction, dtype=xp.float64)
 
 
 def split_rows(n_rows: int, fractions: tuple[float, float, float]) -> list[tuple[int, int]]:
@@ -179,28 +180,36 @@ def as_jnp(windows: Windows, dtype=jnp.float32) -> tuple[Array, Array]:
     return jnp.asarray(windows.x, dtype), jnp.asarray(windows.y.reshape(len(windows.y), -1), dtype)
 
 
-def normalise(x: np.ndarray, *, mode: str, scales: Scales, inputs, targets) -> Normalised:
-    """Raw input windows ``x (N, W, D_in)`` in model units (see the module docstring)."""
+def normalise(x: np.ndarray | Array, *, mode: str, scales: Scales, inputs, targets) -> Normalised:
+    """Raw input windows ``x (N, W, D_in)`` in model units (see the module docstring).
+
+    ``x`` may be a NumPy array or a JAX one (traced too, in float64 where ``jax.enable_x64``
+    holds): the arithmetic is written once, in the array's own namespace."""
     if mode not in NORMALISATIONS:
         raise InputError(f"normalise must be one of {', '.join(NORMALISATIONS)}; got {mode!r}")
+    xp = x.__array_namespace__()
     inputs, targets = list(inputs), list(targets)
     n = x.shape[0]
     if mode == "none":
-        anchor_in = np.broadcast_to(scales.mean[inputs], (n, len(inputs)))
-        scale_in = np.broadcast_to(scales.std[inputs], (n, len(inputs)))
+        anchor_in = xp.broadcast_to(xp.asarray(scales.mean[inputs]), (n, len(inputs)))
+        scale_in = xp.broadcast_to(xp.asarray(scales.std[inputs]), (n, len(inputs)))
     else:
         anchor_in = x[:, -1, :]
-        scale_in = np.broadcast_to(scales.step[inputs], (n, len(inputs)))
-        if mode == "last_scale":
-            rms = np.sqrt(np.mean(np.diff(x, axis=1) ** 2, axis=1)) if x.shape[1] > 1 else scale_in
-            scale_in = np.maximum(rms, MIN_WINDOW_SCALE * scale_in)
-    anchor = np.empty((n, len(targets)))
-    scale = np.empty((n, len(targets)))
-    for j, t in enumerate(targets):
-        if mode != "none" and t in inputs:
-            anchor[:, j], scale[:, j] = anchor_in[:, inputs.index(t)], scale_in[:, inputs.index(t)]
-        else:
-            anchor[:, j], scale[:, j] = scales.mean[t], scales.std[t]
+        scale_in = xp.broadcast_to(xp.asarray(scales.step[inputs]), (n, len(inputs)))
+        if mode == "last_scale" and x.shape[1] > 1:
+            rms = xp.sqrt(xp.mean(xp.diff(x, axis=1) ** 2, axis=1))
+            scale_in = xp.maximum(rms, MIN_WINDOW_SCALE * scale_in)
+
+    def per_target(of_inputs, saved):
+        """``(N, D_out)``: a target's column of ``of_inputs`` where it is an input (and the
+        window has a last value), else the training rows' statistic."""
+        columns = [
+            of_inputs[:, inputs.index(t)] if mode != "none" and t in inputs else xp.full((n,), saved[t])
+            for t in targets
+        ]
+        return xp.stack(columns, axis=1)
+
+    anchor, scale = per_target(anchor_in, scales.mean), per_target(scale_in, scales.std)
     return Normalised((x - anchor_in[:, None]) / scale_in[:, None], anchor, scale)
 
 

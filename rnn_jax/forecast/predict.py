@@ -88,31 +88,43 @@ def forecast_rows(
     cfg, description: dict, params, history: np.ndarray, steps: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, spread)`` of the next ``steps`` rows of the targets ``(steps, D_out)`` after the
-    raw ``history (L, C)`` (columns as ``description["names"]``)."""
+    raw ``history (L, C)`` (columns as ``description["names"]``).
+
+    Each round forecasts ``horizon`` rows from the last ``window`` ones and appends their mean,
+    so the next round reads it as input (closed loop). The rounds are one ``lax.scan`` in one
+    compiled program: a million steps cost one dispatch, not a million. The bookkeeping is
+    float64 (``jax.enable_x64``), as the series' own units need; the members run in float32,
+    as they were trained."""
     names = description["names"]
     inputs = [names.index(c) for c in description["inputs"]]
     targets = [names.index(c) for c in description["targets"]]
     scales = Scales.from_description(description["scales"])
-    horizon, window = description["horizon"], description["window"]
-    # The rows so far and the forecast ones, allocated once (growing them would copy them all
-    # at every step: quadratic in the steps).
-    known = len(history)
-    rows = np.full((known + steps + horizon, history.shape[1]), np.nan)
-    rows[:known] = history
-    means, spreads = [], []
-    while sum(len(m) for m in means) < steps:
-        x = rows[known - window : known, inputs][None]
-        norm = normalise(x, mode=description["normalise"], scales=scales, inputs=inputs, targets=targets)
-        raw = np.asarray(member_predictions(params, jnp.asarray(norm.x, jnp.float32)), np.float64)
-        levels = np.stack([norm.levels(r.reshape(1, horizon, -1))[0] for r in raw])  # (M, K, D_out)
-        if description["shrink_weights"] is not None and set(targets) <= set(inputs):
-            last = rows[known - 1, targets]  # persistence: the last row, repeated
-            levels = last + np.asarray(description["shrink_weights"]) * (levels - last)
-        means.append(levels.mean(axis=0))
-        spreads.append(levels.std(axis=0))
-        rows[known : known + horizon, targets] = means[-1]
-        known += horizon
-    return np.concatenate(means)[:steps], np.concatenate(spreads)[:steps]
+    horizon, window, mode = description["horizon"], description["window"], description["normalise"]
+    rounds = -(-steps // horizon)
+    # Persistence, the last row repeated, is what the members are shrunk towards.
+    shrink = description["shrink_weights"] if set(targets) <= set(inputs) else None
+    fed_back = [targets.index(c) for c in inputs] if rounds > 1 else None  # run_forecast checked
+
+    def one_round(recent, _):
+        """``recent (W, D_in)`` raw rows -> those after this round's, and its ``(K, D_out)``
+        mean and spread."""
+        norm = normalise(recent[None], mode=mode, scales=scales, inputs=inputs, targets=targets)
+        raw = member_predictions(params, norm.x.astype(jnp.float32))  # (M, 1, K * D_out)
+        levels = norm.levels(raw.reshape(raw.shape[0], horizon, -1))  # (M, K, D_out)
+        if shrink is not None:
+            last = recent[-1, [inputs.index(t) for t in targets]][None, None]  # (1, 1, D_out)
+            levels = last + jnp.asarray(shrink)[None] * (levels - last)  # weights (K, D_out)
+        mean = levels.mean(axis=0)
+        if fed_back is not None:
+            recent = jnp.concatenate([recent, mean[:, fed_back]])[-window:]
+        return recent, (mean, levels.std(axis=0))
+
+    with jax.enable_x64(True):
+        start = jnp.asarray(history[-window:, inputs], jnp.float64)
+        _, (means, spreads) = jax.jit(lambda r: jax.lax.scan(one_round, r, length=rounds))(start)
+        means, spreads = np.asarray(means), np.asarray(spreads)
+    flat = (-1, len(targets))
+    return means.reshape(flat)[:steps], spreads.reshape(flat)[:steps]
 
 
 def check_calendar(axis: TimeAxis | None, saved: dict | None, csv_path, run: Path) -> None:
