@@ -46,6 +46,7 @@ from rnn_jax.data.text import (  # noqa: E402
     Vocabulary,
     as_streams,
     bits_per_char,
+    check_sample_length,
     default_text,
     read_text,
     sample,
@@ -143,6 +144,7 @@ def check(cfg: CharLMConfig) -> tuple[list[str], list[int]]:
     for name in ("numpy_updates", "sample_length", "max_order", "max_vocab"):
         if getattr(cfg, name) < 1:
             raise InputError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
+    check_sample_length(cfg.sample_length)  # before training, not after it
     if not cfg.temperature > 0:
         raise InputError(f"temperature must be > 0; got {cfg.temperature}")
     if not cfg.prompt:

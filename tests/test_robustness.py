@@ -6,15 +6,19 @@ everyday cases; these are the ones that need special files (FIFOs, devices, craf
 checkpoints, changed data) or the machine's limits. Signals and a full disk are in
 ``tests/test_sine_wave_resume.py``."""
 
+import datetime
 import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 from scripts import ENV, ROOT
+
+from rnn_jax.io import TEMP_SUFFIX
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +62,10 @@ def place(tmp_path_factory):
     (tmp / "linked").mkdir()
     (tmp / "linked" / ".rnn_jax.lock").symlink_to(tmp / "a file")  # the classic planted link
     os.mkfifo(tmp / "fifo")
+    for name in LINKED_RUN_FILES:  # a link under each name a run writes, to the user's file
+        (tmp / f"link_{name}").mkdir()
+        (tmp / f"link_{name}" / name).symlink_to(tmp / "a file")
+    monthly_files(tmp)
     crafted = {
         "piped": None,
         "deep": b"[" * 100_000 + b"]" * 100_000,
@@ -74,6 +82,45 @@ def place(tmp_path_factory):
     return tmp
 
 
+def month_stamps(n: int, start_year: int) -> list[str]:
+    return [f"{start_year + i // 12}-{i % 12 + 1:02d}" for i in range(n)]
+
+
+def monthly_files(tmp) -> None:
+    """A run trained on a monthly file of two columns, and files it must refuse to forecast
+    from: another calendar, another column order, stamps near the year 9999, a config.json
+    with a wrong type; and a file whose stamps mix two formats, to train on."""
+    values = [(100 + i + 10 * math.sin(i / 2), 50 + 5 * math.cos(i / 3)) for i in range(120)]
+
+    def write(name, stamps, header="month,a,b", swap=False):
+        rows = [(s, b, a) if swap else (s, a, b) for s, (a, b) in zip(stamps, values, strict=False)]
+        (tmp / name).write_text(header + "\n" + "".join(f"{s},{a:.4f},{b:.4f}\n" for s, a, b in rows))
+
+    stamps = month_stamps(120, 1990)
+    write("monthly.csv", stamps)
+    write("daily.csv", [str(datetime.date(2000, 1, 1) + datetime.timedelta(days=i)) for i in range(120)])
+    write("swapped.csv", stamps, header="month,b,a", swap=True)
+    write("late.csv", month_stamps(120, 9989))
+    write("mixed.csv", [*stamps[:63], "1995-04-01", *stamps[64:]])
+    args = ["--csv", str(tmp / "monthly.csv"), "--inputs", "a,b", "--targets", "a,b", "--time", "month"]
+    done = subprocess.run(
+        [sys.executable, *TRAIN[:2], "train", *args, "--window", "8", "--epochs", "2", "--quiet"]
+        + ["--out", str(tmp / "monthly")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    shutil.copytree(tmp / "monthly", tmp / "badtype", ignore=shutil.ignore_patterns(".rnn_jax.lock"))
+    config = json.loads((tmp / "badtype" / "config.json").read_text())
+    config["train"]["hidden_dim"] = "six"
+    (tmp / "badtype" / "config.json").write_text(json.dumps(config))
+
+
+LINKED_RUN_FILES = ("metrics.jsonl", "checkpoint.eqx", "predictions.csv", "loss.png")
+FORECAST = ["-m", "rnn_jax", "forecast", "--run"]
 NOT_CHECKPOINT = "error: {tmp}/{name}/checkpoint.eqx is not an rnn_jax checkpoint ({why})"
 CASES = {
     "data changed since the checkpoint": (
@@ -169,6 +216,50 @@ CASES = {
         [*SINE, "--seed", str(2**70), "--out", "{tmp}/o8"],
         f"error: argument --seed: expected an integer from 0 to 2**63 - 1, got {2**70}",
     ),
+    **{
+        f"a link planted as {name}": (
+            [*SINE, "--out", f"{{tmp}}/link_{name}"],
+            f"error: output folder {{tmp}}/link_{name}: {name} is a link to {{tmp}}/a file, outside the "
+            "folder; a run writes only its own files: remove the link or choose another --out",
+        )
+        for name in LINKED_RUN_FILES
+    },
+    "a daily file for a monthly run": (
+        [*FORECAST, "{tmp}/monthly", "--csv", "{tmp}/daily.csv", "--steps", "3"],
+        "error: {tmp}/daily.csv's time column has a step of 86400 s, stamps YYYY-MM-DD; the run in "
+        "{tmp}/monthly was trained on a step of 1 month(s), stamps YYYY-MM: give a file on the run's "
+        "calendar",
+    ),
+    "the run's columns in another order": (
+        [*FORECAST, "{tmp}/monthly", "--csv", "{tmp}/swapped.csv", "--steps", "3"],
+        "error: {tmp}/swapped.csv has the run's columns in the order b, a; the run in {tmp}/monthly read "
+        "them as a, b: give a file with the run's column order",
+    ),
+    "a forecast past the year 9999": (
+        [*FORECAST, "{tmp}/monthly", "--csv", "{tmp}/late.csv", "--steps", "1000"],
+        "error: 1000 steps past the end of {tmp}/late.csv (9998-12) would pass the year 9999, the last a "
+        "time stamp can name; ask for fewer --steps",
+    ),
+    "a run whose config.json has a wrong type": (
+        [*FORECAST, "{tmp}/badtype", "--csv", "{tmp}/monthly.csv", "--steps", "3"],
+        "error: …config.json: train.hidden_dim must be int; got 'six'…",
+    ),
+    "a time column that mixes two formats": (
+        [*TRAIN[:2], "train", "--csv", "{tmp}/mixed.csv", "--inputs", "a", "--targets", "a"]
+        + ["--time", "month", "--out", "{tmp}/o11"],
+        "error: {tmp}/mixed.csv line 65, time column 'month': '1995-04-01' is written as YYYY-MM-DD, "
+        "the column's first stamp ('1990-01') as YYYY-MM; write every stamp of the column one way",
+    ),
+    "a sweep of ten million seeds per cell": (
+        ["experiments/sweep.py", "--n-seeds", "10000000", "--out", "{tmp}/o12"],
+        "error: not enough memory for a grid of 320000000 members: it needs at least … GiB (the members' "
+        "table … GiB), and … is available; list fewer seeds or values",
+    ),
+    "a sample of 10**12 characters": (
+        ["experiments/char_lm.py", "--sample-length", str(10**12), "--out", "{tmp}/o13"],
+        "error: not enough memory for sampling 1,000,000,000,000 characters: it needs at least … TiB "
+        "(sampled characters … TiB), and … is available; sample fewer characters (--sample-length)",
+    ),
 }
 
 
@@ -188,6 +279,30 @@ def test_each_hostile_input_is_one_line_exit_2_within_30_s(place, case):
     assert out.stderr.count("\n") == 1, out.stderr[-3000:]
     expected = pattern(message.replace("{tmp}", str(place)))
     assert re.fullmatch(expected, out.stderr.strip()), (out.stderr, message)
+    assert (place / "a file").read_text() == "not a folder\n"  # no planted link was followed
+
+
+def test_a_run_keeps_the_users_own_files_in_its_folder_byte_for_byte(place):
+    """Files the user keeps in ``--out``, temporaries by their names included: a finished run
+    leaves each as it was, and removes only what a killed save of its own left behind."""
+    out = place / "owned"
+    (out / "notes").mkdir(parents=True)
+    mine = {".mine.tmp": b"draft\x00", "notes/.draft.tmp": b"half a line", "notes.txt": b"mine\n"}
+    for name, data in mine.items():
+        (out / name).write_bytes(data)
+    stale = out / f".checkpoint.eqx.0123{TEMP_SUFFIX}"
+    stale.write_bytes(b"half a checkpoint")
+    done = subprocess.run(
+        [sys.executable, *SINE, "--epochs", "2", "--out", str(out)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {name: (out / name).read_bytes() for name in mine} == mine
+    assert not stale.exists() and (out / "checkpoint.eqx").is_file()
 
 
 def test_64_bit_mode_runs_a_command_to_the_end(place):

@@ -113,6 +113,20 @@ def with_context(before: np.ndarray, scored: np.ndarray, context: int) -> np.nda
     return np.concatenate([before[len(before) - context - 1 :], scored])
 
 
+def check_sample_length(length) -> int:
+    """``length`` as an int, refused unless it is ``>= 1`` and its sample fits in memory: the
+    check ``sample`` makes, for a script to make before it trains."""
+    length = check_size("length", length)
+    # Per character: its key (8 bytes), its id on the device and the host (4 + 8) and the text
+    # decoded from it (up to 4 bytes in UTF-8, and Python's list of them on the way).
+    check_fits(
+        {"sampled characters": length * SAMPLE_BYTES_PER_CHAR},
+        what=f"sampling {length:,} characters",
+        advice="sample fewer characters (--sample-length)",
+    )
+    return length
+
+
 def sample(
     model: RNN, vocab: Vocabulary, prompt: str, *, length: int, temperature: float, key: PRNGKeyArray
 ) -> str:
@@ -122,14 +136,7 @@ def sample(
         raise InputError(f"temperature must be > 0; got {temperature}")
     if not prompt:
         raise InputError("the prompt must hold at least one character")
-    length = check_size("length", length)
-    # Per character: its key (8 bytes), its id on the device and the host (4 + 8) and the text
-    # decoded from it (up to 4 bytes in UTF-8, and Python's list of them on the way).
-    check_fits(
-        {"sampled characters": length * SAMPLE_BYTES_PER_CHAR},
-        what=f"sampling {length:,} characters",
-        advice="sample fewer characters (--sample-length)",
-    )
+    length = check_sample_length(length)
     size = len(vocab)
     cell = model.cell
     prompt_ids = jnp.asarray(vocab.encode(prompt))
