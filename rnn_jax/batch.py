@@ -195,6 +195,9 @@ class BatchOptions:
     mask: Array | None = None  # (N, T) booleans: the steps that exist (holes anywhere)
     h0: object = None  # initial states, leaves (N, ...); None: the cell's zeros
     key: PRNGKeyArray | None = None  # dropout between stacked layers; None: off
+    # Check the traced values inside the compiled program (checked_in_program); False drops
+    # those checks, for a hot loop that calls a bare gradient on data known to be clean.
+    traced_checks: bool = True
 
     def __post_init__(self):
         check_target(self.target)
@@ -235,7 +238,8 @@ def prepare(model: RNN, xs, ys, options: BatchOptions) -> Batch:
     check_batch(model, xs, ys, target, objective=objective, mask=mask)
     check_finite("xs", xs)
     check_finite("ys", ys)
-    xs = checked_in_program(xs, ys, options, mask)
+    if options.traced_checks:
+        xs = checked_in_program(xs, ys, options, mask)
     n = xs.shape[0]
     h0 = options.h0
     if h0 is not None:

@@ -59,6 +59,7 @@ def loss(
     h0=None,
     key: PRNGKeyArray | None = None,
     unroll: int = 1,
+    traced_checks: bool = True,
 ) -> Float[Array, ""]:
     """The mean loss of a batch: over examples for ``"last"``, over valid steps for ``"all"``.
 
@@ -84,11 +85,14 @@ def loss(
         key: turns on dropout between stacked layers (training); ``None``: off.
         unroll: steps per iteration of the time scans' ``lax.scan`` loop (its ``unroll``); the
             same values in a longer program. The autodiff pass only.
+        traced_checks: check the values that are traced (NaN inputs, lengths, a traced window)
+            inside the compiled program, as the eager call checks concrete ones; ``False``
+            drops those checks (see ``docs/errors.md`` for what they cost).
 
     Returns:
         A scalar.
     """
-    options = BatchOptions(target, truncation, objective, lengths, mask, h0, key)
+    options = BatchOptions(target, truncation, objective, lengths, mask, h0, key, traced_checks)
     return options_loss(model, xs, ys, options, remat=remat, backward=backward, unroll=unroll)
 
 

@@ -103,8 +103,8 @@ def manual_grads(model: RNN, xs: Float[Array, "N T D"], ys: Array, **options) ->
             with its readout.
         xs, ys: the batch, as ``rnn_jax.loss`` takes it.
         **options: the fields of ``rnn_jax.batch.BatchOptions`` (``target``, ``truncation``,
-            ``objective``, ``lengths`` or ``mask``, ``h0``, ``key``), as ``rnn_jax.loss``
-            takes them.
+            ``objective``, ``lengths`` or ``mask``, ``h0``, ``key``, ``traced_checks``), as
+            ``rnn_jax.loss`` takes them.
 
     Returns:
         A model of the same structure holding the gradients. The weight gradients are sums over

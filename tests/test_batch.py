@@ -107,7 +107,27 @@ def test_traced_bad_values_raise_inside_the_compiled_program(small, case, backwa
     good = (xs, jnp.asarray(3), jnp.array([6, 4, 1]))
     value, _ = value_and_grad(model, *good)  # the same program passes good values
     assert jnp.isfinite(value)
-    # Under jax.jit the error arrives as JAX's runtime error (a ValueError) carrying the
-    # message; under equinox.filter_jit, as an EquinoxRuntimeError.
+    # Under jax.jit the error arrives as JAX's runtime error carrying the message (a
+    # ValueError once the program has run; a JaxRuntimeError, a RuntimeError, when the very
+    # first call fails); under equinox.filter_jit, as an EquinoxRuntimeError.
     with pytest.raises(ValueError, match=message):
         jax.block_until_ready(value_and_grad(model, *spoil(*good)))
+
+
+@pytest.mark.parametrize("backward", ["autodiff", "manual"])
+def test_without_traced_checks_the_program_holds_none_and_the_eager_checks_stay(small, backward):
+    model, xs, ys = small
+
+    def value_and_grad(xs, checks):
+        return jax.value_and_grad(loss)(model, xs, ys, truncation=2, backward=backward, traced_checks=checks)
+
+    spoiled = xs.at[0, 0, 0].set(jnp.nan)
+    for checks in (True, False):
+        program = str(jax.make_jaxpr(value_and_grad, static_argnums=1)(xs, checks))
+        assert ("is_finite" in program) == checks
+    value, _ = jax.jit(value_and_grad, static_argnums=1)(spoiled, False)
+    assert jnp.isnan(value)  # what the option gives up: nothing stops the NaN
+    with pytest.raises((ValueError, RuntimeError), match="xs holds NaN or infinite values"):
+        jax.block_until_ready(jax.jit(value_and_grad, static_argnums=1)(spoiled, True))
+    with pytest.raises(InputError, match="xs holds 1 NaN or infinite values"):
+        value_and_grad(spoiled, False)  # concrete values are checked on the host all the same

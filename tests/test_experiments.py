@@ -424,10 +424,24 @@ def test_benchmark_checks_small(tmp_path):
     out = run(
         "experiments/benchmark_checks.py",
         *("--rounds", "2", "--hidden-dim", "4", "--epochs", "2", "--length", "60", "--window", "10"),
+        *("--batches", "3", "--hidden-sizes", "4", "--truncations", "none,2", "--seq-len", "6"),
         *("--out", str(tmp_path)),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "benchmark_checks.json").read_text())
     assert result["machine"]["cpu"] and len(result["checked_over_unchecked"]["rounds"]) == 2
     assert all(t > 0 for t in result["median_s"].values())
+    assert [(g["batch"], g["hidden"], g["truncation"]) for g in result["gradients"]] == [
+        (3, 4, None),
+        (3, 4, 2),
+    ]
+    for case in result["gradients"]:
+        assert set(case["median_s"]) == {
+            "autodiff checked",
+            "autodiff unchecked",
+            "manual checked",
+            "manual unchecked",
+        }
+        assert len(case["manual_checked_over_unchecked"]["rounds"]) == 2
     assert "checked / unchecked = " in out.stdout and "CPU: " in out.stdout
+    assert "N=  3 H=  4       k=2: checked / unchecked autodiff " in out.stdout
