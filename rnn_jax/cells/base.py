@@ -16,6 +16,8 @@ with a readout, and batching is ``jax.vmap`` on top. A cell implements:
 ``initial_state() -> state``           the zero state (``h (H,)``, or a tuple such as ``(h, c)``)
 ``hidden(state) -> h``                 the hidden vector the readout reads (default: the state)
 ``check()``                            raise ``ValueError`` unless the weights' shapes agree
+``recur_diagonal(state, drive)``       optional: the diagonal of ``d recur / d state``, shaped
+                                       like the state (``rnn_jax.cells.parallel``'s quasi-DEER)
 ``backward(...) -> CellGrads``         optional: the hand-derived backward pass of one sequence
 ``param_grads(tape) -> Cell``          with ``backward``: the weight gradients, a sum over steps
 =====================================  ==========================================================

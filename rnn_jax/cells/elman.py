@@ -156,6 +156,15 @@ class Elman(Cell):
             drive = self.U @ drive + self.b
         return activation_fn(self.activation)(drive + self.W @ state)
 
+    def recur_diagonal(self, state: Float[Array, " H"], drive: Array) -> Float[Array, " H"]:
+        """The diagonal of ``d recur / d state``: ``f'(a_t) ⊙ diag(W)`` (quasi-DEER's Jacobian,
+        ``rnn_jax.cells.parallel``), without forming the ``H x H`` matrix."""
+        if self._narrow():
+            drive = self.U @ drive + self.b
+        pre = drive + self.W @ state
+        slope = jax.jvp(activation_fn(self.activation), (pre,), (jnp.ones_like(pre),))[1]
+        return slope * jnp.diagonal(self.W)
+
     def pre_activations(self, xs: Float[Array, "T D"], h_prev: Float[Array, "T H"]) -> Float[Array, "T H"]:
         """``a_t`` for every step at once, from the inputs and the previous states."""
         return xs @ self.U.T + h_prev @ self.W.T + self.b[None, :]

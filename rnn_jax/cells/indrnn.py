@@ -67,6 +67,11 @@ class IndRNN(Cell):
     def recur(self, state: Float[Array, " H"], drive: Float[Array, " H"]) -> Float[Array, " H"]:
         return NAMED_ACTIVATIONS[self.activation][0](drive + self.w * state)
 
+    def recur_diagonal(self, state: Float[Array, " H"], drive: Float[Array, " H"]) -> Float[Array, " H"]:
+        """``d recur / d state``, which is diagonal: ``f'(a_t) ⊙ w``."""
+        f, f_prime = NAMED_ACTIVATIONS[self.activation]  # f' in terms of the output h_t
+        return f_prime(f(drive + self.w * state)) * self.w
+
     def backward(
         self,
         xs: Float[Array, "T D"],
