@@ -139,7 +139,7 @@ def affine_solve(
     total_a, total_b = jax.lax.associative_scan(combine, (a, b))
     if dense:
         return jnp.einsum("tij,j->ti", total_a, s0) + total_b
-    return total_a * s0 + total_b
+    return total_a * s0[None] + total_b
 
 
 def _residual(trajectory: Float[Array, "T n"], stepped: Float[Array, "T n"]) -> Float[Array, ""]:
@@ -305,7 +305,7 @@ class Parallel(Recurrence):
     cell: Cell
     solver: Solver = eqx.field(static=True)
 
-    def __init__(self, cell: Cell, method: str = "deer", *, tol=None, max_iter=None, fallback: bool = True):
+    def __init__(self, cell: Recurrence, method: str = "deer", *, tol=None, max_iter=None, fallback: bool = True):
         if not isinstance(cell, Cell):
             raise InputError(f"Parallel takes a cell (one layer, one direction); got {type(cell).__name__}")
         self.cell = cell
@@ -342,14 +342,14 @@ class Parallel(Recurrence):
         return eqx.tree_at(lambda p: p.cell, self, self.cell.param_grads(tape))
 
 
-def in_parallel(recurrence: Recurrence, method: str = "deer", **options) -> Recurrence:
-    """Every cell inside ``recurrence`` (a cell, or stacks and bidirectional layers of them)
+def in_parallel(tree, method: str = "deer", **options):
+    """Every cell inside ``tree`` (a model, a cell, stacks and bidirectional layers of them)
     wrapped in ``Parallel(cell, method, **options)``; ``"sequential"`` returns it unchanged."""
     check_solver(Solver(method, **options))
     if method == "sequential":
-        return recurrence
+        return tree
     return jax.tree.map(
         lambda node: Parallel(node, method, **options) if isinstance(node, Cell) else node,
-        recurrence,
+        tree,
         is_leaf=lambda node: isinstance(node, Cell),
     )
