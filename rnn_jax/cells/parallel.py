@@ -305,7 +305,9 @@ class Parallel(Recurrence):
     cell: Cell
     solver: Solver = eqx.field(static=True)
 
-    def __init__(self, cell: Recurrence, method: str = "deer", *, tol=None, max_iter=None, fallback: bool = True):
+    def __init__(
+        self, cell: Recurrence, method: str = "deer", *, tol=None, max_iter=None, fallback: bool = True
+    ):
         if not isinstance(cell, Cell):
             raise InputError(f"Parallel takes a cell (one layer, one direction); got {type(cell).__name__}")
         self.cell = cell
