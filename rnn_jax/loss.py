@@ -7,6 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from rnn_jax.batch import BatchOptions, batch_loss, batch_outputs, check_batch, check_model, prepare
+from rnn_jax.cells.parallel import in_parallel
 from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.manual import hand_rule_loss
 from rnn_jax.model import RNN, predict
@@ -60,6 +61,7 @@ def loss(
     key: PRNGKeyArray | None = None,
     unroll: int = 1,
     traced_checks: bool = True,
+    method: str = "sequential",
 ) -> Float[Array, ""]:
     """The mean loss of a batch: over examples for ``"last"``, over valid steps for ``"all"``.
 
@@ -88,11 +90,19 @@ def loss(
         traced_checks: check the values that are traced (NaN inputs, lengths, a traced window)
             inside the compiled program, as the eager call checks concrete ones; ``False``
             drops those checks (see ``docs/errors.md`` for what they cost).
+        method: how every cell's states are found: ``"sequential"`` (the scan), or in
+            parallel over time, ``"deer"`` or ``"quasi_deer"`` (``rnn_jax.cells.parallel``,
+            default solver options; wrap the cells in ``Parallel`` yourself for others). The
+            same values and gradients once converged; it falls back to the scan where not.
 
     Returns:
         A scalar.
     """
     options = BatchOptions(target, truncation, objective, lengths, mask, h0, key, traced_checks)
+    if method != "sequential":
+        if remat:
+            raise InputError(f"remat=True needs method 'sequential'; got {method!r}")
+        model = in_parallel(model, method)  # refuses an unknown method by name
     return options_loss(model, xs, ys, options, remat=remat, backward=backward, unroll=unroll)
 
 

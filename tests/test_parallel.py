@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 from rnn_jax.cells import cell_names, make_cell
-from rnn_jax.cells.parallel import METHODS, Parallel, Report, Solver, in_parallel, solve_states
+from rnn_jax.cells.parallel import METHODS, Parallel, Report, Solver, in_parallel, in_sequence, solve_states
 from rnn_jax.errors import InputError
 from rnn_jax.loss import loss
 from rnn_jax.manual import manual_grads
@@ -94,13 +94,6 @@ def test_static_windows_stacks_bidirectional_layers_and_the_hand_derived_pass_co
     assert largest_gap(manual_grads(elman, xs, ys, target="all", truncation=3), in_sequence(hand)) < 1e-10
 
 
-def in_sequence(tree):
-    """``tree`` with every ``Parallel`` replaced by the cell it wraps."""
-    return jax.tree.map(
-        lambda n: n.cell if isinstance(n, Parallel) else n, tree, is_leaf=lambda n: isinstance(n, Parallel)
-    )
-
-
 def test_the_report_catches_a_solve_that_did_not_converge_and_the_fallback_gives_the_sequential_states(x64):
     cell = make_cell("elman", key=jax.random.key(0), input_dim=D, hidden_dim=H, scale=3.0, dtype=jnp.float64)
     xs = jax.random.normal(jax.random.key(1), (200, D), jnp.float64)
@@ -152,3 +145,16 @@ def test_a_stack_is_not_a_cell_to_wrap():
     model = init_model("elman", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, num_layers=2)
     with pytest.raises(InputError, match="Parallel takes a cell"):
         Parallel(model.cell)
+
+
+def test_the_loss_takes_the_method_by_name(x64):
+    model = init_model(
+        "lstm", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, dtype=jnp.float64
+    )
+    xs = jax.random.normal(jax.random.key(1), (N, T, D), jnp.float64)
+    ys = jax.random.normal(jax.random.key(2), (N, O), jnp.float64)
+    want = jax.value_and_grad(loss)(model, xs, ys, truncation=5)
+    got = jax.value_and_grad(loss)(model, xs, ys, truncation=5, method="quasi_deer")
+    assert jax.tree.structure(want) == jax.tree.structure(got) and largest_gap(want, got) < 1e-9
+    with pytest.raises(InputError, match="method must be one of sequential, deer, quasi_deer; got 'elk'"):
+        loss(model, xs, ys, method="elk")

@@ -386,3 +386,20 @@ def test_make_train_takes_an_optax_transformation_or_a_factory_of_one(data, key)
     refused = "optimizer must be an optax.GradientTransformation|parameter .optimizer."
     with pytest.raises(TypeError, match=refused):
         make_train(config, optimizer="adam")
+
+
+@pytest.mark.parametrize("backward", ["autodiff", "manual"])
+def test_a_run_whose_states_are_solved_in_parallel_trains_as_the_sequential_one(data, key, backward):
+    config = TrainConfig(hidden_dim=4, epochs=3, batch_size=10, backward=backward)
+    plain = jax.jit(make_train(config).train)(key, hparams(truncation=4), data)
+    solved = jax.jit(make_train(dataclasses.replace(config, method="deer")).train)(
+        key, hparams(truncation=4), data
+    )
+    assert jax.tree.structure(plain[0]) == jax.tree.structure(solved[0])  # the cells unwrapped again
+    chex.assert_trees_all_close(plain, solved, rtol=1e-4, atol=1e-5)  # float32: the solve's tolerance
+    with pytest.raises(ValueError, match="method must be one of sequential, deer, quasi_deer; got 'elk'"):
+        check_config(dataclasses.replace(config, method="elk"), n_train=100)
+    with pytest.raises(
+        ValueError, match="method 'deer' needs backward 'autodiff' or 'manual'; got 'tutorial'"
+    ):
+        check_config(TrainConfig(backward="tutorial", method="deer"), n_train=100)

@@ -207,6 +207,9 @@ class Cell(Recurrence):
 
     # The PyTorch module with the same computation ("rnn", "gru", "lstm"; rnn_jax.interop).
     TORCH: ClassVar[str | None] = None
+    # True when d recur / d state is diagonal (unit i recurs on itself only): exact real-time
+    # recurrent learning then costs about a forward step (rnn_jax.train.online).
+    ELEMENTWISE: ClassVar[bool] = False
 
     @abc.abstractmethod
     def input_drive(self, xs: Float[Array, "T D"]) -> Any:

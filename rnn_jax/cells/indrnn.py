@@ -28,6 +28,7 @@ class IndRNN(Cell):
     w: Float[Array, " H"]
     b: Float[Array, " H"]
     activation: str = eqx.field(static=True)
+    ELEMENTWISE = True
 
     def __init__(
         self,

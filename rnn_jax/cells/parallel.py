@@ -355,3 +355,13 @@ def in_parallel(tree, method: str = "deer", **options):
         tree,
         is_leaf=lambda node: isinstance(node, Cell),
     )
+
+
+def in_sequence(tree):
+    """``tree`` with every ``Parallel`` replaced by the cell it wraps (a gradient back in the
+    model's own shape)."""
+    return jax.tree.map(
+        lambda node: node.cell if isinstance(node, Parallel) else node,
+        tree,
+        is_leaf=lambda node: isinstance(node, Parallel),
+    )

@@ -25,6 +25,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.batch import BatchOptions
 from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, config_cell_options
+from rnn_jax.cells.parallel import METHODS, in_parallel, in_sequence
 from rnn_jax.data.sine import WindowData
 from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.loss import BACKWARDS, batch_predict, loss
@@ -70,6 +71,7 @@ class TrainConfig:
     select: str = "last"  # "best": keep the parameters of the epoch with the lowest validation loss
     patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
     unroll: int = 1  # steps per iteration of the time scans (lax.scan's unroll); autodiff only
+    method: str = "sequential"  # or "deer", "quasi_deer": the states solved in parallel over time
 
     @classmethod
     def tutorial(cls, **changes) -> TrainConfig:
@@ -102,6 +104,7 @@ class TrainConfig:
         "target": TARGETS,
         "objective": lambda: tuple(OBJECTIVES),
         "select": SELECTS,
+        "method": METHODS,
     }
     # Help for each field, shown by every command whose config contains a TrainConfig.
     HELP: ClassVar[dict[str, str]] = {
@@ -127,6 +130,8 @@ class TrainConfig:
         "select": "which parameters a run keeps: last (the final epoch's) or best (the epoch with "
         "the lowest validation loss)",
         "patience": "stop early after this many epochs without a lower validation loss (0: never)",
+        "method": "how the training gradient finds the states: sequential (the scan), or in parallel "
+        "over time by Newton iterations, deer (dense Jacobians) or quasi_deer (their diagonals)",
         "unroll": "time steps per iteration of the scans that the autodiff gradient runs (lax.scan's "
         "unroll): the same values from a longer program, faster on some backends and sizes",
     }
@@ -253,6 +258,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         "init": INITS,
         "backward": BACKWARDS,
         "select": SELECTS,
+        "method": METHODS,
     }
     for name, allowed in choices.items():
         value = getattr(config, name)
@@ -283,6 +289,8 @@ def check_config(config: TrainConfig, n_train: int) -> None:
             f"unroll {config.unroll} needs backward 'autodiff' (the hand-derived pass scans "
             f"one step at a time); got backward {config.backward!r}"
         )
+    if config.method != "sequential" and config.backward == "tutorial":
+        raise InputError(f"method {config.method!r} needs backward 'autodiff' or 'manual'; got 'tutorial'")
     plain = (config.target, config.objective, config.num_layers, config.bidirectional)
     if config.backward == "tutorial" and plain != ("last", "squared", 1, False):
         raise InputError("backward 'tutorial' exists for one layer, target 'last' and squared error only")
@@ -341,9 +349,13 @@ def make_grad_fn(config: TrainConfig) -> Callable[..., RNN]:
     fn = {"autodiff": jax.grad(functools.partial(loss, unroll=config.unroll)), "manual": manual_grads}
     fn = fn[config.backward]
     options = {"target": config.target, "objective": config.objective}
-    return lambda params, xs, ys, truncation, mask, key: fn(
-        params, xs, ys, truncation=truncation, mask=mask, key=key, **options
-    )
+
+    def grad_fn(params, xs, ys, truncation, mask, key):
+        # The cells wrapped for the solve and unwrapped again: the gradient has the params' shape.
+        model = in_parallel(params, config.method)
+        return in_sequence(fn(model, xs, ys, truncation=truncation, mask=mask, key=key, **options))
+
+    return grad_fn
 
 
 def evaluate(params: RNN, data: WindowData, config: TrainConfig | None = None) -> dict[str, Array]:

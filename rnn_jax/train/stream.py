@@ -32,6 +32,7 @@ from rnn_jax.manual import manual_rule_loss
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import get_objective
 from rnn_jax.resources import TRAINING_ADVICE, check_fits, tree_bytes
+from rnn_jax.train.online import ONLINE, OnlineCarry, check_online_cell, initial_carry, online_grads
 from rnn_jax.unroll import unroll_states
 
 Source = Callable[[Int[Array, ""]], tuple[Float[Array, "K2 D"], Float[Array, "K2 O"]]]
@@ -49,6 +50,10 @@ class StreamConfig:
     # (S, k2, ...), each carrying its own state; the loss is their mean.
     streams: int = 0
     backward: str = "autodiff"  # or "manual": the hand-derived pass (needs k1 = k2)
+    # "tbptt": each update's gradient reaches k2 steps back; "rtrl" (element-wise cells) or
+    # "snap1" (its diagonal approximation for dense ones) carry the sensitivities forward from
+    # the stream's start instead (rnn_jax.train.online; needs k1 = k2, one layer).
+    online: str = "tbptt"
     decay_updates: int = 0  # > 0: the learning rate decays (cosine) to 0 over that many updates
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
     cell_options: str = ""  # any other option of the cell's constructor: "reset=before"
@@ -69,6 +74,16 @@ def check_stream_config(config: StreamConfig, n_steps: int) -> None:
     if config.backward == "manual" and config.k1 != config.k2:
         raise InputError(
             f"backward 'manual' scores whole windows: it needs k1 = k2; got k1={config.k1}, k2={config.k2}"
+        )
+    if config.online not in ("tbptt", *ONLINE):
+        raise InputError(f"online must be one of tbptt, {', '.join(ONLINE)}; got {config.online!r}")
+    if config.online != "tbptt" and (
+        config.k1 != config.k2 or config.num_layers != 1 or config.backward != "autodiff"
+    ):
+        raise InputError(
+            f"online {config.online!r} carries the gradient forward: it needs k1 = k2, one layer and "
+            f"backward 'autodiff'; got k1={config.k1}, k2={config.k2}, num_layers={config.num_layers}, "
+            f"backward {config.backward!r}"
         )
     if config.streams < 0:
         raise InputError(f"streams must be 0 (one stream, no stream axis) or a count; got {config.streams}")
@@ -101,7 +116,7 @@ def n_updates(n_steps: int, config: StreamConfig) -> int:
 class StreamState(eqx.Module):
     params: RNN
     opt_state: optax.OptState
-    carry: Array | tuple[Array, Array]  # the cell state entering the next window
+    carry: Array | tuple[Array, Array] | OnlineCarry  # the cell state entering the next window
     start: Int[Array, ""]  # first stream step of the next window
 
 
@@ -139,6 +154,9 @@ def make_stream_train(
             **cell_options(config),
         )
         carry = params.cell.initial_state()
+        if config.online != "tbptt":
+            check_online_cell(params.cell, config.online)
+            carry = initial_carry(params.cell)
         if config.streams:
             carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (config.streams, *c.shape)), carry)
         return StreamState(params, optimizer.init(params), carry, jnp.zeros((), jnp.int32))
@@ -149,7 +167,7 @@ def make_stream_train(
     parts = {
         "parameters and optimiser state": tree_bytes(state) + 2 * tree_bytes(state.params),
         "hidden states": config.k2 * width * jnp.dtype(jnp.float32).itemsize,
-    }
+    }  # the sensitivities an online gradient carries are in the state
     check_fits(parts, what="training on the stream", advice=TRAINING_ADVICE)
 
     per_step = get_objective(config.objective).per_step
@@ -180,9 +198,23 @@ def make_stream_train(
         (value, handover), grads = jax.value_and_grad(window, has_aux=True)(params)
         return value, grads, handover if config.streams else jax.tree.map(lambda a: a[0], handover)
 
+    def carried_forward(params, carry, xs, ys):
+        """The window's mean loss and gradient from the sensitivities carried in ``carry``."""
+        weights = jnp.full(k1, 1.0 / k1, xs.dtype)
+
+        def one(c, x, y):
+            return online_grads(params, c, x, y, weights, objective=config.objective)
+
+        if not config.streams:
+            return one(carry, xs, ys)
+        values, grads, carry = jax.vmap(one)(carry, xs, ys)
+        return jnp.mean(values), jax.tree.map(lambda g: jnp.mean(g, axis=0), grads), carry
+
     def update(state: StreamState, _):
         xs, ys = source(state.start)
-        if config.backward == "manual":
+        if config.online != "tbptt":
+            value, grads, handover = carried_forward(state.params, state.carry, xs, ys)
+        elif config.backward == "manual":
             value, grads, handover = hand_derived(state.params, state.carry, xs, ys)
         else:
             (value, handover), grads = jax.value_and_grad(window_loss, has_aux=True)(

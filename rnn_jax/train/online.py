@@ -1,0 +1,142 @@
+"""Gradients carried forward in time (real-time recurrent learning): a stream learns with no
+truncation and no stored history.
+
+RTRL keeps the sensitivity ``P_t = dh_t/dtheta`` of the state to the weights and updates it
+with each step, ``P_t = J_t P_{t-1} + I_t`` (``J_t = dh_t/dh_{t-1}``, ``I_t`` the step's own
+``dh_t/dtheta``); the gradient of a loss at step ``t`` is then ``dL_t/dh_t P_t``, with nothing
+stored per step. For a dense cell ``P`` has ``H x |theta|`` entries (``O(H^4)`` work per step
+for an Elman cell). Two structures make it cheap:
+
+- an **element-wise recurrence** (``Cell.ELEMENTWISE``: IndRNN) whose weights all have the unit
+  axis first: unit ``i``'s state depends on row ``i`` of each weight only, so ``P`` has the
+  weights' own shape (one sensitivity per weight), ``J_t`` is the diagonal
+  ``Cell.recur_diagonal`` and the update is elementwise. This is **exact** RTRL, about twice a
+  forward step (Zucchet et al., NeurIPS 2023).
+- **SnAp-1** (Menick et al., ICLR 2021) for any cell of that layout with a dense recurrence
+  (Elman): the same update with the diagonal of ``J_t`` only, keeping the sensitivities of the
+  weights that act on a unit directly. An approximation; its gradient's cosine with the exact
+  one is measured in ``tests/test_online.py``.
+
+``I_t`` comes from one vector-Jacobian product of the step with a cotangent of ones: unit
+``i``'s state is the only one that row ``i`` touches within a step, so the sum over units that
+the product forms holds exactly the per-unit entries.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+from rnn_jax.cells.base import Cell
+from rnn_jax.errors import InputError
+from rnn_jax.model import RNN
+from rnn_jax.objectives import get_objective
+
+ONLINE = ("rtrl", "snap1")
+
+
+class OnlineCarry(NamedTuple):
+    """What a stream hands to its next window: the state and its sensitivity."""
+
+    h: Float[Array, " H"]
+    sensitivity: Cell  # the cell's weights' shapes: d h_i / d (row i of each weight)
+
+
+def check_online_cell(cell, method: str) -> None:
+    """Refuse a recurrence the method cannot carry forward, naming what it needs."""
+    if method not in ONLINE:
+        raise InputError(f"online must be one of {', '.join(ONLINE)}; got {method!r}")
+    if not isinstance(cell, Cell):
+        raise InputError(f"{method} carries one layer's sensitivities; got a {type(cell).__name__}")
+    if method == "rtrl" and not cell.ELEMENTWISE:
+        raise InputError(
+            f"exact rtrl needs a cell whose recurrence is element-wise (IndRNN); the {type(cell).__name__} "
+            "cell's is dense: use snap1, its diagonal approximation"
+        )
+    if getattr(cell, "recur_diagonal", None) is None:
+        raise InputError(f"{method} needs the cell's recur_diagonal; {type(cell).__name__} has none")
+    if not isinstance(cell.initial_state(), jax.Array):
+        raise InputError(
+            f"{method} takes a cell whose state is one vector; {type(cell).__name__}'s is a tuple"
+        )
+    hidden = cell.hidden_dim
+    odd = [
+        str(leaf.shape)
+        for leaf in jax.tree.leaves(eqx.filter(cell, eqx.is_array))
+        if leaf.shape[:1] != (hidden,)
+    ]
+    if odd:
+        raise InputError(
+            f"{method} needs every weight of the cell with the unit axis first (H={hidden}); "
+            f"{type(cell).__name__} has weights shaped {', '.join(odd)}"
+        )
+
+
+def initial_carry(cell: Cell, h0: Float[Array, " H"] | None = None) -> OnlineCarry:
+    """The state ``h0`` (zeros by default), of which nothing yet depends on the weights."""
+    weights = eqx.filter(cell, eqx.is_array)
+    return OnlineCarry(cell.initial_state() if h0 is None else h0, jax.tree.map(jnp.zeros_like, weights))
+
+
+def _unit_axis(v: Float[Array, " H"], leaf: Array) -> Array:
+    """``v`` shaped to scale ``leaf (H, ...)`` row by row."""
+    return v.reshape(v.shape + (1,) * (leaf.ndim - 1))
+
+
+def online_step(cell: Cell, carry: OnlineCarry, x: Float[Array, " D"], keep=None) -> OnlineCarry:
+    """One step of the state and of its sensitivity; a step ``keep`` skips changes neither."""
+    h, sensitivity = carry
+    weights, rest = eqx.partition(cell, eqx.is_array)
+    new, pullback = jax.vjp(lambda w: eqx.combine(w, rest).step(h, x), weights)
+    own = pullback(jnp.ones_like(new))[0]  # I_t: row i of each weight's effect on unit i
+    drive = jax.tree.map(lambda d: d[0], cell.input_drive(x[None]))
+    diagonal = cell.recur_diagonal(h, drive)
+    moved = jax.tree.map(lambda p, i: _unit_axis(diagonal, p) * p + i, sensitivity, own)
+    if keep is None:
+        return OnlineCarry(new, moved)
+    return OnlineCarry(
+        jnp.where(keep, new, h), jax.tree.map(lambda a, b: jnp.where(keep, a, b), moved, sensitivity)
+    )
+
+
+def online_grads(
+    model: RNN,
+    carry: OnlineCarry,
+    xs: Float[Array, "T D"],
+    ys: Array,
+    weights: Float[Array, " T"],
+    *,
+    mask: Bool[Array, " T"] | None = None,
+    objective: str = "squared",
+) -> tuple[Float[Array, ""], RNN, OnlineCarry]:
+    """``(loss, gradient, carry after the window)`` of ``sum_t weights[t] * l(y_t, target_t)``
+    over one window of steps, the sensitivities carried in ``carry`` and out again.
+
+    ``weights (T,)`` scores any steps (zeros skip the rest: sparse targets); ``mask (T,)`` skips
+    steps altogether, as in ``rnn_jax.loss``. The gradient is the model's shape (the readout's
+    part by autodiff at each step); the sensitivities are not reset, so over a stream the
+    gradient of each window reaches back to the stream's start (under the weights it had)."""
+    per_step = get_objective(objective).per_step
+    cell, readout = model.cell, model.readout
+    zero = jax.tree.map(jnp.zeros_like, eqx.filter(model, eqx.is_array))
+
+    def step(state, inputs):
+        carry, grads, total = state
+        x, y, w, keep = inputs
+        carry = online_step(cell, carry, x, keep)
+        scored = w if keep is None else jnp.where(keep, w, 0.0)
+        value, (d_readout, d_h) = jax.value_and_grad(
+            lambda r, h: scored * per_step(r(cell.hidden(h)), y), argnums=(0, 1)
+        )(readout, carry.h)
+        d_cell = jax.tree.map(lambda p: _unit_axis(d_h, p) * p, carry.sensitivity)
+        this_step = eqx.tree_at(lambda g: (g.cell, g.readout), zero, (d_cell, d_readout))
+        return (carry, jax.tree.map(jnp.add, grads, this_step), total + value), None
+
+    (carry, grads, total), _ = jax.lax.scan(
+        step, (carry, zero, jnp.zeros((), xs.dtype)), (xs, ys, weights, mask)
+    )
+    return total, grads, carry

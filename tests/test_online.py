@@ -1,0 +1,143 @@
+"""Gradients carried forward (``rnn_jax.train.online``): exact RTRL equals full BPTT over a
+stream segment; SnAp-1 approximates it; the stream trainer learns with them."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from rnn_jax.model import init_model
+from rnn_jax.objectives import get_objective
+from rnn_jax.runs.driver import fit_stream
+from rnn_jax.train.online import check_online_cell, initial_carry, online_grads
+from rnn_jax.train.stream import StreamConfig, array_source, check_stream_config
+
+T, D, H, O = 30, 3, 5, 2
+
+
+@pytest.fixture
+def x64():
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
+def segment(objective: str):
+    xs = jax.random.normal(jax.random.key(1), (T, D), jnp.float64)
+    if objective == "squared":
+        return xs, jax.random.normal(jax.random.key(2), (T, O), jnp.float64)
+    return xs, jax.random.randint(jax.random.key(2), (T,), 0, O)
+
+
+def full_bptt(model, h0, xs, ys, weights, mask, objective):
+    """The same weighted loss over the segment, differentiated through every step."""
+    states = model.cell.states(xs, h0=h0, mask=mask)
+    per_step = get_objective(objective).per_step(model.readout(model.cell.hidden(states)), ys)
+    scored = weights if mask is None else jnp.where(mask, weights, 0.0)
+    return jnp.sum(scored * per_step)
+
+
+TARGETS = {
+    "every step": jnp.full(T, 1.0 / T),
+    "sparse steps": jnp.where(jnp.arange(T) % 7 == 6, 0.25, 0.0),
+    "the last step": jnp.zeros(T).at[-1].set(1.0),
+}
+MASKS = {"no mask": None, "holes": jax.random.bernoulli(jax.random.key(3), 0.75, (T,))}
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("objective", ["squared", "cross_entropy"])
+def test_exact_rtrl_equals_full_bptt_over_a_segment_to_1e_10(x64, activation, objective):
+    model = init_model(
+        "indrnn", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, activation=activation,
+        dtype=jnp.float64,
+    )  # fmt: skip
+    h0 = jax.random.uniform(jax.random.key(4), (H,), jnp.float64)  # a state from earlier on
+    xs, ys = segment(objective)
+    run = jax.jit(
+        lambda m, w, mask: online_grads(
+            m, initial_carry(m.cell, h0), xs, ys, w, mask=mask, objective=objective
+        )
+    )
+    largest, cases = 0.0, 0
+    for weights in TARGETS.values():
+        for mask in MASKS.values():
+            value, grads, carry = run(model, weights, mask)
+            want_value, want = jax.value_and_grad(full_bptt)(model, h0, xs, ys, weights, mask, objective)
+            gap = jnp.max(jnp.abs(ravel_pytree(grads)[0] - ravel_pytree(want)[0]))
+            largest = max(largest, float(gap), float(abs(value - want_value)))
+            assert jnp.allclose(carry.h, model.cell.states(xs, h0=h0, mask=mask)[-1], atol=1e-12)
+            cases += 1
+    assert cases == 6 and largest < 1e-10, largest
+
+
+def test_sensitivities_carried_across_windows_give_the_gradient_through_both(x64):
+    """Two windows in a row with the weights held: the second window's gradient reaches into
+    the first, as full BPTT over both does (the loss of the second window only)."""
+    model = init_model(
+        "indrnn", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, dtype=jnp.float64
+    )
+    xs, ys = segment("squared")
+    half = T // 2
+    zero, score = jnp.zeros(half), jnp.full(half, 1.0 / half)
+    _, _, carry = online_grads(model, initial_carry(model.cell), xs[:half], ys[:half], zero)
+    _, grads, _ = online_grads(model, carry, xs[half:], ys[half:], score)
+    weights = jnp.concatenate([zero, score])
+    want = jax.grad(full_bptt)(model, None, xs, ys, weights, None, "squared")
+    assert jnp.max(jnp.abs(ravel_pytree(grads)[0] - ravel_pytree(want)[0])) < 1e-10
+
+
+def test_snap1_is_exact_for_the_readout_and_points_the_same_way_for_a_dense_cell(x64):
+    model = init_model(
+        "elman", key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O, dtype=jnp.float64
+    )
+    xs, ys = segment("squared")
+    weights = TARGETS["every step"]
+    _, grads, _ = online_grads(model, initial_carry(model.cell), xs, ys, weights)
+    want = jax.grad(full_bptt)(model, None, xs, ys, weights, None, "squared")
+    assert jnp.max(jnp.abs(ravel_pytree(grads.readout)[0] - ravel_pytree(want.readout)[0])) < 1e-12
+    a, b = ravel_pytree(grads.cell)[0], ravel_pytree(want.cell)[0]
+    cosine = float(a @ b / jnp.linalg.norm(a) / jnp.linalg.norm(b))
+    assert 0.5 < cosine < 1 - 1e-6  # an approximation, and a useful one
+
+
+@pytest.mark.parametrize(
+    ("cell", "method", "message"),
+    [
+        ("elman", "rtrl", "exact rtrl needs a cell whose recurrence is element-wise"),
+        ("lstm", "snap1", "needs the cell's recur_diagonal; LSTM has none"),
+        ("indrnn", "uoro", "online must be one of rtrl, snap1; got 'uoro'"),
+    ],
+)
+def test_a_cell_the_method_cannot_carry_is_refused_by_name(cell, method, message):
+    model = init_model(cell, key=jax.random.key(0), input_dim=D, hidden_dim=H, output_dim=O)
+    with pytest.raises(ValueError, match=message):
+        check_online_cell(model.cell, method)
+
+
+def test_the_stream_trainer_refuses_a_window_reaching_back_with_an_online_gradient():
+    with pytest.raises(ValueError, match="online 'rtrl' carries the gradient forward: it needs k1 = k2"):
+        check_stream_config(StreamConfig(cell="indrnn", online="rtrl", k1=5, k2=10), 100)
+
+
+@pytest.mark.parametrize("streams", [0, 3])
+def test_a_stream_learns_with_rtrl_in_memory_that_does_not_grow(streams):
+    length = 600
+    t = jnp.arange(length + 1, dtype=jnp.float32)
+    x = (jnp.sin(0.3 * t) + 0.5 * jnp.sin(0.07 * t))[:, None]
+    xs, ys = x[:-1], x[1:]
+    if streams:
+        xs, ys = jnp.stack([xs] * streams, axis=1), jnp.stack([ys] * streams, axis=1)
+
+        def source(start):
+            return tuple(jnp.swapaxes(jax.lax.dynamic_slice_in_dim(a, start, 5), 0, 1) for a in (xs, ys))
+    else:
+        source = array_source(xs, ys, 5)
+    config = StreamConfig(
+        cell="indrnn", activation="tanh", hidden_dim=16, online="rtrl", k1=5, k2=5, streams=streams,
+        learning_rate=1e-2, updates_per_chunk=20,
+    )  # fmt: skip
+    result = fit_stream(
+        config, source, n_steps=length, input_dim=1, output_dim=1, key=jax.random.key(0), progress=False
+    )
+    assert result.chunk_losses[-1] < 0.2 * result.chunk_losses[0]
