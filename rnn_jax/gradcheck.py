@@ -13,12 +13,16 @@ import functools
 from collections.abc import Callable
 from typing import ClassVar
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 
 from rnn_jax.batch import BatchOptions, prepare
 from rnn_jax.cells import ACTIVATIONS, cell_class, config_cell_options
 from rnn_jax.cells import cell_names as registered_cells
+from rnn_jax.cells.online import ONLINE, check_online_cell, initial_carry, online_grads
+from rnn_jax.cells.parallel import METHODS
 from rnn_jax.errors import InputError
 from rnn_jax.loss import loss
 from rnn_jax.manual import manual_grads
@@ -53,6 +57,10 @@ class GradcheckConfig:
     batch: int = 4
     dtype: str = "float64"
     backward: str = "manual"
+    # Instead of the hand-derived pass: the gradient of the states solved in parallel over time
+    # (deer, quasi_deer), or one carried forward over each sequence (rtrl, snap1).
+    method: str = "sequential"
+    online: str = "none"
     seed: int = 0
 
     CHOICES: ClassVar[dict] = {
@@ -62,6 +70,8 @@ class GradcheckConfig:
         "target": TARGETS,
         "dtype": ("float32", "float64"),
         "backward": ("manual", "tutorial"),
+        "method": METHODS,
+        "online": ("none", *ONLINE),
     }
     HELP: ClassVar[dict[str, str]] = {
         "cell": "a registered cell (" + ", ".join(registered_cells()) + "), or one per layer, "
@@ -83,6 +93,10 @@ class GradcheckConfig:
         "batch": "sequences in the random batch",
         "dtype": "precision of the check",
         "backward": "manual (derived) or tutorial (the tutorial's wrong one)",
+        "method": "check instead the gradient of the states solved in parallel over time (deer, "
+        "quasi_deer; implicit differentiation at the solution)",
+        "online": "check instead the gradient carried forward over each sequence: rtrl (exact, for "
+        "element-wise cells such as indrnn) or snap1 (its diagonal approximation)",
         "seed": "random seed of the problem",
     }
 
@@ -125,6 +139,18 @@ def check_gradcheck_config(cfg: GradcheckConfig) -> None:
         raise InputError(f"backward must be one of {', '.join(HAND_PASSES)}; got {cfg.backward!r}")
     if cfg.backward == "tutorial" and cfg.target != "last":
         raise InputError("backward 'tutorial' needs target 'last'; the tutorial has no 'all' form")
+    if cfg.method not in METHODS:
+        raise InputError(f"method must be one of {', '.join(METHODS)}; got {cfg.method!r}")
+    if cfg.online not in ("none", *ONLINE):
+        raise InputError(f"online must be one of none, {', '.join(ONLINE)}; got {cfg.online!r}")
+    if cfg.online != "none" and cfg.method != "sequential":
+        raise InputError("give --method or --online, not both")
+    if cfg.online != "none" and (cfg.layers, cfg.bidirectional, cfg.truncation) != (1, False, None):
+        raise InputError(
+            f"online {cfg.online!r} carries one layer's gradient over the whole sequence: it takes one "
+            f"layer, one direction and no truncation; got layers {cfg.layers}, bidirectional "
+            f"{cfg.bidirectional}, truncation {cfg.truncation}"
+        )
     plain = (cfg.layers, cfg.bidirectional, cfg.objective, cfg.lengths) == (1, False, "squared", "full")
     if cfg.backward == "tutorial" and (cfg.cell != "elman" or not plain):
         raise InputError(
@@ -246,7 +272,55 @@ def check_gradients(
     per_param = relative_errors(grads, reference)
     max_rel = max(p["max_rel_err"] for p in per_param.values())
     tol = TOLERANCE[str(xs.dtype)] if tolerance is None else tolerance
-    return {"ok": bool(max_rel <= tol), "max_rel_err": max_rel, "tolerance": tol, "per_param": per_param}
+    a, b = (ravel_pytree(eqx.filter(g, eqx.is_array))[0] for g in (grads, reference))
+    cosine = float(a @ b / max(float(jnp.linalg.norm(a) * jnp.linalg.norm(b)), 1e-300))
+    return {
+        "ok": bool(max_rel <= tol),
+        "max_rel_err": max_rel,
+        "tolerance": tol,
+        "cosine": cosine,  # of the two whole gradients: how far an approximation points the same way
+        "per_param": per_param,
+    }
+
+
+def _parallel_grads(model, xs, ys, *, method: str, **options):
+    """The gradient of ``loss`` with every cell's states solved by ``method``."""
+    return jax.grad(loss)(model, xs, ys, method=method, **options)
+
+
+def _online_grads(model, xs, ys, *, method: str, target="last", objective="squared", **options):
+    """The gradient carried forward over each sequence (``rnn_jax.cells.online``), of the loss
+    ``rnn_jax.loss`` scores: each example's step weights, the last step's state for ``"last"``
+    (with a mask, the state carried from the last valid step)."""
+    batch = prepare(model, xs, ys, BatchOptions(target=target, objective=objective, **options))
+    n, seq_len = xs.shape[:2]
+    if target == "all":
+        weights = jnp.broadcast_to(batch.weights, (n, seq_len))
+        targets = batch.ys
+    else:
+        weights = jnp.zeros((n, seq_len), xs.dtype).at[:, -1].set(1.0 / n)
+        targets = jnp.broadcast_to(batch.ys[:, None], (n, seq_len, *batch.ys.shape[1:]))
+    check_online_cell(model.cell, method)
+    per_step = get_objective(objective).per_step
+
+    def one(x, y, w, m):
+        return online_grads(model, initial_carry(model.cell), x, y, w, per_step, mask=m)[1]
+
+    grads = jax.vmap(one)(batch.xs, targets, weights, batch.mask)
+    return eqx.combine(jax.tree.map(lambda g: jnp.sum(g, axis=0), grads), model)
+
+
+PARALLEL_PASSES = {m: functools.partial(_parallel_grads, method=m) for m in METHODS if m != "sequential"}
+ONLINE_PASSES = {m: functools.partial(_online_grads, method=m) for m in ONLINE}
+
+
+def checked_pass(cfg: GradcheckConfig) -> tuple[str, Callable[..., RNN]]:
+    """The name and function of the gradient the config compares with autodiff's."""
+    if cfg.online != "none":
+        return cfg.online, ONLINE_PASSES[cfg.online]
+    if cfg.method != "sequential":
+        return cfg.method, PARALLEL_PASSES[cfg.method]
+    return cfg.backward, HAND_PASSES[cfg.backward]
 
 
 def run_gradcheck(cfg: GradcheckConfig) -> dict:
@@ -294,11 +368,11 @@ def run_gradcheck(cfg: GradcheckConfig) -> dict:
             ys,
             target=cfg.target,
             truncation=cfg.truncation,
-            backward=HAND_PASSES[cfg.backward],
+            backward=checked_pass(cfg)[1],
             objective=cfg.objective,
             **options,
         )
-    return {**report, "config": dataclasses.asdict(cfg)}
+    return {**report, "checked": checked_pass(cfg)[0], "config": dataclasses.asdict(cfg)}
 
 
 def format_report(report: dict) -> str:
@@ -311,7 +385,7 @@ def format_report(report: dict) -> str:
     shape += f"lengths {cfg['lengths']}, " if cfg["lengths"] != "full" else ""
     width = max(6, *(len(name) for name in report["per_param"]))
     lines = [
-        f"{cfg['backward']} vs autodiff  ({cfg['cell']}{options}, {shape}{cfg['objective']}, "
+        f"{report['checked']} vs autodiff  ({cfg['cell']}{options}, {shape}{cfg['objective']}, "
         f"target={cfg['target']}, truncation={cfg['truncation']}, {cfg['dtype']}, N={cfg['batch']} "
         f"T={cfg['seq_len']} D={cfg['input_dim']} H={cfg['hidden_dim']} O={cfg['output_dim']})",
         f"{'param':<{width}} {'max abs err':>12} {'max rel err':>12}",
@@ -319,5 +393,8 @@ def format_report(report: dict) -> str:
     for name, err in report["per_param"].items():
         lines.append(f"{name:<{width}} {err['max_abs_err']:>12.3e} {err['max_rel_err']:>12.3e}")
     verdict = "PASS" if report["ok"] else "FAIL"
-    lines.append(f"{verdict}: max rel err {report['max_rel_err']:.3e} (tolerance {report['tolerance']:.0e})")
+    lines.append(
+        f"{verdict}: max rel err {report['max_rel_err']:.3e} (tolerance {report['tolerance']:.0e}); "
+        f"cosine with autodiff's gradient {report['cosine']:.6f}"
+    )
     return "\n".join(lines)

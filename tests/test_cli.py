@@ -42,8 +42,45 @@ def test_gradcheck_fails_for_the_tutorial_backward_pass_with_json(capsys):
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        [
+            "--method",
+            "quasi_deer",
+            "--cell",
+            "gru",
+            "--truncation",
+            "3",
+            "--lengths",
+            "holes",
+            "--target",
+            "all",
+        ],
+        ["--method", "deer", "--cell", "lstm", "--layers", "2", "--bidirectional", "--lengths", "random"],
+        ["--online", "rtrl", "--cell", "indrnn", "--lengths", "holes", "--target", "all"],
+        ["--online", "rtrl", "--cell", "indrnn", "--lengths", "random", "--objective", "cross_entropy"],
+    ],
+)
+def test_gradcheck_covers_the_parallel_and_online_gradients(capsys, args):
+    assert main(["gradcheck", *args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["checked"] == args[1] and report["cosine"] > 1 - 1e-12
+
+
+def test_gradcheck_of_snap1_fails_as_an_approximation_and_says_how_close_it_points(capsys):
+    assert main(["gradcheck", "--online", "snap1", "--cell", "elman"]) == 1
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    cosine = float(last.rsplit(" ", 1)[1])
+    assert last.startswith("FAIL: max rel err") and 0.3 < cosine < 0.999
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--method", "elk"], "method must be one of sequential, deer, quasi_deer; got 'elk'"),
+        (["--online", "rtrl", "--cell", "gru"], "exact rtrl needs a cell whose recurrence is element-wise"),
+        (["--online", "rtrl", "--cell", "indrnn", "--truncation", "3"], "it takes one layer, one direction"),
+        (["--online", "rtrl", "--method", "deer", "--cell", "indrnn"], "give --method or --online, not both"),
         (["--truncation", "0"], "truncation must be None or an integer >= 1; got 0"),
         (["--activation", "gelu"], "activation must be one of"),
         (["--target", "middle"], "target must be one of last, all"),

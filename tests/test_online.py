@@ -6,13 +6,14 @@ import jax.numpy as jnp
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from rnn_jax.cells.online import check_online_cell, initial_carry, online_grads
 from rnn_jax.model import init_model
 from rnn_jax.objectives import get_objective
 from rnn_jax.runs.driver import fit_stream
-from rnn_jax.train.online import check_online_cell, initial_carry, online_grads
 from rnn_jax.train.stream import StreamConfig, array_source, check_stream_config
 
 T, D, H, O = 30, 3, 5, 2
+SQUARED = get_objective("squared").per_step
 
 
 @pytest.fixture
@@ -33,8 +34,7 @@ def full_bptt(model, h0, xs, ys, weights, mask, objective):
     """The same weighted loss over the segment, differentiated through every step."""
     states = model.cell.states(xs, h0=h0, mask=mask)
     per_step = get_objective(objective).per_step(model.readout(model.cell.hidden(states)), ys)
-    scored = weights if mask is None else jnp.where(mask, weights, 0.0)
-    return jnp.sum(scored * per_step)
+    return jnp.sum(weights * per_step)
 
 
 TARGETS = {
@@ -54,14 +54,15 @@ def test_exact_rtrl_equals_full_bptt_over_a_segment_to_1e_10(x64, activation, ob
     )  # fmt: skip
     h0 = jax.random.uniform(jax.random.key(4), (H,), jnp.float64)  # a state from earlier on
     xs, ys = segment(objective)
+    per_step = get_objective(objective).per_step
     run = jax.jit(
-        lambda m, w, mask: online_grads(
-            m, initial_carry(m.cell, h0), xs, ys, w, mask=mask, objective=objective
-        )
+        lambda m, w, mask: online_grads(m, initial_carry(m.cell, h0), xs, ys, w, per_step, mask=mask)
     )
     largest, cases = 0.0, 0
     for weights in TARGETS.values():
         for mask in MASKS.values():
+            if mask is not None:
+                weights = jnp.where(mask, weights, 0.0)  # skipped steps are not scored
             value, grads, carry = run(model, weights, mask)
             want_value, want = jax.value_and_grad(full_bptt)(model, h0, xs, ys, weights, mask, objective)
             gap = jnp.max(jnp.abs(ravel_pytree(grads)[0] - ravel_pytree(want)[0]))
@@ -80,8 +81,8 @@ def test_sensitivities_carried_across_windows_give_the_gradient_through_both(x64
     xs, ys = segment("squared")
     half = T // 2
     zero, score = jnp.zeros(half), jnp.full(half, 1.0 / half)
-    _, _, carry = online_grads(model, initial_carry(model.cell), xs[:half], ys[:half], zero)
-    _, grads, _ = online_grads(model, carry, xs[half:], ys[half:], score)
+    _, _, carry = online_grads(model, initial_carry(model.cell), xs[:half], ys[:half], zero, SQUARED)
+    _, grads, _ = online_grads(model, carry, xs[half:], ys[half:], score, SQUARED)
     weights = jnp.concatenate([zero, score])
     want = jax.grad(full_bptt)(model, None, xs, ys, weights, None, "squared")
     assert jnp.max(jnp.abs(ravel_pytree(grads)[0] - ravel_pytree(want)[0])) < 1e-10
@@ -93,7 +94,7 @@ def test_snap1_is_exact_for_the_readout_and_points_the_same_way_for_a_dense_cell
     )
     xs, ys = segment("squared")
     weights = TARGETS["every step"]
-    _, grads, _ = online_grads(model, initial_carry(model.cell), xs, ys, weights)
+    _, grads, _ = online_grads(model, initial_carry(model.cell), xs, ys, weights, SQUARED)
     want = jax.grad(full_bptt)(model, None, xs, ys, weights, None, "squared")
     assert jnp.max(jnp.abs(ravel_pytree(grads.readout)[0] - ravel_pytree(want.readout)[0])) < 1e-12
     a, b = ravel_pytree(grads.cell)[0], ravel_pytree(want.cell)[0]

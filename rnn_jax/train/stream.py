@@ -27,12 +27,12 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import cell_class, config_cell_options
+from rnn_jax.cells.online import ONLINE, OnlineCarry, check_online_cell, initial_carry, online_grads
 from rnn_jax.errors import InputError
 from rnn_jax.manual import manual_rule_loss
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import get_objective
 from rnn_jax.resources import TRAINING_ADVICE, check_fits, tree_bytes
-from rnn_jax.train.online import ONLINE, OnlineCarry, check_online_cell, initial_carry, online_grads
 from rnn_jax.unroll import unroll_states
 
 Source = Callable[[Int[Array, ""]], tuple[Float[Array, "K2 D"], Float[Array, "K2 O"]]]
@@ -203,7 +203,7 @@ def make_stream_train(
         weights = jnp.full(k1, 1.0 / k1, xs.dtype)
 
         def one(c, x, y):
-            return online_grads(params, c, x, y, weights, objective=config.objective)
+            return online_grads(params, c, x, y, weights, per_step)
 
         if not config.streams:
             return one(carry, xs, ys)

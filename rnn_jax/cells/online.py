@@ -15,7 +15,7 @@ for an Elman cell). Two structures make it cheap:
 - **SnAp-1** (Menick et al., ICLR 2021) for any cell of that layout with a dense recurrence
   (Elman): the same update with the diagonal of ``J_t`` only, keeping the sensitivities of the
   weights that act on a unit directly. An approximation; its gradient's cosine with the exact
-  one is measured in ``tests/test_online.py``.
+  one is measured in ``tests/test_online.py`` and reported by ``rnn-jax gradcheck --online snap1``.
 
 ``I_t`` comes from one vector-Jacobian product of the step with a cotangent of ones: unit
 ``i``'s state is the only one that row ``i`` touches within a step, so the sum over units that
@@ -24,6 +24,7 @@ the product forms holds exactly the per-unit entries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -33,8 +34,6 @@ from jaxtyping import Array, Bool, Float
 
 from rnn_jax.cells.base import Cell
 from rnn_jax.errors import InputError
-from rnn_jax.model import RNN
-from rnn_jax.objectives import get_objective
 
 ONLINE = ("rtrl", "snap1")
 
@@ -104,23 +103,26 @@ def online_step(cell: Cell, carry: OnlineCarry, x: Float[Array, " D"], keep=None
 
 
 def online_grads(
-    model: RNN,
+    model: eqx.Module,
     carry: OnlineCarry,
     xs: Float[Array, "T D"],
     ys: Array,
     weights: Float[Array, " T"],
+    per_step: Callable[[Array, Array], Array],
     *,
     mask: Bool[Array, " T"] | None = None,
-    objective: str = "squared",
-) -> tuple[Float[Array, ""], RNN, OnlineCarry]:
-    """``(loss, gradient, carry after the window)`` of ``sum_t weights[t] * l(y_t, target_t)``
-    over one window of steps, the sensitivities carried in ``carry`` and out again.
+) -> tuple[Float[Array, ""], eqx.Module, OnlineCarry]:
+    """``(loss, gradient, carry after the window)`` of ``sum_t weights[t] * per_step(y_t,
+    target_t)`` over one window of steps of a model (an ``rnn_jax.model.RNN``: its ``cell``
+    and ``readout``), the sensitivities carried in ``carry`` and out again; ``per_step`` is an
+    objective's (``rnn_jax.objectives``).
 
-    ``weights (T,)`` scores any steps (zeros skip the rest: sparse targets); ``mask (T,)`` skips
-    steps altogether, as in ``rnn_jax.loss``. The gradient is the model's shape (the readout's
-    part by autodiff at each step); the sensitivities are not reset, so over a stream the
-    gradient of each window reaches back to the stream's start (under the weights it had)."""
-    per_step = get_objective(objective).per_step
+    ``weights (T,)`` scores the state after each step (zeros leave it out: sparse targets);
+    ``mask (T,)`` skips steps, as in ``rnn_jax.loss``: the state is carried through unchanged
+    (so scoring the last step with a mask scores the last valid one's state). The gradient is
+    the model's arrays (the readout's part by autodiff at each step); the sensitivities are not
+    reset, so over a stream the gradient of each window reaches back to the stream's start
+    (under the weights it had)."""
     cell, readout = model.cell, model.readout
     zero = jax.tree.map(jnp.zeros_like, eqx.filter(model, eqx.is_array))
 
@@ -128,9 +130,8 @@ def online_grads(
         carry, grads, total = state
         x, y, w, keep = inputs
         carry = online_step(cell, carry, x, keep)
-        scored = w if keep is None else jnp.where(keep, w, 0.0)
         value, (d_readout, d_h) = jax.value_and_grad(
-            lambda r, h: scored * per_step(r(cell.hidden(h)), y), argnums=(0, 1)
+            lambda r, h: w * per_step(r(cell.hidden(h)), y), argnums=(0, 1)
         )(readout, carry.h)
         d_cell = jax.tree.map(lambda p: _unit_axis(d_h, p) * p, carry.sensitivity)
         this_step = eqx.tree_at(lambda g: (g.cell, g.readout), zero, (d_cell, d_readout))
