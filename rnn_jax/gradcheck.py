@@ -21,11 +21,11 @@ from jax.flatten_util import ravel_pytree
 from rnn_jax.batch import BatchOptions, prepare
 from rnn_jax.cells import ACTIVATIONS, cell_class, config_cell_options
 from rnn_jax.cells import cell_names as registered_cells
-from rnn_jax.cells.online import ONLINE, check_online_cell, initial_carry, online_grads
+from rnn_jax.cells.online import ONLINE
 from rnn_jax.cells.parallel import METHODS
 from rnn_jax.errors import InputError
 from rnn_jax.loss import loss
-from rnn_jax.manual import manual_grads
+from rnn_jax.manual import carried_grads, manual_grads
 from rnn_jax.model import RNN, dims, init_model
 from rnn_jax.objectives import OBJECTIVES, get_objective
 from rnn_jax.resources import check_fits, tree_bytes
@@ -288,30 +288,8 @@ def _parallel_grads(model, xs, ys, *, method: str, **options):
     return jax.grad(loss)(model, xs, ys, method=method, **options)
 
 
-def _online_grads(model, xs, ys, *, method: str, target="last", objective="squared", **options):
-    """The gradient carried forward over each sequence (``rnn_jax.cells.online``), of the loss
-    ``rnn_jax.loss`` scores: each example's step weights, the last step's state for ``"last"``
-    (with a mask, the state carried from the last valid step)."""
-    batch = prepare(model, xs, ys, BatchOptions(target=target, objective=objective, **options))
-    n, seq_len = xs.shape[:2]
-    if target == "all":
-        weights = jnp.broadcast_to(batch.weights, (n, seq_len))
-        targets = batch.ys
-    else:
-        weights = jnp.zeros((n, seq_len), xs.dtype).at[:, -1].set(1.0 / n)
-        targets = jnp.broadcast_to(batch.ys[:, None], (n, seq_len, *batch.ys.shape[1:]))
-    check_online_cell(model.cell, method)
-    per_step = get_objective(objective).per_step
-
-    def one(x, y, w, m):
-        return online_grads(model, initial_carry(model.cell), x, y, w, per_step, mask=m)[1]
-
-    grads = jax.vmap(one)(batch.xs, targets, weights, batch.mask)
-    return eqx.combine(jax.tree.map(lambda g: jnp.sum(g, axis=0), grads), model)
-
-
 PARALLEL_PASSES = {m: functools.partial(_parallel_grads, method=m) for m in METHODS if m != "sequential"}
-ONLINE_PASSES = {m: functools.partial(_online_grads, method=m) for m in ONLINE}
+ONLINE_PASSES = {m: functools.partial(carried_grads, online=m) for m in ONLINE}
 
 
 def checked_pass(cfg: GradcheckConfig) -> tuple[str, Callable[..., RNN]]:

@@ -10,6 +10,7 @@ the readout their gradient at every ``h_t``, and the recurrent part's own ``back
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +18,7 @@ from jaxtyping import Array, Float
 
 from rnn_jax.batch import Batch, BatchOptions, batch_loss, batch_outputs, prepare
 from rnn_jax.cells.base import CellGrads
+from rnn_jax.cells.online import check_online_cell, initial_carry, online_grads
 from rnn_jax.errors import InputError
 from rnn_jax.model import RNN, keyed, last_valid, prefix_window
 from rnn_jax.objectives import get_objective
@@ -238,3 +240,32 @@ def state_grads(
     if dh is None:
         raise InputError(f"the {type(model.cell).__name__} cell's backward does not report dL/dh_t")
     return dh
+
+
+def carried_grads(
+    model: RNN, xs: Float[Array, "N T D"], ys: Array, *, online: str = "rtrl", **options
+) -> RNN:
+    """The gradient of ``rnn_jax.loss`` (full BPTT: ``truncation`` is not taken) carried
+    forward over each sequence instead of back (``rnn_jax.cells.online``): exact ``"rtrl"``
+    for an element-wise cell, the ``"snap1"`` approximation for a dense one. One layer, one
+    direction; ``options`` as ``loss`` takes them (``target``, ``objective``, ``lengths`` or
+    ``mask``). Each example's loss is scored at its steps' weights, or for ``"last"`` at the
+    final step (with a mask, the state carried from the last valid step)."""
+    if options.get("truncation") is not None:
+        raise InputError(f"online {online!r} reaches back to every step: truncation must be None")
+    options = BatchOptions(**options)
+    check_online_cell(model.cell, online)
+    batch = prepare(model, xs, ys, options)
+    n, seq_len = xs.shape[:2]
+    if options.target == "all":
+        weights, targets = jnp.broadcast_to(batch.weights, (n, seq_len)), batch.ys
+    else:
+        weights = jnp.zeros((n, seq_len), xs.dtype).at[:, -1].set(1.0 / n)
+        targets = jnp.broadcast_to(batch.ys[:, None], (n, seq_len, *batch.ys.shape[1:]))
+    per_step = get_objective(options.objective).per_step
+
+    def one(x, y, w, m):
+        return online_grads(model, initial_carry(model.cell), x, y, w, per_step, mask=m)[1]
+
+    grads = jax.vmap(one)(batch.xs, targets, weights, batch.mask)
+    return eqx.combine(jax.tree.map(lambda g: jnp.sum(g, axis=0), grads), model)

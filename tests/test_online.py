@@ -142,3 +142,32 @@ def test_a_stream_learns_with_rtrl_in_memory_that_does_not_grow(streams):
         config, source, n_steps=length, input_dim=1, output_dim=1, key=jax.random.key(0), progress=False
     )
     assert result.chunk_losses[-1] < 0.2 * result.chunk_losses[0]
+
+
+def test_a_run_trained_with_rtrl_takes_the_steps_full_bptt_takes():
+    """Whole runs (``TrainConfig(online="rtrl")``): exact RTRL's gradient is full BPTT's, so
+    the two runs agree to float32 rounding; a truncation window is refused, not ignored."""
+    import dataclasses
+
+    from rnn_jax.data.memory_tasks import task_data
+    from rnn_jax.runs.driver import fit
+    from rnn_jax.train.loop import TrainConfig, make_hparams
+
+    data = task_data("recall", jax.random.key(0), n_train=64, n_val=32, seq_len=10, symbols=3)
+    config = TrainConfig(cell="indrnn", hidden_dim=6, epochs=3, batch_size=16, objective="cross_entropy")
+    hparams = make_hparams(learning_rate=1e-2, seq_len=10)
+    bptt = fit(config, hparams, data, key=jax.random.key(1), progress=False)
+    rtrl = fit(
+        dataclasses.replace(config, online="rtrl"), hparams, data, key=jax.random.key(1), progress=False
+    )
+    a, b = ravel_pytree(bptt.params)[0], ravel_pytree(rtrl.params)[0]
+    assert jnp.max(jnp.abs(a - b)) < 1e-4
+    losses = [jnp.asarray(r.metrics["train_loss"]) for r in (bptt, rtrl)]
+    assert jnp.allclose(*losses, rtol=1e-4) and losses[1][-1] < losses[1][0]
+    with pytest.raises(
+        ValueError, match="online 'rtrl' reaches back to every step: truncation must be none; got 4"
+    ):
+        fit(
+            dataclasses.replace(config, online="rtrl"), make_hparams(seq_len=10, truncation=4), data,
+            key=jax.random.key(1), progress=False,
+        )  # fmt: skip

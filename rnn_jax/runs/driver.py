@@ -36,6 +36,7 @@ from rnn_jax.train.loop import (
     check_config,
     check_data_fits,
     check_hparams,
+    check_online_truncation,
     make_train,
     training_parts,
 )
@@ -209,6 +210,7 @@ def fit(
     check_config(config, data.x_train.shape[0])
     check_data_fits(config, data)
     check_hparams(hparams)
+    check_online_truncation(config, hparams, data.x_train.shape[1])
     if resume and checkpointing is None:
         raise InputError("resume=True needs checkpointing (where to resume from)")
     check_fits(training_parts(config, hparams, data), what="training", advice=TRAINING_ADVICE)

@@ -32,6 +32,7 @@ from rnn_jax.train.loop import (
     check_config,
     check_data_fits,
     check_hparams,
+    check_online_truncation,
     make_hparams,
     make_train,
     training_parts,
@@ -261,6 +262,7 @@ def run_sweep(
     check_config(config, data.x_train.shape[0])
     check_data_fits(config, data)
     check_hparams(members.hparams)
+    check_online_truncation(config, members.hparams, data.x_train.shape[1])
     if resume and checkpointing is None:
         raise InputError("resume=True needs checkpointing (where to resume from)")
     start = time.perf_counter()

@@ -24,12 +24,13 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.batch import BatchOptions
-from rnn_jax.cells import ACTIVATIONS, INITS, cell_names, config_cell_options
+from rnn_jax.cells import ACTIVATIONS, INITS, cell_class, cell_names, config_cell_options
+from rnn_jax.cells.online import ONLINE
 from rnn_jax.cells.parallel import METHODS, in_parallel, in_sequence
 from rnn_jax.data.sine import WindowData
 from rnn_jax.errors import InputError, InputTypeError
 from rnn_jax.loss import BACKWARDS, batch_predict, loss
-from rnn_jax.manual import manual_grads
+from rnn_jax.manual import carried_grads, manual_grads
 from rnn_jax.model import RNN, init_model
 from rnn_jax.objectives import OBJECTIVES, cross_entropy
 from rnn_jax.resources import tree_bytes
@@ -72,6 +73,7 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
     unroll: int = 1  # steps per iteration of the time scans (lax.scan's unroll); autodiff only
     method: str = "sequential"  # or "deer", "quasi_deer": the states solved in parallel over time
+    online: str = "none"  # or "rtrl", "snap1": the gradient carried forward (one layer, full BPTT)
 
     @classmethod
     def tutorial(cls, **changes) -> TrainConfig:
@@ -105,6 +107,7 @@ class TrainConfig:
         "objective": lambda: tuple(OBJECTIVES),
         "select": SELECTS,
         "method": METHODS,
+        "online": ("none", *ONLINE),
     }
     # Help for each field, shown by every command whose config contains a TrainConfig.
     HELP: ClassVar[dict[str, str]] = {
@@ -132,6 +135,8 @@ class TrainConfig:
         "patience": "stop early after this many epochs without a lower validation loss (0: never)",
         "method": "how the training gradient finds the states: sequential (the scan), or in parallel "
         "over time by Newton iterations, deer (dense Jacobians) or quasi_deer (their diagonals)",
+        "online": "carry the gradient forward over each sequence instead of back: rtrl (exact, for "
+        "element-wise cells such as indrnn) or snap1 (its diagonal approximation); one layer, full BPTT",
         "unroll": "time steps per iteration of the scans that the autodiff gradient runs (lax.scan's "
         "unroll): the same values from a longer program, faster on some backends and sizes",
     }
@@ -225,6 +230,16 @@ def make_hparams(
     )
 
 
+def check_online_truncation(config: TrainConfig, hparams: Hyperparams, seq_len: int) -> None:
+    """An online gradient reaches every step: refuse a truncation window shorter than ``T``."""
+    windows = np.asarray(hparams.truncation)
+    if config.online != "none" and np.any(windows < seq_len):
+        raise InputError(
+            f"online {config.online!r} reaches back to every step: truncation must be none; got "
+            f"{int(windows.ravel()[np.argmax(windows.ravel() < seq_len)])}"
+        )
+
+
 def check_hparams(hparams: Hyperparams) -> None:
     """Check concrete ``Hyperparams`` (one run's scalars, or a sweep's stacked ``(M,)`` arrays) on
     the host: numeric, finite, positive, truncation >= 1. The error names the first bad member."""
@@ -259,6 +274,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         "backward": BACKWARDS,
         "select": SELECTS,
         "method": METHODS,
+        "online": ("none", *ONLINE),
     }
     for name, allowed in choices.items():
         value = getattr(config, name)
@@ -288,6 +304,17 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         raise InputError(
             f"unroll {config.unroll} needs backward 'autodiff' (the hand-derived pass scans "
             f"one step at a time); got backward {config.backward!r}"
+        )
+    shape = (config.num_layers, config.bidirectional, config.backward, config.method, config.unroll)
+    if config.online != "none" and shape != (1, False, "autodiff", "sequential", 1):
+        raise InputError(
+            f"online {config.online!r} carries one layer's gradient forward: it takes one layer, one "
+            "direction, backward 'autodiff', method 'sequential' and unroll 1"
+        )
+    if config.online == "rtrl" and not cell_class(config.cell).ELEMENTWISE:
+        raise InputError(
+            f"exact rtrl needs a cell whose recurrence is element-wise (indrnn); got {config.cell!r}: "
+            "use online snap1, its diagonal approximation"
         )
     if config.method != "sequential" and config.backward == "tutorial":
         raise InputError(f"method {config.method!r} needs backward 'autodiff' or 'manual'; got 'tutorial'")
@@ -346,9 +373,13 @@ def make_grad_fn(config: TrainConfig) -> Callable[..., RNN]:
         return lambda params, xs, ys, truncation, mask, key: tutorial_grads(
             params, xs, ys, target="last", truncation=truncation
         )
+    options = {"target": config.target, "objective": config.objective}
+    if config.online != "none":  # full BPTT's gradient, carried forward: truncation is not read
+        return lambda params, xs, ys, truncation, mask, key: carried_grads(
+            params, xs, ys, online=config.online, mask=mask, **options
+        )
     fn = {"autodiff": jax.grad(functools.partial(loss, unroll=config.unroll)), "manual": manual_grads}
     fn = fn[config.backward]
-    options = {"target": config.target, "objective": config.objective}
 
     def grad_fn(params, xs, ys, truncation, mask, key):
         # The cells wrapped for the solve and unwrapped again: the gradient has the params' shape.

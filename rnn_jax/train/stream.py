@@ -50,10 +50,10 @@ class StreamConfig:
     # (S, k2, ...), each carrying its own state; the loss is their mean.
     streams: int = 0
     backward: str = "autodiff"  # or "manual": the hand-derived pass (needs k1 = k2)
-    # "tbptt": each update's gradient reaches k2 steps back; "rtrl" (element-wise cells) or
-    # "snap1" (its diagonal approximation for dense ones) carry the sensitivities forward from
-    # the stream's start instead (rnn_jax.train.online; needs k1 = k2, one layer).
-    online: str = "tbptt"
+    # "none": TBPTT, each update's gradient reaches k2 steps back; "rtrl" (element-wise cells)
+    # or "snap1" (its diagonal approximation for dense ones) carry the sensitivities forward
+    # from the stream's start instead (rnn_jax.cells.online; needs k1 = k2, one layer).
+    online: str = "none"
     decay_updates: int = 0  # > 0: the learning rate decays (cosine) to 0 over that many updates
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
     cell_options: str = ""  # any other option of the cell's constructor: "reset=before"
@@ -75,9 +75,9 @@ def check_stream_config(config: StreamConfig, n_steps: int) -> None:
         raise InputError(
             f"backward 'manual' scores whole windows: it needs k1 = k2; got k1={config.k1}, k2={config.k2}"
         )
-    if config.online not in ("tbptt", *ONLINE):
-        raise InputError(f"online must be one of tbptt, {', '.join(ONLINE)}; got {config.online!r}")
-    if config.online != "tbptt" and (
+    if config.online not in ("none", *ONLINE):
+        raise InputError(f"online must be one of none, {', '.join(ONLINE)}; got {config.online!r}")
+    if config.online != "none" and (
         config.k1 != config.k2 or config.num_layers != 1 or config.backward != "autodiff"
     ):
         raise InputError(
@@ -154,7 +154,7 @@ def make_stream_train(
             **cell_options(config),
         )
         carry = params.cell.initial_state()
-        if config.online != "tbptt":
+        if config.online != "none":
             check_online_cell(params.cell, config.online)
             carry = initial_carry(params.cell)
         if config.streams:
@@ -212,7 +212,7 @@ def make_stream_train(
 
     def update(state: StreamState, _):
         xs, ys = source(state.start)
-        if config.online != "tbptt":
+        if config.online != "none":
             value, grads, handover = carried_forward(state.params, state.carry, xs, ys)
         elif config.backward == "manual":
             value, grads, handover = hand_derived(state.params, state.carry, xs, ys)
