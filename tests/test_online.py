@@ -6,7 +6,13 @@ import jax.numpy as jnp
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from rnn_jax.cells.online import check_online_cell, initial_carry, online_grads
+from rnn_jax.cells.online import (
+    check_online_cell,
+    initial_carry,
+    online_grads,
+    uoro_grads,
+    uoro_initial_carry,
+)
 from rnn_jax.model import init_model
 from rnn_jax.objectives import get_objective
 from rnn_jax.runs.driver import fit_stream
@@ -171,3 +177,37 @@ def test_a_run_trained_with_rtrl_takes_the_steps_full_bptt_takes():
             dataclasses.replace(config, online="rtrl"), make_hparams(seq_len=10, truncation=4), data,
             key=jax.random.key(1), progress=False,
         )  # fmt: skip
+
+
+# UORO's estimate is unbiased: over M independent draws, each coordinate's mean is within a few
+# standard errors of the exact gradient. By the central limit theorem the mean of M = 20 000
+# draws is close to normal; |z| > 5 has probability 5.7e-7 per coordinate, so over the <= 72
+# coordinates of a cell a correct estimator fails this test with probability < 5e-5. The same
+# test refuses a 20 % error in the target (the second assertion), so it has the power to fail.
+DRAWS = 20_000
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["elman", pytest.param("gru", marks=pytest.mark.slow), pytest.param("lstm", marks=pytest.mark.slow)],
+)
+def test_uoro_is_an_unbiased_estimate_of_the_exact_gradient_for_dense_cells(x64, cell):
+    steps, hidden = 12, 3
+    model = init_model(
+        cell, key=jax.random.key(0), input_dim=2, hidden_dim=hidden, output_dim=O, dtype=jnp.float64
+    )
+    xs = jax.random.normal(jax.random.key(1), (steps, 2), jnp.float64)
+    ys = jax.random.normal(jax.random.key(2), (steps, O), jnp.float64)
+    weights = jnp.full(steps, 1.0 / steps)
+    exact = ravel_pytree(jax.grad(full_bptt)(model, None, xs, ys, weights, None, "squared").cell)[0]
+
+    def draw(key):
+        grads = uoro_grads(model, uoro_initial_carry(model.cell), xs, ys, weights, SQUARED, key)[1]
+        return ravel_pytree(grads.cell)[0]
+
+    draws = jax.jit(jax.vmap(draw))(jax.random.split(jax.random.key(3), DRAWS))
+    mean, error = draws.mean(axis=0), draws.std(axis=0) / DRAWS**0.5
+    assert float(jnp.max(jnp.abs(mean - exact) / error)) < 5
+    assert float(jnp.max(jnp.abs(mean - 1.2 * exact) / error)) > 5
+    one = draws[0] @ exact / (jnp.linalg.norm(draws[0]) * jnp.linalg.norm(exact))
+    assert -1 < float(one) < 1 - 1e-3  # a single draw is noisy: it is not the gradient

@@ -25,11 +25,12 @@ the product forms holds exactly the per-unit entries.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float
 
 from rnn_jax.cells.base import Cell
@@ -139,5 +140,89 @@ def online_grads(
 
     (carry, grads, total), _ = jax.lax.scan(
         step, (carry, zero, jnp.zeros((), xs.dtype)), (xs, ys, weights, mask)
+    )
+    return total, grads, carry
+
+
+class UoroCarry(NamedTuple):
+    """UORO's rank-one sensitivity ``dh/dtheta ~ state_factor weight_factor^T`` and the state."""
+
+    h: Any  # the cell's state
+    state_factor: Float[Array, " n"]  # s~, the state's side (flattened)
+    weight_factor: eqx.Module  # theta~, the weights' side (the cell's arrays)
+
+
+def uoro_initial_carry(cell: Cell, h0=None) -> UoroCarry:
+    h = cell.initial_state() if h0 is None else h0
+    flat = ravel_pytree(h)[0]
+    weights = jax.tree.map(jnp.zeros_like, eqx.filter(cell, eqx.is_array))
+    return UoroCarry(h, jnp.zeros_like(flat), weights)
+
+
+def _norm(tree) -> Float[Array, ""]:
+    return jnp.sqrt(sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(tree)))
+
+
+def uoro_step(cell: Cell, carry: UoroCarry, x, key, keep=None) -> UoroCarry:
+    """One step of UORO (Tallec & Ollivier, ICLR 2018): with random signs ``nu``,
+    ``s~ <- rho0 J s~ + rho1 nu`` and ``theta~ <- theta~ / rho0 + nu^T (df/dtheta) / rho1``, so
+    that ``E[s~ theta~^T]`` is the exact sensitivity; ``rho0, rho1`` balance the factors' norms
+    (the variance-reducing choice of the paper). Any cell: a JVP and a VJP of its step."""
+    h, factor, weight_factor = carry
+    weights, rest = eqx.partition(cell, eqx.is_array)
+    flat_h, unravel = ravel_pytree(h)
+
+    def step(w, state):
+        return ravel_pytree(eqx.combine(w, rest).step(unravel(state), x))[0]
+
+    new, pushed = jax.jvp(lambda s: step(weights, s), (flat_h,), (factor,))  # J s~
+    signs = jax.random.rademacher(key, flat_h.shape, flat_h.dtype)
+    _, pullback = jax.vjp(lambda w: step(w, flat_h), weights)
+    drawn = pullback(signs)[0]  # nu^T df/dtheta
+    tiny = jnp.finfo(flat_h.dtype).tiny ** 0.5
+    rho0 = jnp.sqrt((_norm(weight_factor) + tiny) / (jnp.linalg.norm(pushed) + tiny))
+    rho1 = jnp.sqrt((_norm(drawn) + tiny) / (jnp.linalg.norm(signs) + tiny))
+    moved = UoroCarry(
+        unravel(new),
+        rho0 * pushed + rho1 * signs,
+        jax.tree.map(lambda a, b: a / rho0 + b / rho1, weight_factor, drawn),
+    )
+    if keep is None:
+        return moved
+    return jax.tree.map(lambda a, b: jnp.where(keep, a, b), moved, carry)
+
+
+def uoro_grads(
+    model: eqx.Module,
+    carry: UoroCarry,
+    xs: Float[Array, "T D"],
+    ys: Array,
+    weights: Float[Array, " T"],
+    per_step: Callable[[Array, Array], Array],
+    key,
+    *,
+    mask: Bool[Array, " T"] | None = None,
+) -> tuple[Float[Array, ""], eqx.Module, UoroCarry]:
+    """``online_grads`` with UORO's unbiased rank-one estimate for any cell (dense ones
+    included): the cell's part of the gradient is ``(dL/dh_t . s~_t) theta~_t`` per step, the
+    readout's exact. One draw is noisy; the mean of many is the exact gradient."""
+    cell, readout = model.cell, model.readout
+    zero = jax.tree.map(jnp.zeros_like, eqx.filter(model, eqx.is_array))
+
+    def step(state, inputs):
+        carry, grads, total = state
+        x, y, w, keep, step_key = inputs
+        carry = uoro_step(cell, carry, x, step_key, keep)
+        value, (d_readout, d_h) = jax.value_and_grad(
+            lambda r, h: w * per_step(r(cell.hidden(h)), y), argnums=(0, 1)
+        )(readout, carry.h)
+        along = ravel_pytree(d_h)[0] @ carry.state_factor
+        d_cell = jax.tree.map(lambda f: along * f, carry.weight_factor)
+        this_step = eqx.tree_at(lambda g: (g.cell, g.readout), zero, (d_cell, d_readout))
+        return (carry, jax.tree.map(jnp.add, grads, this_step), total + value), None
+
+    keys = jax.random.split(key, xs.shape[0])
+    (carry, grads, total), _ = jax.lax.scan(
+        step, (carry, zero, jnp.zeros((), xs.dtype)), (xs, ys, weights, mask, keys)
     )
     return total, grads, carry
