@@ -378,3 +378,87 @@ def plot_memory_tasks(results: dict, seq_lens: dict[str, int]) -> Figure:
             ax.legend(fontsize=8)
         fig.tight_layout()
     return fig
+
+
+def _not_run(ax, what: str) -> None:
+    ax.text(0.5, 0.5, f"{what}: not run", ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def plot_beyond_bptt(result: dict) -> Figure:
+    """Four panels of ``experiments/beyond_bptt.py``'s result: parallel over sequential time
+    against T, Newton iterations against the spectral radius, the long-lag task's accuracy
+    against wall time, and the approximate gradients' cosines with the exact one."""
+    with style():
+        fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+        speed, conv, lag, approx = axes.ravel()
+        if "speed" in result:
+            for row_key in sorted({(r["cell"], r["hidden"]) for r in result["speed"]}):
+                rows = [r for r in result["speed"] if (r["cell"], r["hidden"]) == row_key]
+                rows = [r for r in rows if "forward" in r["seconds"]["quasi_deer"]]
+                ratio = [
+                    r["seconds"]["quasi_deer"]["forward_backward"]
+                    / r["seconds"]["sequential"]["forward_backward"]
+                    for r in rows
+                ]
+                speed.plot(
+                    [r["seq_len"] for r in rows], ratio, marker="o", label=f"{row_key[0]} H={row_key[1]}"
+                )
+            speed.axhline(1.0, color="grey", linewidth=1)
+            speed.set_xscale("log")
+            speed.set_yscale("log")
+            speed.set_xlabel("sequence length T")
+            speed.set_ylabel("quasi-DEER / sequential time (fwd + bwd)")
+            speed.set_title(f"parallel in time on {result.get('device', 'cpu')}: below 1 wins")
+            speed.legend(fontsize=7, ncol=2)
+        else:
+            _not_run(speed, "speed")
+        if "convergence" in result:
+            rows = [r for r in result["convergence"] if r["label"].startswith("untrained")]
+            radii = [r["radius"] for r in rows]
+            for method in ("deer", "quasi_deer"):
+                conv.plot(radii, [r[method]["iterations"] for r in rows], marker="o", label=method)
+            trained = [r for r in result["convergence"] if not r["label"].startswith("untrained")]
+            for r in trained:
+                conv.scatter([r["radius"]] * 2, [r["deer"]["iterations"], r["quasi_deer"]["iterations"]],
+                             marker="*", s=120, color="black", label="trained (sine)", zorder=3)  # fmt: skip
+            conv.set_xlabel("spectral radius of W (untrained Elman, H=8, T=1000)")
+            conv.set_ylabel("Newton iterations (cap: not converged)")
+            twin = conv.twinx()
+            twin.plot(radii, [r["lyapunov"] for r in rows], color="tab:red", linestyle="--", label="Lyapunov")
+            twin.axhline(0.0, color="tab:red", linewidth=0.5)
+            twin.set_ylabel("largest Lyapunov exponent", color="tab:red")
+            conv.legend(fontsize=8, loc="upper left")
+            conv.set_title("convergence: chaos (exponent > 0) stalls the solve")
+        else:
+            _not_run(conv, "convergence")
+        if "long_lag" in result:
+            for label, run in result["long_lag"].items():
+                if label == "chance":
+                    continue
+                accuracy = np.asarray(run["accuracy"]).mean(axis=0)
+                seconds = run["wall_seconds"] * np.arange(1, len(accuracy) + 1) / len(accuracy)
+                lag.plot(seconds, accuracy, label=label)
+            lag.axhline(result["long_lag"]["chance"], color="grey", linestyle="--", label="chance")
+            lag.set_xlabel("wall time (s), epochs spread evenly")
+            lag.set_ylabel("validation accuracy (mean over seeds)")
+            lag.set_title(f"recall, T = {result['config']['recall_len']}, IndRNN")
+            lag.legend(fontsize=8)
+        else:
+            _not_run(lag, "long lag")
+        if "approximations" in result:
+            rows = result["approximations"]
+            keys = ["snap1", "uoro_one_draw", "uoro_mean"]
+            width = 0.8 / len(keys)
+            for i, key in enumerate(keys):
+                values = [r.get(key, np.nan) for r in rows]
+                approx.bar(np.arange(len(rows)) + i * width, values, width, label=key.replace("_", " "))
+            approx.set_xticks(np.arange(len(rows)) + width, [r["cell"] for r in rows])
+            approx.set_ylabel("cosine with the exact gradient")
+            approx.set_title("approximate online gradients")
+            approx.axhline(1.0, color="grey", linewidth=1)
+            approx.legend(fontsize=8)
+        else:
+            _not_run(approx, "approximations")
+        fig.tight_layout()
+    return fig

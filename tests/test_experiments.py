@@ -445,3 +445,22 @@ def test_benchmark_checks_small(tmp_path):
         assert len(case["manual_checked_over_unchecked"]["rounds"]) == 2
     assert "checked / unchecked = " in out.stdout and "CPU: " in out.stdout
     assert "N=  3 H=  4       k=2: checked / unchecked autodiff " in out.stdout
+
+
+@pytest.mark.slow
+def test_beyond_bptt_small(tmp_path):
+    out = run(
+        "experiments/beyond_bptt.py",
+        *("--seq-lens", "20", "--hidden-sizes", "2", "--cells", "elman,indrnn", "--memory-seq-len", "200"),
+        *("--scales", "0.5,3", "--uoro-draws", "20", "--recall-len", "8", "--windows", "3", "--epochs", "2"),
+        *("--n-seeds", "2", "--hidden-dim", "4", "--rounds", "1", "--max-iter", "20", "--out", str(tmp_path)),
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "beyond_bptt.json").read_text())
+    assert {r["cell"] for r in result["speed"]} == {"elman", "indrnn"}
+    assert all(r["seconds"]["quasi_deer"]["forward"] > 0 for r in result["speed"])
+    assert result["memory"][1]["rtrl"] < result["memory"][1]["sequential"]
+    assert [r["label"] for r in result["convergence"]][-1] == "trained on the sine task"
+    assert result["approximations"][1]["rtrl"] == pytest.approx(1.0, abs=1e-5)
+    assert set(result["long_lag"]) == {"chance", "rtrl", "tbptt k=3", "full bptt"}
+    assert (tmp_path / "beyond_bptt.png").stat().st_size > 10_000 and "CPU: " in out.stdout

@@ -1,6 +1,7 @@
 """Parallel-in-time evaluation (``rnn_jax.cells.parallel``): the same states and gradients as
 the sequential scan, for every registered cell, target, truncation form and mask kind."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import pytest
@@ -158,3 +159,19 @@ def test_the_loss_takes_the_method_by_name(x64):
     assert jax.tree.structure(want) == jax.tree.structure(got) and largest_gap(want, got) < 1e-9
     with pytest.raises(InputError, match="method must be one of sequential, deer, quasi_deer; got 'elk'"):
         loss(model, xs, ys, method="elk")
+
+
+def test_the_lyapunov_exponent_of_a_scaled_linear_recurrence_is_the_log_of_its_scale(x64):
+    """A linear cell ``h_t = a Q h_{t-1}`` (``Q`` orthogonal) stretches every vector by ``a``:
+    its exponent is ``log a`` exactly; a contracting tanh cell's is below zero."""
+    from rnn_jax.cells.parallel import largest_lyapunov_exponent
+
+    cell = make_cell(
+        "elman", key=jax.random.key(0), input_dim=D, hidden_dim=H, dtype=jnp.float64, activation=lambda z: z
+    )
+    xs = jax.random.normal(jax.random.key(1), (50, D), jnp.float64)
+    for a in (0.5, 2.0):
+        scaled = eqx.tree_at(lambda c: c.W, cell, a * cell.W)  # the default W is orthogonal
+        assert abs(float(largest_lyapunov_exponent(scaled, xs)) - jnp.log(a)) < 1e-10
+    tanh = make_cell("elman", key=jax.random.key(0), input_dim=D, hidden_dim=H, scale=0.5, dtype=jnp.float64)
+    assert float(largest_lyapunov_exponent(tanh, xs)) < -0.5

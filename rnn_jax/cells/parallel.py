@@ -365,3 +365,27 @@ def in_sequence(tree):
         tree,
         is_leaf=lambda node: isinstance(node, Parallel),
     )
+
+
+def largest_lyapunov_exponent(
+    cell: Cell, xs: Float[Array, "T D"], *, h0: State | None = None, burn_in: int = 0
+) -> Float[Array, ""]:
+    """The largest Lyapunov exponent of the cell driven by ``xs``: the mean growth rate
+    ``(1/T) sum_t log ||J_t v_{t-1}||`` of a tangent vector carried along the trajectory and
+    renormalised every step (its first ``burn_in`` steps align it and are not counted). Above
+    zero, nearby trajectories separate exponentially: the chaotic regime, where a Newton solve
+    over the whole trajectory is ill conditioned."""
+    start = cell.initial_state() if h0 is None else h0
+    flat, unravel = ravel_pytree(start)
+    tangent = jnp.ones_like(flat) / jnp.sqrt(flat.shape[0])
+
+    def step(carry, inputs):
+        state, v = carry
+        x, t = inputs
+        new, pushed = jax.jvp(lambda s: ravel_pytree(cell.step(unravel(s), x))[0], (state,), (v,))
+        size = jnp.linalg.norm(pushed)
+        grow = jnp.where(t >= burn_in, jnp.log(size), 0.0)
+        return (new, pushed / size), grow
+
+    _, growth = jax.lax.scan(step, (flat, tangent), (xs, jnp.arange(xs.shape[0])))
+    return jnp.sum(growth) / (xs.shape[0] - burn_in)
