@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check: rnn_jax's exactness tests on the accelerator's backend, the gradient check at
-# the tutorial's sizes in float64 and float32, and the GPU benchmark. Written for a machine
+# the tutorial's sizes in float64 and float32, the GPU benchmark, and parallel-in-time
+# evaluation against the sequential scan. Written for a machine
 # where JAX with CUDA (and, optionally, PyTorch and Flax) is installed for python3 and nothing
 # can be downloaded, so it runs from the checkout without uv:
 #
@@ -41,4 +42,13 @@ for dtype in float64 float32; do
 done
 
 python3 experiments/benchmark_gpu.py --device "$device" --out "$out" ${quick:+--quick}
+
+# Parallel-in-time evaluation against the sequential scan on this device (the speed part of
+# experiments/beyond_bptt.py; docs/beyond_bptt.md). On a GPU the grid reaches T = 1e5.
+if [ -n "$quick" ]; then
+  grid=(--seq-lens 100 --hidden-sizes 1,8 --cells elman,indrnn --memory-seq-len 1000 --rounds 1)
+else
+  grid=(--seq-lens 100,1000,10000,100000 --hidden-sizes 1,8,32,128 --dense-budget-mb 8192)
+fi
+python3 experiments/beyond_bptt.py --parts speed "${grid[@]}" --out "$out"
 echo "GPU check finished: $out"
