@@ -393,16 +393,24 @@ def plot_beyond_bptt(result: dict) -> Figure:
         fig, axes = plt.subplots(2, 2, figsize=(11, 8))
         speed, conv, lag, approx = axes.ravel()
         if "speed" in result:
-            for row_key in sorted({(r["cell"], r["hidden"]) for r in result["speed"]}):
-                rows = [r for r in result["speed"] if (r["cell"], r["hidden"]) == row_key]
+            cells = list(dict.fromkeys(r["cell"] for r in result["speed"]))
+            sizes = sorted({r["hidden"] for r in result["speed"]})
+            for cell, hidden in sorted({(r["cell"], r["hidden"]) for r in result["speed"]}):
+                rows = [r for r in result["speed"] if (r["cell"], r["hidden"]) == (cell, hidden)]
                 rows = [r for r in rows if "forward" in r["seconds"]["quasi_deer"]]
+                times = [(r["seconds"]["quasi_deer"], r["seconds"]["sequential"]) for r in rows]
                 ratio = [
-                    r["seconds"]["quasi_deer"]["forward_backward"]
-                    / r["seconds"]["sequential"]["forward_backward"]
-                    for r in rows
+                    parallel["forward_backward"] / plain["forward_backward"] for parallel, plain in times
                 ]
+                size = sizes.index(hidden)
+                style_of = {"marker": "os^Dv"[size % 5], "linestyle": ("-", "--", ":", "-.")[size % 4]}
+                label = f"{cell} H={hidden}"
                 speed.plot(
-                    [r["seq_len"] for r in rows], ratio, marker="o", label=f"{row_key[0]} H={row_key[1]}"
+                    [r["seq_len"] for r in rows],
+                    ratio,
+                    color=f"C{cells.index(cell)}",
+                    label=label,
+                    **style_of,
                 )
             speed.axhline(1.0, color="grey", linewidth=1)
             speed.set_xscale("log")
@@ -416,8 +424,9 @@ def plot_beyond_bptt(result: dict) -> Figure:
         if "convergence" in result:
             rows = [r for r in result["convergence"] if r["label"].startswith("untrained")]
             radii = [r["radius"] for r in rows]
-            for method in ("deer", "quasi_deer"):
-                conv.plot(radii, [r[method]["iterations"] for r in rows], marker="o", label=method)
+            for method in ("deer", "quasi_deer", "elk", "quasi_elk"):
+                if method in rows[0]:
+                    conv.plot(radii, [r[method]["iterations"] for r in rows], marker="o", label=method)
             trained = [r for r in result["convergence"] if not r["label"].startswith("untrained")]
             for r in trained:
                 conv.scatter([r["radius"]] * 2, [r["deer"]["iterations"], r["quasi_deer"]["iterations"]],
@@ -429,7 +438,7 @@ def plot_beyond_bptt(result: dict) -> Figure:
             twin.axhline(0.0, color="tab:red", linewidth=0.5)
             twin.set_ylabel("largest Lyapunov exponent", color="tab:red")
             conv.legend(fontsize=8, loc="upper left")
-            conv.set_title("convergence: chaos (exponent > 0) stalls the solve")
+            conv.set_title("Newton iterations against the spectral radius")
         else:
             _not_run(conv, "convergence")
         if "long_lag" in result:

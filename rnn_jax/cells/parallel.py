@@ -48,7 +48,8 @@ from jaxtyping import Array, Bool, Float, Int
 from rnn_jax.cells.base import Cell, CellGrads, Recurrence, State
 from rnn_jax.errors import InputError
 
-METHODS = ("sequential", "deer", "quasi_deer")
+METHODS = ("sequential", "deer", "quasi_deer", "elk", "quasi_elk")
+DENSE = ("deer", "elk")  # the methods that keep the whole n x n Jacobians
 
 
 class Report(NamedTuple):
@@ -66,6 +67,7 @@ class Solver(NamedTuple):
     tol: float | None = None  # None: by dtype (1e-12 for float64, 1e-5 for float32)
     max_iter: int | None = None  # None: min(T, 100)
     fallback: bool = True  # run the sequential scan where the solve did not converge
+    damping: float = 1.0  # ELK's first trust-region weight on staying near the last iterate
 
 
 def check_solver(solver: Solver) -> Solver:
@@ -73,6 +75,8 @@ def check_solver(solver: Solver) -> Solver:
         raise InputError(f"method must be one of {', '.join(METHODS)}; got {solver.method!r}")
     if solver.tol is not None and not (isinstance(solver.tol, float | int) and solver.tol > 0):
         raise InputError(f"tol must be a positive number or None; got {solver.tol!r}")
+    if not (isinstance(solver.damping, float | int) and solver.damping > 0):
+        raise InputError(f"damping must be a positive number; got {solver.damping!r}")
     if solver.max_iter is not None and (
         isinstance(solver.max_iter, bool) or not isinstance(solver.max_iter, int) or solver.max_iter < 1
     ):
@@ -142,6 +146,86 @@ def affine_solve(
     return total_a * s0[None] + total_b
 
 
+def _ops(dense: bool):
+    """Products of the ``(T, n, n)`` matrices (dense) or of their diagonals ``(T, n)``."""
+    if dense:
+        return {
+            "mm": lambda a, b: a @ b,
+            "mv": lambda a, v: jnp.einsum("...ij,...j->...i", a, v),
+            "t": lambda a: jnp.swapaxes(a, -1, -2),
+            "solve": lambda a, b: jnp.linalg.solve(a, b),  # a^-1 b, b a matrix
+            "solve_v": lambda a, v: jnp.linalg.solve(a, v[..., None])[..., 0],  # a^-1 v
+            "eye": lambda n, dtype: jnp.eye(n, dtype=dtype),
+        }
+    return {
+        "mm": lambda a, b: a * b,
+        "mv": lambda a, v: a * v,
+        "t": lambda a: a,
+        "solve": lambda a, b: b / a,
+        "solve_v": lambda a, v: v / a,
+        "eye": lambda n, dtype: jnp.ones(n, dtype),
+    }
+
+
+def trust_region_solve(
+    a: Float[Array, "T ..."],
+    b: Float[Array, "T n"],
+    s0: Float[Array, " n"],
+    previous: Float[Array, "T n"],
+    damping,
+) -> Float[Array, "T n"]:
+    """ELK's step (Gonzalez et al., NeurIPS 2024): the trajectory minimising
+    ``sum_t |s_t - a_t s_{t-1} - b_t|^2 + damping sum_t |s_t - previous_t|^2`` from ``s0``.
+
+    It is the mean of a Kalman smoother: dynamics ``s_t = a_t s_{t-1} + b_t`` with unit noise,
+    observations ``previous_t`` with noise ``1 / damping``, solved in parallel over time by the
+    associative filtering and smoothing elements of Särkkä and García-Fernández (IEEE TAC 2021).
+    ``a`` is ``(T, n, n)`` or its diagonal ``(T, n)`` (then every unit is a scalar system).
+    Damping 0 would be DEER's step; more damping, a shorter and safer one."""
+    ops = _ops(a.ndim == 3)
+    mm, mv, t, solve = ops["mm"], ops["mv"], ops["t"], ops["solve"]
+    seq_len, n = b.shape
+    eye = ops["eye"](n, b.dtype)
+    gain = damping / (1.0 + damping)  # the Kalman gain with unit process noise and a^-1 = damping
+    # Filtering elements (A, c, C, eta, J); the first holds the known s_0.
+    first_mean = mv(a[0], s0) + b[0]
+    A = ((1 - gain) * a).at[0].set(jnp.zeros_like(a[0]))
+    c = (b + gain * (previous - b)).at[0].set(first_mean + gain * (previous[0] - first_mean))
+    C = jnp.broadcast_to((1 - gain) * eye, a.shape)
+    eta = (gain * mv(t(a), previous - b)).at[0].set(jnp.zeros_like(b[0]))
+    J = (gain * mm(t(a), a)).at[0].set(jnp.zeros_like(a[0]))
+
+    def combine(i, j):
+        A_i, c_i, C_i, eta_i, J_i = i
+        A_j, c_j, C_j, eta_j, J_j = j
+        # A_j (I + C_i J_j)^-1, and (I + J_j C_i)^-1 applied to eta and J.
+        weighed = t(solve(t(eye + mm(C_i, J_j)), t(A_j)))
+        inner = eye + mm(J_j, C_i)
+        return (
+            mm(weighed, A_i),
+            mv(weighed, c_i + mv(C_i, eta_j)) + c_j,
+            mm(mm(weighed, C_i), t(A_j)) + C_j,
+            mv(t(A_i), ops["solve_v"](inner, eta_j - mv(J_j, c_i))) + eta_i,
+            mm(mm(t(A_i), solve(inner, J_j)), A_i) + J_i,
+        )
+
+    _, means, covariances, _, _ = jax.lax.associative_scan(combine, (A, c, C, eta, J))
+    # Smoothing elements (E, g): s_t = g_t + E_t s_{t+1}, the last one the filtered mean.
+    following = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])])  # a_{t+1}, the map out of s_t
+    pushed = mm(mm(following, covariances), t(following)) + eye  # a P a^T + Q
+    E = t(solve(pushed, mm(following, covariances)))  # P a^T (a P a^T + Q)^-1 (P symmetric)
+    b_next = jnp.concatenate([b[1:], jnp.zeros_like(b[:1])])
+    g = means - mv(E, mv(following, means) + b_next)
+    E, g = E.at[-1].set(jnp.zeros_like(E[-1])), g.at[-1].set(means[-1])
+
+    def backwards(later, current):
+        E_l, g_l = later
+        E_c, g_c = current
+        return mm(E_c, E_l), mv(E_c, g_l) + g_c
+
+    return jax.lax.associative_scan(backwards, (E, g), reverse=True)[1]
+
+
 def _residual(trajectory: Float[Array, "T n"], stepped: Float[Array, "T n"]) -> Float[Array, ""]:
     """``max |s_t - f_t(s_{t-1})|``, infinite where anything is not finite (so never converged)."""
     gap = jnp.max(jnp.abs(trajectory - stepped))
@@ -150,15 +234,19 @@ def _residual(trajectory: Float[Array, "T n"], stepped: Float[Array, "T n"]) -> 
 
 def _newton(steps: _Steps, drives, s0, mask, solver: Solver, seq_len: int):
     """The Newton (or quasi-Newton) iterations: ``(trajectory (T, n), Report)``."""
-    dense = solver.method == "deer"
+    dense = solver.method in DENSE
     tol = default_tol(s0.dtype) if solver.tol is None else solver.tol
     cap = min(seq_len, 100) if solver.max_iter is None else solver.max_iter
 
-    def update(trajectory):
+    trust = solver.method in ("elk", "quasi_elk")
+
+    def update(trajectory, damping):
         s_prev = _shifted(s0, trajectory)
         stepped = steps.all_steps(steps.cell, s_prev, drives, mask)
         jac = steps.jacobians(s_prev, drives, mask, dense)
         moved = jnp.einsum("tij,tj->ti", jac, s_prev) if dense else jac * s_prev
+        if trust:
+            return trust_region_solve(jac, stepped - moved, s0, trajectory, damping)
         return affine_solve(jac, stepped - moved, s0)
 
     def gap(trajectory):
@@ -166,17 +254,30 @@ def _newton(steps: _Steps, drives, s0, mask, solver: Solver, seq_len: int):
         return _residual(trajectory, stepped), jnp.max(jnp.abs(stepped))
 
     def unfinished(carry):
-        i, _, residual, scale = carry
+        i, _, residual, scale, _ = carry
         return (i < cap) & ~(residual <= tol * (1 + scale))
 
     def iterate(carry):
-        i, trajectory, _, _ = carry
-        trajectory = update(trajectory)
-        return (i + 1, trajectory, *gap(trajectory))
+        i, trajectory, residual, scale, damping = carry
+        candidate = update(trajectory, damping)
+        new_residual, new_scale = gap(candidate)
+        if not trust:
+            return i + 1, candidate, new_residual, new_scale, damping
+        # Levenberg-Marquardt: keep a step that lowers the residual and trust the model more
+        # (less damping, towards DEER's step); refuse one that does not and damp more.
+        better = new_residual < residual
+        return (
+            i + 1,
+            jnp.where(better, candidate, trajectory),
+            jnp.where(better, new_residual, residual),
+            jnp.where(better, new_scale, scale),
+            jnp.clip(jnp.where(better, damping / 10, damping * 10), 1e-12, 1e12),
+        )
 
     guess = jnp.broadcast_to(s0, (seq_len, s0.shape[0]))
-    start = (jnp.asarray(0), guess, *gap(guess))
-    iterations, trajectory, residual, scale = jax.lax.while_loop(unfinished, iterate, start)
+    damping = jnp.asarray(solver.damping, s0.dtype)
+    start = (jnp.asarray(0), guess, *gap(guess), damping)
+    iterations, trajectory, residual, scale, _ = jax.lax.while_loop(unfinished, iterate, start)
     return trajectory, Report(iterations, residual, residual <= tol * (1 + scale))
 
 
@@ -215,7 +316,7 @@ def _adjoint(steps: _Steps, drives, s0, mask, starts, trajectory, grads, solver:
         flipped = affine_solve(a[::-1], b[::-1], jnp.zeros_like(b[0]))
         return flipped[::-1]
 
-    dense = solver.method == "deer"
+    dense = solver.method in DENSE
     jac = steps.jacobians(s_prev, drives, mask, dense)
     if dense:
         transposed = jnp.swapaxes(jac, 1, 2)
