@@ -77,7 +77,10 @@ def test_gradcheck_of_snap1_fails_as_an_approximation_and_says_how_close_it_poin
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--method", "elk"], "method must be one of sequential, deer, quasi_deer; got 'elk'"),
+        (
+            ["--method", "newton"],
+            "method must be one of sequential, deer, quasi_deer, elk, quasi_elk; got 'newton'",
+        ),
         (["--online", "rtrl", "--cell", "gru"], "exact rtrl needs a cell whose recurrence is element-wise"),
         (["--online", "rtrl", "--cell", "indrnn", "--truncation", "3"], "it takes one layer, one direction"),
         (["--online", "rtrl", "--method", "deer", "--cell", "indrnn"], "give --method or --online, not both"),

@@ -44,7 +44,7 @@ def masks() -> dict:
 WINDOWS = (T + 3, 1, 5)
 
 
-@pytest.mark.parametrize("method", ["deer", "quasi_deer"])
+@pytest.mark.parametrize("method", ["deer", "quasi_deer", "elk", "quasi_elk"])
 @pytest.mark.parametrize(
     "cell", [c if c == "elman" else pytest.param(c, marks=pytest.mark.slow) for c in cell_names()]
 )
@@ -70,7 +70,7 @@ def test_states_and_gradients_equal_the_sequential_scan_to_1e_10(x64, cell, meth
                 cases += 1
     states = jax.vmap(lambda x: parallel.cell.states(x))(xs)
     largest = max(largest, largest_gap(jax.vmap(lambda x: model.cell.states(x))(xs), states))
-    assert cases == 18 and largest < 1e-10, largest
+    assert cases == 18 and largest < 1e-10, largest  # x 4 cells x 4 methods: 288 configurations
 
 
 @pytest.mark.slow
@@ -157,8 +157,10 @@ def test_the_loss_takes_the_method_by_name(x64):
     want = jax.value_and_grad(loss)(model, xs, ys, truncation=5)
     got = jax.value_and_grad(loss)(model, xs, ys, truncation=5, method="quasi_deer")
     assert jax.tree.structure(want) == jax.tree.structure(got) and largest_gap(want, got) < 1e-9
-    with pytest.raises(InputError, match="method must be one of sequential, deer, quasi_deer; got 'elk'"):
-        loss(model, xs, ys, method="elk")
+    with pytest.raises(
+        InputError, match="method must be one of sequential, deer, quasi_deer, elk, quasi_elk; got 'newton'"
+    ):
+        loss(model, xs, ys, method="newton")
 
 
 def test_the_lyapunov_exponent_of_a_scaled_linear_recurrence_is_the_log_of_its_scale(x64):
@@ -175,3 +177,28 @@ def test_the_lyapunov_exponent_of_a_scaled_linear_recurrence_is_the_log_of_its_s
         assert abs(float(largest_lyapunov_exponent(scaled, xs)) - jnp.log(a)) < 1e-10
     tanh = make_cell("elman", key=jax.random.key(0), input_dim=D, hidden_dim=H, scale=0.5, dtype=jnp.float64)
     assert float(largest_lyapunov_exponent(tanh, xs)) < -0.5
+
+
+@pytest.mark.parametrize("dense", [True, False])
+def test_elks_step_is_the_least_squares_trajectory_and_deers_without_damping(x64, dense):
+    """``trust_region_solve`` (a parallel Kalman smoother) against the same least-squares
+    problem solved as one dense system: ``sum_t |s_t - a_t s_{t-1} - b_t|^2 + d |s_t - p_t|^2``."""
+    from rnn_jax.cells.parallel import affine_solve, trust_region_solve
+
+    steps, n = 7, 3
+    keys = jax.random.split(jax.random.key(0), 4)
+    a = 0.7 * jax.random.normal(keys[0], (steps, n, n) if dense else (steps, n), jnp.float64)
+    b, previous = jax.random.normal(keys[1], (2, steps, n), jnp.float64)
+    s0 = jax.random.normal(keys[2], (n,), jnp.float64)
+    maps = a if dense else jax.vmap(jnp.diag)(a)
+    for damping in (0.3, 2.0):
+        rows = jnp.eye(steps * n) - jnp.block(
+            [[maps[t] if s == t - 1 else jnp.zeros((n, n)) for s in range(steps)] for t in range(steps)]
+        )
+        rhs = b.at[0].add(maps[0] @ s0).ravel()
+        system = jnp.concatenate([rows, jnp.sqrt(damping) * jnp.eye(steps * n)])
+        want = jnp.linalg.lstsq(system, jnp.concatenate([rhs, jnp.sqrt(damping) * previous.ravel()]))[0]
+        got = trust_region_solve(a, b, s0, previous, damping)
+        assert float(jnp.max(jnp.abs(got.ravel() - want))) < 1e-12
+    undamped = trust_region_solve(a, b, s0, previous, 1e-12)
+    assert float(jnp.max(jnp.abs(undamped - affine_solve(a, b, s0)))) < 1e-9

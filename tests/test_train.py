@@ -397,8 +397,10 @@ def test_a_run_whose_states_are_solved_in_parallel_trains_as_the_sequential_one(
     )
     assert jax.tree.structure(plain[0]) == jax.tree.structure(solved[0])  # the cells unwrapped again
     chex.assert_trees_all_close(plain, solved, rtol=1e-4, atol=1e-5)  # float32: the solve's tolerance
-    with pytest.raises(ValueError, match="method must be one of sequential, deer, quasi_deer; got 'elk'"):
-        check_config(dataclasses.replace(config, method="elk"), n_train=100)
+    with pytest.raises(
+        ValueError, match="method must be one of sequential, deer, quasi_deer, elk, quasi_elk; got 'newton'"
+    ):
+        check_config(dataclasses.replace(config, method="newton"), n_train=100)
     with pytest.raises(
         ValueError, match="method 'deer' needs backward 'autodiff' or 'manual'; got 'tutorial'"
     ):

@@ -185,7 +185,7 @@ def trust_region_solve(
     ops = _ops(a.ndim == 3)
     mm, mv, t, solve = ops["mm"], ops["mv"], ops["t"], ops["solve"]
     seq_len, n = b.shape
-    eye = ops["eye"](n, b.dtype)
+    eye = ops["eye"](n, b.dtype)[None]  # broadcast against the (T, ...) elements
     gain = damping / (1.0 + damping)  # the Kalman gain with unit process noise and a^-1 = damping
     # Filtering elements (A, c, C, eta, J); the first holds the known s_0.
     first_mean = mv(a[0], s0) + b[0]
