@@ -94,7 +94,7 @@ class GradcheckConfig:
         "dtype": "precision of the check",
         "backward": "manual (derived) or tutorial (the tutorial's wrong one)",
         "method": "check instead the gradient of the states solved in parallel over time (deer, "
-        "quasi_deer; implicit differentiation at the solution)",
+        "quasi_deer, elk, quasi_elk; implicit differentiation at the solution)",
         "online": "check instead the gradient carried forward over each sequence: rtrl (exact, for "
         "element-wise cells such as indrnn) or snap1 (its diagonal approximation)",
         "seed": "random seed of the problem",

@@ -91,8 +91,9 @@ def loss(
             inside the compiled program, as the eager call checks concrete ones; ``False``
             drops those checks (see ``docs/errors.md`` for what they cost).
         method: how every cell's states are found: ``"sequential"`` (the scan), or in
-            parallel over time, ``"deer"`` or ``"quasi_deer"`` (``rnn_jax.cells.parallel``,
-            default solver options; wrap the cells in ``Parallel`` yourself for others). The
+            parallel over time, ``"deer"``, ``"quasi_deer"``, ``"elk"`` or ``"quasi_elk"``
+            (``rnn_jax.cells.parallel``, default solver options; wrap the cells in
+            ``Parallel`` yourself for others). The
             same values and gradients once converged; it falls back to the scan where not.
 
     Returns:

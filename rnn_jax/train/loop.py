@@ -72,7 +72,7 @@ class TrainConfig:
     select: str = "last"  # "best": keep the parameters of the epoch with the lowest validation loss
     patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
     unroll: int = 1  # steps per iteration of the time scans (lax.scan's unroll); autodiff only
-    method: str = "sequential"  # or "deer", "quasi_deer": the states solved in parallel over time
+    method: str = "sequential"  # or deer, quasi_deer, elk, quasi_elk: states solved in parallel
     online: str = "none"  # or "rtrl", "snap1": the gradient carried forward (one layer, full BPTT)
 
     @classmethod
@@ -134,7 +134,8 @@ class TrainConfig:
         "the lowest validation loss)",
         "patience": "stop early after this many epochs without a lower validation loss (0: never)",
         "method": "how the training gradient finds the states: sequential (the scan), or in parallel "
-        "over time by Newton iterations, deer (dense Jacobians) or quasi_deer (their diagonals)",
+        "over time by Newton iterations, deer (dense Jacobians) or quasi_deer (their diagonals), or "
+        "by damped ones, elk and quasi_elk",
         "online": "carry the gradient forward over each sequence instead of back: rtrl (exact, for "
         "element-wise cells such as indrnn) or snap1 (its diagonal approximation); one layer, full BPTT",
         "unroll": "time steps per iteration of the scans that the autodiff gradient runs (lax.scan's "
