@@ -319,3 +319,74 @@ def test_64_bit_mode_runs_a_command_to_the_end(place):
     assert out.returncode == 0, out.stderr[-3000:]
     metrics = json.loads((place / "x64" / "metrics.json").read_text())
     assert len(metrics["train_loss"]) == 2 and metrics["diverged_at_epoch"] is None
+
+
+# The library cases, each as a user's script would meet it: one fresh interpreter runs them all
+# and reports, per case, the exception's type and message (or "no error").
+LIBRARY_SCRIPT = r"""
+import json, sys
+import jax, jax.numpy as jnp, numpy as np
+from rnn_jax.errors import InputError
+from rnn_jax.interop import cell_from_torch
+from rnn_jax.loss import loss
+from rnn_jax.model import init_model
+
+model = init_model("gru", key=jax.random.key(0), input_dim=2, hidden_dim=4, output_dim=1)
+xs, ys = jnp.ones((3, 6, 2)), jnp.ones((3, 1))
+nan = xs.at[0, 1, 0].set(jnp.nan)
+traced = jax.jit(lambda x, k, lengths: loss(model, x, ys, truncation=k, lengths=lengths))
+sized = lambda h: init_model("elman", key=jax.random.key(0), input_dim=1, hidden_dim=h, output_dim=1)
+good = dict(weight_ih_l0=np.ones((12, 2), np.float32), weight_hh_l0=np.ones((12, 4), np.float32),
+            bias_ih_l0=np.ones(12, np.float32), bias_hh_l0=np.ones(12, np.float32))
+cases = {
+    "nan inputs": lambda: loss(model, nan, ys),
+    "nan inputs under jit": lambda: traced(nan, jnp.asarray(3), jnp.array([6, 6, 6])).block_until_ready(),
+    "traced lengths past T": lambda: traced(xs, jnp.asarray(3), jnp.array([6, 7, 1])).block_until_ready(),
+    "traced lengths of 0": lambda: traced(xs, jnp.asarray(3), jnp.array([6, 0, 1])).block_until_ready(),
+    "traced truncation 0": lambda: traced(xs, jnp.asarray(0), jnp.array([6, 6, 6])).block_until_ready(),
+    "hidden_dim 0": lambda: sized(0),
+    "hidden_dim 2.5": lambda: sized(2.5),
+    "a scalar for a matrix": lambda: cell_from_torch({**good, "weight_hh_l0": np.float32(1)}, "gru"),
+    "a string for a matrix": lambda: cell_from_torch({**good, "weight_ih_l0": np.array([["w"]])}, "gru"),
+    "a missing bias": lambda: cell_from_torch({k: v for k, v in good.items() if k != "bias_hh_l0"}, "gru"),
+    "integer weights": lambda: cell_from_torch({**good, "weight_hh_l0": np.ones((12, 4), np.int64)}, "gru"),
+}
+out = {}
+for name, case in cases.items():
+    try:
+        case()
+        out[name] = ["none", "no error"]
+    except Exception as error:
+        text = str(error).splitlines()[0] if isinstance(error, InputError) else str(error)
+        out[name] = [type(error).__name__, text]
+print(json.dumps(out))
+"""
+
+LIBRARY_CASES = {  # the exception the case must raise, and a sentence its message must hold
+    "nan inputs": ("InputError", "xs holds 1 NaN or infinite values"),
+    "nan inputs under jit": (
+        "JaxRuntimeError|ValueError",
+        "xs holds NaN or infinite values; clean the data first",
+    ),
+    "traced lengths past T": ("JaxRuntimeError|ValueError", "lengths must lie in [1, T=6]"),
+    "traced lengths of 0": ("JaxRuntimeError|ValueError", "lengths must lie in [1, T=6]"),
+    "traced truncation 0": ("JaxRuntimeError|ValueError", "truncation must be None or an integer >= 1"),
+    "hidden_dim 0": ("InputError", "hidden_dim must be an integer >= 1; got 0"),
+    "hidden_dim 2.5": ("InputTypeError", "hidden_dim must be an integer"),
+    "a scalar for a matrix": ("InputError", "weight_hh_l0 must be a matrix (2-D); got shape ()"),
+    "a string for a matrix": ("InputError", "weight_ih_l0 must hold floating-point weights; got dtype <U1"),
+    "a missing bias": ("InputError", "state_dict lacks bias_hh_l0"),
+    "integer weights": ("InputError", "weight_hh_l0 must hold floating-point weights"),
+}
+
+
+def test_the_library_refuses_each_hostile_value_by_name_in_a_fresh_process():
+    done = subprocess.run(
+        [sys.executable, "-c", LIBRARY_SCRIPT], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcomes = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(outcomes) == set(LIBRARY_CASES)
+    for name, (kinds, sentence) in LIBRARY_CASES.items():
+        kind, message = outcomes[name]
+        assert kind in kinds.split("|") and sentence in message, (name, kind, message)
