@@ -14,6 +14,9 @@ which is a linear recurrence ``s_t = J_t s_{t-1} + b_t``: affine maps composed b
 elementwise combines, at the price of more iterations. Either way the first ``i`` states are
 exact after ``i`` iterations (step 1 reads the exact ``s_0``, and so on), so ``T`` iterations
 always suffice in exact arithmetic; Newton with exact Jacobians usually needs a handful.
+``"elk"`` and ``"quasi_elk"`` take Levenberg-Marquardt steps instead, each the mean of a Kalman
+smoother run in parallel over time (``trust_region_solve``), with the damping adapted from
+step to step: bounded iterates where DEER's blow up, more iterations where DEER converges.
 
 Each solve returns a ``Report`` (iterations, final residual ``max |s_t - f_t(s_{t-1})|``,
 converged or not). Where it did not converge the sequential scan runs instead, inside the same
