@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import pytest
-from scripts import ENV, ROOT
+from scripts import ENV, ROOT, run
 
 from rnn_jax.io import TEMP_SUFFIX
 
@@ -37,23 +37,7 @@ def place(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     rows = "".join(f"{i},{math.sin(i / 3):.5f}\n" for i in range(120))
     (tmp / "series.csv").write_text("t,x\n" + rows)
-    done = subprocess.run(
-        [
-            sys.executable,
-            *TRAIN,
-            "--csv",
-            str(tmp / "series.csv"),
-            "--epochs",
-            "3",
-            "--out",
-            str(tmp / "run"),
-        ],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run(*TRAIN, "--csv", str(tmp / "series.csv"), "--epochs", "3", "--out", str(tmp / "run"))
     assert done.returncode == 0, done.stderr
     (tmp / "series.csv").write_text("t,x\n" + rows.replace("5,", "5,1", 1))  # one value changed
     (tmp / "huge.csv").write_text("t,x\n" + "".join(f"{i},{(i + 1) * 1e297:.3e}\n" for i in range(60)))
@@ -103,14 +87,8 @@ def monthly_files(tmp) -> None:
     write("late.csv", month_stamps(120, 9989))
     write("mixed.csv", [*stamps[:63], "1995-04-01", *stamps[64:]])
     args = ["--csv", str(tmp / "monthly.csv"), "--inputs", "a,b", "--targets", "a,b", "--time", "month"]
-    done = subprocess.run(
-        [sys.executable, *TRAIN[:2], "train", *args, "--window", "8", "--epochs", "2", "--quiet"]
-        + ["--out", str(tmp / "monthly")],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = run(
+        *TRAIN[:2], "train", *args, "--window", "8", "--epochs", "2", "--quiet", "--out", str(tmp / "monthly")
     )
     assert done.returncode == 0, done.stderr
     shutil.copytree(tmp / "monthly", tmp / "badtype", ignore=shutil.ignore_patterns(".rnn_jax.lock"))
@@ -292,14 +270,7 @@ def test_a_run_keeps_the_users_own_files_in_its_folder_byte_for_byte(place):
         (out / name).write_bytes(data)
     stale = out / f".checkpoint.eqx.0123{TEMP_SUFFIX}"
     stale.write_bytes(b"half a checkpoint")
-    done = subprocess.run(
-        [sys.executable, *SINE, "--epochs", "2", "--out", str(out)],
-        cwd=ROOT,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run(*SINE, "--epochs", "2", "--out", str(out))
     assert done.returncode == 0, done.stderr[-3000:]
     assert {name: (out / name).read_bytes() for name in mine} == mine
     assert not stale.exists() and (out / "checkpoint.eqx").is_file()
@@ -381,9 +352,7 @@ LIBRARY_CASES = {  # the exception the case must raise, and a sentence its messa
 
 
 def test_the_library_refuses_each_hostile_value_by_name_in_a_fresh_process():
-    done = subprocess.run(
-        [sys.executable, "-c", LIBRARY_SCRIPT], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120
-    )
+    done = run("-c", LIBRARY_SCRIPT)
     assert done.returncode == 0, done.stderr[-3000:]
     outcomes = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(outcomes) == set(LIBRARY_CASES)
