@@ -107,18 +107,17 @@ class _Steps(NamedTuple):
 
     def jacobians(self, s_prev: Float[Array, "T n"], drives, mask, dense: bool) -> Float[Array, "T ..."]:
         """``df_t/ds`` at every step: ``(T, n, n)``, or its diagonal ``(T, n)``."""
+        diagonal = getattr(self.cell, "recur_diagonal", None)
 
-        def one(s, d, k):
+        def known_diagonal(s, d, k):  # the cell's own: no n x n array is formed
+            diag = ravel_pytree(diagonal(self.unravel(s), d))[0]
+            return diag if k is None else jnp.where(k, diag, jnp.ones_like(diag))
+
+        def from_jacobian(s, d, k):
             jac = jax.jacfwd(lambda v: self.step(self.cell, v, d, k))(s)
             return jac if dense else jnp.diagonal(jac)
 
-        diagonal = getattr(self.cell, "recur_diagonal", None)
-        if not dense and diagonal is not None:  # the cell knows its diagonal: no n x n array
-
-            def one(s, d, k):  # noqa: F811
-                diag = ravel_pytree(diagonal(self.unravel(s), d))[0]
-                return diag if k is None else jnp.where(k, diag, jnp.ones_like(diag))
-
+        one = known_diagonal if not dense and diagonal is not None else from_jacobian
         return jax.vmap(one)(s_prev, drives, mask)
 
 
