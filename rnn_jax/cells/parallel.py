@@ -242,44 +242,42 @@ def _newton(steps: _Steps, drives, s0, mask, solver: Solver, seq_len: int):
 
     trust = solver.method in ("elk", "quasi_elk")
 
-    def update(trajectory, damping):
+    def update(trajectory, stepped, damping):
+        """The next iterate from this one and its steps ``f_t(s_{t-1})``."""
         s_prev = _shifted(s0, trajectory)
-        stepped = steps.all_steps(steps.cell, s_prev, drives, mask)
         jac = steps.jacobians(s_prev, drives, mask, dense)
         moved = jnp.einsum("tij,tj->ti", jac, s_prev) if dense else jac * s_prev
         if trust:
             return trust_region_solve(jac, stepped - moved, s0, trajectory, damping)
         return affine_solve(jac, stepped - moved, s0)
 
-    def gap(trajectory):
+    def measured(trajectory):
+        """Its steps, residual and scale (the steps are the next update's, reused)."""
         stepped = steps.all_steps(steps.cell, _shifted(s0, trajectory), drives, mask)
-        return _residual(trajectory, stepped), jnp.max(jnp.abs(stepped))
+        return stepped, _residual(trajectory, stepped), jnp.max(jnp.abs(stepped))
 
     def unfinished(carry):
-        i, _, residual, scale, _ = carry
+        i, _, _, residual, scale, _ = carry
         return (i < cap) & ~(residual <= tol * (1 + scale))
 
     def iterate(carry):
-        i, trajectory, residual, scale, damping = carry
-        candidate = update(trajectory, damping)
-        new_residual, new_scale = gap(candidate)
+        i, trajectory, stepped, residual, scale, damping = carry
+        candidate = update(trajectory, stepped, damping)
+        new = measured(candidate)
         if not trust:
-            return i + 1, candidate, new_residual, new_scale, damping
+            return i + 1, candidate, *new, damping
         # Levenberg-Marquardt: keep a step that lowers the residual and trust the model more
         # (less damping, towards DEER's step); refuse one that does not and damp more.
-        better = new_residual < residual
-        return (
-            i + 1,
-            jnp.where(better, candidate, trajectory),
-            jnp.where(better, new_residual, residual),
-            jnp.where(better, new_scale, scale),
-            jnp.clip(jnp.where(better, damping / 10, damping * 10), 1e-12, 1e12),
+        better = new[1] < residual
+        kept = jax.tree.map(
+            lambda a, b: jnp.where(better, a, b), (candidate, *new), (trajectory, stepped, residual, scale)
         )
+        return i + 1, *kept, jnp.clip(jnp.where(better, damping / 10, damping * 10), 1e-12, 1e12)
 
     guess = jnp.broadcast_to(s0, (seq_len, s0.shape[0]))
     damping = jnp.asarray(solver.damping, s0.dtype)
-    start = (jnp.asarray(0), guess, *gap(guess), damping)
-    iterations, trajectory, residual, scale, _ = jax.lax.while_loop(unfinished, iterate, start)
+    start = (jnp.asarray(0), guess, *measured(guess), damping)
+    iterations, trajectory, _, residual, scale, _ = jax.lax.while_loop(unfinished, iterate, start)
     return trajectory, Report(iterations, residual, residual <= tol * (1 + scale))
 
 
