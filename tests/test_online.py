@@ -113,7 +113,7 @@ def test_snap1_is_exact_for_the_readout_and_points_the_same_way_for_a_dense_cell
     [
         ("elman", "rtrl", "exact rtrl needs a cell whose recurrence is element-wise"),
         ("lstm", "snap1", "needs the cell's recur_diagonal; LSTM has none"),
-        ("indrnn", "uoro", "online must be one of rtrl, snap1; got 'uoro'"),
+        ("indrnn", "bptt", "online must be one of rtrl, snap1, uoro; got 'bptt'"),
     ],
 )
 def test_a_cell_the_method_cannot_carry_is_refused_by_name(cell, method, message):
@@ -211,3 +211,28 @@ def test_uoro_is_an_unbiased_estimate_of_the_exact_gradient_for_dense_cells(x64,
     assert float(jnp.max(jnp.abs(mean - 1.2 * exact) / error)) > 5
     one = draws[0] @ exact / (jnp.linalg.norm(draws[0]) * jnp.linalg.norm(exact))
     assert -1 < float(one) < 1 - 1e-3  # a single draw is noisy: it is not the gradient
+
+
+@pytest.mark.parametrize("streams", [0, 3])
+def test_a_stream_of_a_dense_cell_learns_with_uoro(streams):
+    """UORO's estimate is noisy but unbiased: a GRU learns the stream with it (more slowly than
+    with TBPTT), each stream drawing its own signs."""
+    length, k = 3000, 5
+    t = jnp.arange(length + 1, dtype=jnp.float32)
+    x = (jnp.sin(0.3 * t) + 0.5 * jnp.sin(0.07 * t))[:, None]
+    xs, ys = x[:-1], x[1:]
+    if streams:
+        xs, ys = jnp.stack([xs] * streams, axis=1), jnp.stack([ys] * streams, axis=1)
+
+        def source(start):
+            return tuple(jnp.swapaxes(jax.lax.dynamic_slice_in_dim(a, start, k), 0, 1) for a in (xs, ys))
+    else:
+        source = array_source(xs, ys, k)
+    config = StreamConfig(
+        cell="gru", hidden_dim=16, online="uoro", k1=k, k2=k, streams=streams, learning_rate=1e-2,
+        updates_per_chunk=60,
+    )  # fmt: skip
+    result = fit_stream(
+        config, source, n_steps=length, input_dim=1, output_dim=1, key=jax.random.key(0), progress=False
+    )
+    assert result.chunk_losses[-1] < 0.5 * result.chunk_losses[0]

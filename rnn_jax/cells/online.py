@@ -36,7 +36,8 @@ from jaxtyping import Array, Bool, Float
 from rnn_jax.cells.base import Cell
 from rnn_jax.errors import InputError
 
-ONLINE = ("rtrl", "snap1")
+ONLINE = ("rtrl", "snap1")  # sensitivities in the weights' own shape
+CARRIED = (*ONLINE, "uoro")  # and UORO's rank-one estimate (random: it needs a key per step)
 
 
 class OnlineCarry(NamedTuple):
@@ -48,10 +49,12 @@ class OnlineCarry(NamedTuple):
 
 def check_online_cell(cell, method: str) -> None:
     """Refuse a recurrence the method cannot carry forward, naming what it needs."""
-    if method not in ONLINE:
-        raise InputError(f"online must be one of {', '.join(ONLINE)}; got {method!r}")
+    if method not in CARRIED:
+        raise InputError(f"online must be one of {', '.join(CARRIED)}; got {method!r}")
     if not isinstance(cell, Cell):
         raise InputError(f"{method} carries one layer's sensitivities; got a {type(cell).__name__}")
+    if method == "uoro":  # any cell: a JVP and a VJP of its step
+        return
     if method == "rtrl" and not cell.ELEMENTWISE:
         raise InputError(
             f"exact rtrl needs a cell whose recurrence is element-wise (IndRNN); the {type(cell).__name__} "

@@ -27,7 +27,16 @@ import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.cells import cell_class, config_cell_options
-from rnn_jax.cells.online import ONLINE, OnlineCarry, check_online_cell, initial_carry, online_grads
+from rnn_jax.cells.online import (
+    CARRIED,
+    OnlineCarry,
+    UoroCarry,
+    check_online_cell,
+    initial_carry,
+    online_grads,
+    uoro_grads,
+    uoro_initial_carry,
+)
 from rnn_jax.errors import InputError
 from rnn_jax.manual import manual_rule_loss
 from rnn_jax.model import RNN, init_model
@@ -50,9 +59,10 @@ class StreamConfig:
     # (S, k2, ...), each carrying its own state; the loss is their mean.
     streams: int = 0
     backward: str = "autodiff"  # or "manual": the hand-derived pass (needs k1 = k2)
-    # "none": TBPTT, each update's gradient reaches k2 steps back; "rtrl" (element-wise cells)
-    # or "snap1" (its diagonal approximation for dense ones) carry the sensitivities forward
-    # from the stream's start instead (rnn_jax.cells.online; needs k1 = k2, one layer).
+    # "none": TBPTT, each update's gradient reaches k2 steps back; "rtrl" (element-wise cells),
+    # "snap1" (its diagonal approximation for dense ones) or "uoro" (an unbiased rank-one
+    # estimate, any cell) carry the sensitivities forward from the stream's start instead
+    # (rnn_jax.cells.online; needs k1 = k2, one layer).
     online: str = "none"
     decay_updates: int = 0  # > 0: the learning rate decays (cosine) to 0 over that many updates
     activation: str | None = None  # the cell's option (Elman, IndRNN); None: the cell's default
@@ -75,8 +85,8 @@ def check_stream_config(config: StreamConfig, n_steps: int) -> None:
         raise InputError(
             f"backward 'manual' scores whole windows: it needs k1 = k2; got k1={config.k1}, k2={config.k2}"
         )
-    if config.online not in ("none", *ONLINE):
-        raise InputError(f"online must be one of none, {', '.join(ONLINE)}; got {config.online!r}")
+    if config.online not in ("none", *CARRIED):
+        raise InputError(f"online must be one of none, {', '.join(CARRIED)}; got {config.online!r}")
     if config.online != "none" and (
         config.k1 != config.k2 or config.num_layers != 1 or config.backward != "autodiff"
     ):
@@ -116,7 +126,8 @@ def n_updates(n_steps: int, config: StreamConfig) -> int:
 class StreamState(eqx.Module):
     params: RNN
     opt_state: optax.OptState
-    carry: Array | tuple[Array, Array] | OnlineCarry  # the cell state entering the next window
+    # The cell state entering the next window (with its sensitivities, for an online gradient).
+    carry: Array | tuple[Array, Array] | OnlineCarry | tuple[UoroCarry, Array]
     start: Int[Array, ""]  # first stream step of the next window
 
 
@@ -156,9 +167,12 @@ def make_stream_train(
         carry = params.cell.initial_state()
         if config.online != "none":
             check_online_cell(params.cell, config.online)
-            carry = initial_carry(params.cell)
+            carry = uoro_initial_carry(params.cell) if config.online == "uoro" else initial_carry(params.cell)
         if config.streams:
             carry = jax.tree.map(lambda c: jnp.broadcast_to(c, (config.streams, *c.shape)), carry)
+        if config.online == "uoro":  # the draws' keys, one per stream
+            draws = jax.random.fold_in(key, 1)
+            carry = (carry, jax.random.split(draws, config.streams) if config.streams else draws)
         return StreamState(params, optimizer.init(params), carry, jnp.zeros((), jnp.int32))
 
     # Refused from shapes alone, before anything is allocated (rnn_jax.resources).
@@ -203,7 +217,12 @@ def make_stream_train(
         weights = jnp.full(k1, 1.0 / k1, xs.dtype)
 
         def one(c, x, y):
-            return online_grads(params, c, x, y, weights, per_step)
+            if config.online != "uoro":
+                return online_grads(params, c, x, y, weights, per_step)
+            inner, key = c
+            key, draw = jax.random.split(key)
+            value, grads, inner = uoro_grads(params, inner, x, y, weights, per_step, draw)
+            return value, grads, (inner, key)
 
         if not config.streams:
             return one(carry, xs, ys)
