@@ -13,8 +13,9 @@ Parts (``--parts``, comma-separated):
   skipped and says so. Peak memory (XLA's own buffer assignment of the compiled program) at
   ``--memory-seq-len`` steps: the sequential scan's forward + backward against quasi-DEER's.
 - ``convergence``: iterations to converge (cap ``--max-iter``) of an Elman cell over the
-  spectral radius of its recurrent matrix, untrained, and of the same cell trained on the sine
-  task, each with its largest Lyapunov exponent (``largest_lyapunov_exponent``).
+  spectral radius of its recurrent matrix, untrained; of Gaussian matrices of gain ``--gains``
+  driven weakly (chaotic above gain 1 at H=32); and of a cell trained on the sine task; each
+  with its largest Lyapunov exponent (``largest_lyapunov_exponent``).
 - ``approximations``: the cosine of SnAp-1's and UORO's gradients with the exact one (UORO:
   one draw, and the mean of ``--uoro-draws``), per cell.
 - ``long_lag``: the recall task (the symbol at step 0 named at step T) with IndRNN: exact RTRL,
@@ -76,6 +77,7 @@ class BeyondConfig:
     memory_seq_len: int = 100_000
     max_iter: int = 100
     scales: str = "0.5,0.9,1.2,1.5,2,3"
+    gains: str = "1.5,2,3"
     uoro_draws: int = 1000
     recall_len: int = 100
     symbols: int = 4
@@ -96,6 +98,8 @@ class BeyondConfig:
         "memory_seq_len": "T of the peak-memory comparison",
         "max_iter": "Newton iterations at most (then the sequential fallback)",
         "scales": "comma-separated spectral radii of the convergence part's recurrent matrix",
+        "gains": "comma-separated gains of its Gaussian H=32 matrices, weakly driven (the chaotic "
+        "regime above 1; empty: none)",
         "uoro_draws": "UORO draws averaged for the mean estimate's cosine",
         "recall_len": "the long-lag task's T (the symbol is T steps back)",
         "symbols": "the long-lag task's symbols (chance 1/K)",
@@ -227,6 +231,18 @@ def convergence_rows(cfg: BeyondConfig, scales: list[float]) -> list[dict]:
     for scale in scales:
         cell = eqx.tree_at(lambda c: c.W, base, base.W * (scale / radius))
         rows.append(convergence_row(cfg, f"untrained, radius {scale:g}", scale, cell, xs))
+    # The chaotic regime (Sompolinsky et al. 1988): a Gaussian W of gain g > 1, H = 32, driven
+    # weakly, so that saturation does not contract it.
+    chaotic = make_cell("elman", key=jax.random.key(0), input_dim=1, hidden_dim=32)
+    gaussian = jax.random.normal(jax.random.key(5), (32, 32)) / jnp.sqrt(32.0)
+    weak = 0.01 * xs
+    for gain in parse_list(cfg.gains, "gains", float) if cfg.gains else []:
+        cell = eqx.tree_at(lambda c: c.W, chaotic, gain * gaussian)
+        radius = float(jnp.max(jnp.abs(jnp.linalg.eigvals(cell.W))))
+        # Dense ELK is left out here: on these cells its smoother slowed to minutes per
+        # iteration in float32 (docs/beyond_bptt.md).
+        label = f"gaussian W, H=32, gain {gain:g}, weak input"
+        rows.append(convergence_row(cfg, label, radius, cell, weak, ("deer", "quasi_deer", "quasi_elk")))
     data = make_sine_data(length=400, window=50, scale=True)
     config = TrainConfig(hidden_dim=hidden, activation="tanh", epochs=200, batch_size=10)
     trained = jax.jit(make_train(config).train)(
@@ -238,14 +254,17 @@ def convergence_rows(cfg: BeyondConfig, scales: list[float]) -> list[dict]:
     return rows
 
 
-def convergence_row(cfg, label, radius, cell, xs) -> dict:
+SOLVES = (*PARALLEL, "elk", "quasi_elk")
+
+
+def convergence_row(cfg, label, radius, cell, xs, methods=SOLVES) -> dict:
     row = {
         "label": label,
         "radius": radius,
         "lyapunov": float(largest_lyapunov_exponent(cell, xs, burn_in=100)),
     }
     sequential = cell.states(xs)
-    for method in (*PARALLEL, "elk", "quasi_elk"):
+    for method in methods:
         solver = Solver(method, max_iter=cfg.max_iter, fallback=False)
         states, report = jax.jit(lambda x, solver=solver: solve_states(cell, x, solver=solver))(xs)
         row[method] = {
@@ -364,7 +383,8 @@ def run(cfg: BeyondConfig, out: Path) -> dict:
         for row in result["convergence"]:
             shown = ", ".join(
                 f"{m} {row[m]['iterations']} it{'' if row[m]['converged'] else ' (not converged)'}"
-                for m in (*PARALLEL, "elk", "quasi_elk")
+                for m in SOLVES
+                if m in row
             )
             print(f"convergence, {row['label']}: Lyapunov {row['lyapunov']:+.3f}; {shown}", flush=True)
     if "approximations" in choices["parts"]:

@@ -427,7 +427,7 @@ def plot_beyond_bptt(result: dict) -> Figure:
             for method in ("deer", "quasi_deer", "elk", "quasi_elk"):
                 if method in rows[0]:
                     conv.plot(radii, [r[method]["iterations"] for r in rows], marker="o", label=method)
-            trained = [r for r in result["convergence"] if not r["label"].startswith("untrained")]
+            trained = [r for r in result["convergence"] if r["label"].startswith("trained")]
             for r in trained:
                 conv.scatter([r["radius"]] * 2, [r["deer"]["iterations"], r["quasi_deer"]["iterations"]],
                              marker="*", s=120, color="black", label="trained (sine)", zorder=3)  # fmt: skip

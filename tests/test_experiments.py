@@ -452,7 +452,20 @@ def test_beyond_bptt_small(tmp_path):
     out = run(
         "experiments/beyond_bptt.py",
         *("--seq-lens", "20", "--hidden-sizes", "2", "--cells", "elman,indrnn", "--memory-seq-len", "200"),
-        *("--scales", "0.5,3", "--uoro-draws", "20", "--recall-len", "8", "--windows", "3", "--epochs", "2"),
+        *(
+            "--scales",
+            "0.5,3",
+            "--gains",
+            "2",
+            "--uoro-draws",
+            "20",
+            "--recall-len",
+            "8",
+            "--windows",
+            "3",
+            "--epochs",
+            "2",
+        ),
         *("--n-seeds", "2", "--hidden-dim", "4", "--rounds", "1", "--max-iter", "20", "--out", str(tmp_path)),
     )
     assert out.returncode == 0, out.stderr
@@ -460,7 +473,8 @@ def test_beyond_bptt_small(tmp_path):
     assert {r["cell"] for r in result["speed"]} == {"elman", "indrnn"}
     assert all(r["seconds"]["quasi_deer"]["forward"] > 0 for r in result["speed"])
     assert result["memory"][1]["rtrl"] < result["memory"][1]["sequential"]
-    assert [r["label"] for r in result["convergence"]][-1] == "trained on the sine task"
+    labels = [r["label"] for r in result["convergence"]]
+    assert labels[-2:] == ["gaussian W, H=32, gain 2, weak input", "trained on the sine task"]
     assert result["approximations"][1]["rtrl"] == pytest.approx(1.0, abs=1e-5)
     assert set(result["long_lag"]) == {"chance", "rtrl", "tbptt k=3", "full bptt"}
     assert (tmp_path / "beyond_bptt.png").stat().st_size > 10_000 and "CPU: " in out.stdout

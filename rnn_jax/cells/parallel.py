@@ -191,9 +191,10 @@ def trust_region_solve(
     gain = damping / (1.0 + damping)  # the Kalman gain with unit process noise and a^-1 = damping
     # Filtering elements (A, c, C, eta, J); the first holds the known s_0.
     first_mean = mv(a[0], s0) + b[0]
-    A = ((1 - gain) * a).at[0].set(jnp.zeros_like(a[0]))
+    rest = 1.0 / (1.0 + damping)  # 1 - gain, without the cancellation
+    A = (rest * a).at[0].set(jnp.zeros_like(a[0]))
     c = (b + gain * (previous - b)).at[0].set(first_mean + gain * (previous[0] - first_mean))
-    C = jnp.broadcast_to((1 - gain) * eye, a.shape)
+    C = jnp.broadcast_to(rest * eye, a.shape)
     eta = (gain * mv(t(a), previous - b)).at[0].set(jnp.zeros_like(b[0]))
     J = (gain * mm(t(a), a)).at[0].set(jnp.zeros_like(a[0]))
 
@@ -272,7 +273,9 @@ def _newton(steps: _Steps, drives, s0, mask, solver: Solver, seq_len: int):
         kept = jax.tree.map(
             lambda a, b: jnp.where(better, a, b), (candidate, *new), (trajectory, stepped, residual, scale)
         )
-        return i + 1, *kept, jnp.clip(jnp.where(better, damping / 10, damping * 10), 1e-12, 1e12)
+        # Bounded so that the smoother's products stay clear of float32's subnormal range,
+        # where CPUs slow down a hundredfold (a stalled solve once took minutes per step).
+        return i + 1, *kept, jnp.clip(jnp.where(better, damping / 10, damping * 10), 1e-6, 1e6)
 
     guess = jnp.broadcast_to(s0, (seq_len, s0.shape[0]))
     damping = jnp.asarray(solver.damping, s0.dtype)
