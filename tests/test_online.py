@@ -127,19 +127,26 @@ def test_the_stream_trainer_refuses_a_window_reaching_back_with_an_online_gradie
         check_stream_config(StreamConfig(cell="indrnn", online="rtrl", k1=5, k2=10), 100)
 
 
-@pytest.mark.parametrize("streams", [0, 3])
-def test_a_stream_learns_with_rtrl_in_memory_that_does_not_grow(streams):
-    length = 600
+def sine_stream(length: int, streams: int, window: int):
+    """A source of windows of two summed sines (next value as target); ``streams`` copies of
+    it, windows ``(S, window, 1)``, or one stream (``0``)."""
     t = jnp.arange(length + 1, dtype=jnp.float32)
     x = (jnp.sin(0.3 * t) + 0.5 * jnp.sin(0.07 * t))[:, None]
     xs, ys = x[:-1], x[1:]
-    if streams:
-        xs, ys = jnp.stack([xs] * streams, axis=1), jnp.stack([ys] * streams, axis=1)
+    if not streams:
+        return array_source(xs, ys, window)
+    xs, ys = jnp.stack([xs] * streams, axis=1), jnp.stack([ys] * streams, axis=1)
 
-        def source(start):
-            return tuple(jnp.swapaxes(jax.lax.dynamic_slice_in_dim(a, start, 5), 0, 1) for a in (xs, ys))
-    else:
-        source = array_source(xs, ys, 5)
+    def source(start):
+        return tuple(jnp.swapaxes(jax.lax.dynamic_slice_in_dim(a, start, window), 0, 1) for a in (xs, ys))
+
+    return source
+
+
+@pytest.mark.parametrize("streams", [0, 3])
+def test_a_stream_learns_with_rtrl_in_memory_that_does_not_grow(streams):
+    length = 600
+    source = sine_stream(length, streams, 5)
     config = StreamConfig(
         cell="indrnn", activation="tanh", hidden_dim=16, online="rtrl", k1=5, k2=5, streams=streams,
         learning_rate=1e-2, updates_per_chunk=20,
@@ -218,16 +225,7 @@ def test_a_stream_of_a_dense_cell_learns_with_uoro(streams):
     """UORO's estimate is noisy but unbiased: a GRU learns the stream with it (more slowly than
     with TBPTT), each stream drawing its own signs."""
     length, k = 3000, 5
-    t = jnp.arange(length + 1, dtype=jnp.float32)
-    x = (jnp.sin(0.3 * t) + 0.5 * jnp.sin(0.07 * t))[:, None]
-    xs, ys = x[:-1], x[1:]
-    if streams:
-        xs, ys = jnp.stack([xs] * streams, axis=1), jnp.stack([ys] * streams, axis=1)
-
-        def source(start):
-            return tuple(jnp.swapaxes(jax.lax.dynamic_slice_in_dim(a, start, k), 0, 1) for a in (xs, ys))
-    else:
-        source = array_source(xs, ys, k)
+    source = sine_stream(length, streams, k)
     config = StreamConfig(
         cell="gru", hidden_dim=16, online="uoro", k1=k, k2=k, streams=streams, learning_rate=1e-2,
         updates_per_chunk=60,
