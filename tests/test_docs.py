@@ -52,7 +52,7 @@ TESTED = blocks("test")
 
 @pytest.mark.grid
 @pytest.mark.parametrize(
-    "where", sorted(set(TESTED) - {QUICK_START}, key=lambda w: not w.startswith("README"))
+    "where", sorted(set(TESTED) - {QUICK_START}, key=lambda w: (not w.startswith("README"), w))
 )
 def test_every_block_marked_as_a_test_runs(where):
     run_block(TESTED[where])

@@ -298,7 +298,7 @@ LIBRARY_SCRIPT = r"""
 import json, sys
 import jax, jax.numpy as jnp, numpy as np
 from rnn_jax.errors import InputError
-from rnn_jax.interop import cell_from_torch
+from rnn_jax.interop import from_torch
 from rnn_jax.loss import loss
 from rnn_jax.model import init_model
 
@@ -317,10 +317,10 @@ cases = {
     "traced truncation 0": lambda: traced(xs, jnp.asarray(0), jnp.array([6, 6, 6])).block_until_ready(),
     "hidden_dim 0": lambda: sized(0),
     "hidden_dim 2.5": lambda: sized(2.5),
-    "a scalar for a matrix": lambda: cell_from_torch({**good, "weight_hh_l0": np.float32(1)}, "gru"),
-    "a string for a matrix": lambda: cell_from_torch({**good, "weight_ih_l0": np.array([["w"]])}, "gru"),
-    "a missing bias": lambda: cell_from_torch({k: v for k, v in good.items() if k != "bias_hh_l0"}, "gru"),
-    "integer weights": lambda: cell_from_torch({**good, "weight_hh_l0": np.ones((12, 4), np.int64)}, "gru"),
+    "a scalar for a matrix": lambda: from_torch({**good, "weight_hh_l0": np.float32(1)}, "gru"),
+    "a string for a matrix": lambda: from_torch({**good, "weight_ih_l0": np.array([["w"]])}, "gru"),
+    "a missing bias": lambda: from_torch({k: v for k, v in good.items() if k != "bias_hh_l0"}, "gru"),
+    "integer weights": lambda: from_torch({**good, "weight_hh_l0": np.ones((12, 4), np.int64)}, "gru"),
 }
 out = {}
 for name, case in cases.items():
