@@ -17,6 +17,12 @@ same number of rnn_jax updates of the same model batched over ``--numpy-streams`
 alternating rounds. Writes
 char_lm.json (bits per character, speeds, samples) and char_lm.png (validation bits per
 character during training) to --out.
+
+    uv run experiments/char_lm.py --num-processes 2     # data parallel over two processes
+
+With ``--num-processes N`` (docs/sweeps.md for a cluster) the streams are split over the
+processes' devices and each update's gradient is averaged across them; the losses and scores
+equal one process's to float32 rounding.
 """
 
 from __future__ import annotations
@@ -58,7 +64,9 @@ from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json  # noqa: E402
 from rnn_jax.plots import plot_losses  # noqa: E402
 from rnn_jax.runs.driver import fit_stream  # noqa: E402
-from rnn_jax.runs.options import parse_list
+from rnn_jax.runs.options import RunOptions, parse_list
+from rnn_jax.runs.processes import start_processes
+from rnn_jax.train.sharding import shard_streams, stream_mesh
 from rnn_jax.train.stream import StreamConfig, check_stream_config, make_stream_train  # noqa: E402
 
 
@@ -184,21 +192,27 @@ def cyclic(ids: np.ndarray, cfg: CharLMConfig) -> jnp.ndarray:
 def wrapping_source(rows, vocab_size: int, cfg: CharLMConfig):
     """``stream_source`` whose window start runs round the streams (a multiple of ``k1``)."""
     period = (rows.shape[1] - 1 - cfg.k2) // cfg.k1 * cfg.k1
-    inner = stream_source(rows, vocab_size, cfg.k2)
-    return lambda start: inner(start % period)
+    return jax.tree_util.Partial(_wrapped, stream_source(rows, vocab_size, cfg.k2), period)
+
+
+def _wrapped(inner, period: int, start):
+    return inner(start % period)
 
 
 def train_cell(cfg: CharLMConfig, cell: str, updates: int, hidden_dim: int, vocab, rows, key):
-    """Train one cell; its characters per second after compilation."""
+    """Train one cell; its characters per second after compilation. With several processes the
+    streams are split over every device of every process (data parallel)."""
     config = stream_config(cfg, cell, hidden_dim, updates)
+    mesh = stream_mesh() if jax.process_count() > 1 else None
     result = fit_stream(
         config,
-        wrapping_source(rows, len(vocab), cfg),
+        wrapping_source(rows if mesh is None else shard_streams(rows, mesh), len(vocab), cfg),
         n_steps=updates * cfg.k1 + cfg.k2 - cfg.k1,
         input_dim=len(vocab),
         output_dim=len(vocab),
         key=key,
-        progress=True,
+        progress=jax.process_index() == 0,
+        mesh=mesh,
     )
     chars = updates * cfg.k1 * cfg.streams
     return result, chars / result.run_seconds
@@ -244,9 +258,21 @@ def numpy_comparison(cfg: CharLMConfig, vocab, train, val_scored, key) -> dict:
     }
 
 
-def run(cfg: CharLMConfig, out: Path) -> dict:
+def run(cfg: CharLMConfig, options: RunOptions) -> dict | None:
+    """Everything above; with several processes each trains its share of the streams and
+    process 0 scores, samples and writes (the NumPy comparison times one process: left out)."""
+    out, processes = options.out, options.processes
+    if cfg.streams % processes.count:
+        raise InputError(f"streams ({cfg.streams}) must split evenly over {processes.count} processes")
+    start_processes(processes)  # before anything starts JAX's backends
     cells, updates = check(cfg)
     vocab, train, val, test = load(cfg)
+    if processes.index > 0:  # the others train their streams; the rest is process 0's
+        rows = cyclic(train, cfg)
+        keys = jax.random.split(jax.random.key(cfg.seed), len(cells) + 2)
+        for cell, n, key in zip(cells, updates, keys, strict=False):
+            train_cell(cfg, cell, n, cfg.hidden_dim, vocab, rows, key)
+        return None
     print(f"text: {len(train) + len(val) + len(test):,d} characters, vocabulary {len(vocab)}")
     start = time.perf_counter()
     grams = {n: NGram.fit(train, n, len(vocab)) for n in range(1, cfg.max_order + 1)}
@@ -296,17 +322,19 @@ def run(cfg: CharLMConfig, out: Path) -> dict:
             f"{rate:,.0f} chars/s ({m['train_seconds']:.0f} s)"
         )
     print(f"sample (temperature {cfg.temperature}, {cells[-1]}):\n{models[cells[-1]]['sample']}")
-    versus = numpy_comparison(cfg, vocab, train, val_rows, keys[-2])
-    v = versus
-    print(
-        f"min-char-rnn NumPy loop: {v['numpy_chars_per_second']:,.0f} chars/s; rnn_jax "
-        f"{v['rnn_jax_chars_per_second']:,.0f} chars/s ({v['speedup']:.0f}x); val bits/char after "
-        f"{v['updates']} updates: {v['numpy_val_bits_per_char']:.3f} (NumPy) vs "
-        f"{v['rnn_jax_val_bits_per_char']:.3f} (rnn_jax)"
-    )
+    versus = None
+    if processes.count == 1:
+        versus = v = numpy_comparison(cfg, vocab, train, val_rows, keys[-2])
+        print(
+            f"min-char-rnn NumPy loop: {v['numpy_chars_per_second']:,.0f} chars/s; rnn_jax "
+            f"{v['rnn_jax_chars_per_second']:,.0f} chars/s ({v['speedup']:.0f}x); val bits/char after "
+            f"{v['updates']} updates: {v['numpy_val_bits_per_char']:.3f} (NumPy) vs "
+            f"{v['rnn_jax_val_bits_per_char']:.3f} (rnn_jax)"
+        )
     summary = {
         "config": dataclasses.asdict(cfg),
         "machine": describe_machine(),
+        "processes": processes.count,
         "vocabulary": len(vocab),
         "characters": {"train": len(train), "val": len(val), "test": len(test)},
         "ngram": ngram,
@@ -322,7 +350,7 @@ def run(cfg: CharLMConfig, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return experiment_main(__doc__, CharLMConfig(), run, "results/char_lm", argv)
+    return experiment_main(__doc__, CharLMConfig(), run, "results/char_lm", argv, processes=True)
 
 
 if __name__ == "__main__":

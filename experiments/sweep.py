@@ -11,6 +11,12 @@ parameters while the others train on; the exit code is then 1. Benchmark: writes
 benchmark_sweep.json.
 The network, data and optimiser are the sine-wave default preset's unless overridden. On a CPU
 the members are split over one device per core (--cpu-devices N to choose, 1 for no split).
+
+    uv run experiments/sweep.py --num-processes 2        # two processes on this machine
+
+Several processes (docs/sweeps.md: on a cluster, one per host, each given --process-id and
+--coordinator) train their own blocks of members; process 0 writes the results, equal bit for
+bit to one process with all their devices, and each process checkpoints its own block.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cli.args import experiment_main
+from rnn_jax.cli.launch import cores_per_process
 from rnn_jax.data.sine import make_sine_data
 from rnn_jax.errors import InputError
 from rnn_jax.io import save_figure, write_json
@@ -38,6 +45,7 @@ from rnn_jax.loss import batch_predict
 from rnn_jax.plots import plot_ensemble, plot_sweep_curves, plot_sweep_heatmap
 from rnn_jax.runs.driver import diverged_epoch
 from rnn_jax.runs.options import RunOptions, epoch_log, make_checkpointing, parse_list
+from rnn_jax.runs.processes import start_processes
 from rnn_jax.runs.sweep import grid, initial_states, over_members, run_sweep, split_members
 from rnn_jax.train.loop import TrainConfig, check_config, make_train
 from rnn_jax.train.sharding import member_mesh, replicate, use_cpu_cores
@@ -67,7 +75,8 @@ class SweepConfig:
         "bench_members": "members in the benchmark's sweep",
         "bench_batch_sizes": "comma-separated batch sizes the benchmark compares",
         "bench_repeats": "timed repeats of each benchmark row",
-        "cpu_devices": "split the CPU into this many devices; 0: one per core, 1: no split",
+        "cpu_devices": "split the CPU into this many devices; 0: one per core (shared by the processes "
+        "started here), 1: no split",
     }
 
 
@@ -77,8 +86,8 @@ def train_config(cfg: SweepConfig, **overrides) -> TrainConfig:
 
 
 def sweep(cfg: SweepConfig, options: RunOptions) -> int:
-    """Train the grid, write results and figures; exit code 1 if any member diverged."""
-    out = options.out
+    """Train the grid, write results and figures (process 0); exit code 1 if any member diverged."""
+    out, first = options.out, options.processes.index == 0
     lrs, ks = (
         parse_list(cfg.learning_rates, "learning_rates"),
         parse_list(cfg.truncations, "truncations", int, allow_none=True),
@@ -95,10 +104,12 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
         clip_threshold=[cfg.clip_threshold],
     )
     n = len(members.table)
-    print(
-        f"{n} members ({cfg.n_seeds} seeds x {len(lrs)} learning rates x {len(ks)} truncations), "
-        f"{cfg.train.epochs} epochs each, {len(jax.devices())} device(s)"
-    )
+    if first:
+        print(
+            f"{n} members ({cfg.n_seeds} seeds x {len(lrs)} learning rates x {len(ks)} truncations), "
+            f"{cfg.train.epochs} epochs each, {len(jax.devices())} device(s) in {jax.process_count()} "
+            "process(es)"
+        )
     checkpointing = make_checkpointing(options, dataclasses.asdict(cfg))
     result = run_sweep(
         config,
@@ -107,7 +118,7 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
         checkpointing=checkpointing,
         resume=options.resume,
         progress=not options.quiet,
-        log=epoch_log(options),
+        log=epoch_log(options) if first else None,
     )
     val_rmse = result.metrics["val_rmse"]  # (M, epochs)
     rows = [
@@ -120,14 +131,18 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
         }
         for i, m in enumerate(members.table)
     ]
+    diverged = [i for i, r in enumerate(rows) if r["diverged_at_epoch"] is not None]
+    if not first:  # every process holds the gathered result; process 0 writes it
+        return 1 if diverged else 0
     summary = {
         "config": dataclasses.asdict(cfg),
         "members": n,
         "devices": len(jax.devices()),
+        "processes": jax.process_count(),
         "wall_seconds": result.wall_seconds,
         "compile_seconds": result.compile_seconds,
         "resumed": options.resume,
-        "diverged_members": [i for i, r in enumerate(rows) if r["diverged_at_epoch"] is not None],
+        "diverged_members": diverged,
         "per_member": rows,
     }
     write_json(out / "sweep.json", summary)
@@ -164,7 +179,6 @@ def sweep(cfg: SweepConfig, options: RunOptions) -> int:
         ),
         out / "ensemble.png",
     )
-    diverged = summary["diverged_members"]
     if diverged:
         print(
             f"error: {len(diverged)} of {n} members diverged (members {', '.join(map(str, diverged[:10]))}"
@@ -258,7 +272,10 @@ def start(cfg: SweepConfig, options: RunOptions):
     """Split the CPU into devices (before JAX runs anything), then sweep or benchmark."""
     if cfg.cpu_devices < 0:
         raise InputError(f"cpu_devices must be 0 (one per core) or a positive integer; got {cfg.cpu_devices}")
-    use_cpu_cores(cfg.cpu_devices or None)
+    if cfg.benchmark and options.processes.count > 1:
+        raise InputError("--benchmark times one process; leave out --num-processes")
+    use_cpu_cores(cfg.cpu_devices or cores_per_process())
+    start_processes(options.processes)
     return (benchmark if cfg.benchmark else sweep)(cfg, options)
 
 
@@ -270,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "results/sweep",
         argv,
         resumable=True,
+        processes=True,
     )
 
 

@@ -26,6 +26,7 @@ def keras_broadcasts():
     with jax.numpy_rank_promotion("allow"):
         yield
 
+
 D, H, O, N, T = 3, 4, 2, 5, 7
 LAYERS = {"elman": "SimpleRNN", "gru": "GRU", "lstm": "LSTM"}
 KINDS = [("elman", True), ("gru", True), ("gru", False), ("lstm", True)]  # (cell, reset_after)

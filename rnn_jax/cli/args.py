@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from rnn_jax.errors import InputError
 from rnn_jax.runs.options import RunOptions
+from rnn_jax.runs.processes import Processes
 from rnn_jax.runs.signals import run_command
 
 
@@ -147,15 +148,19 @@ def experiment_main(
     argv: Sequence[str] | None = None,
     *,
     resumable: bool = False,
+    processes: bool = False,
 ) -> int:
     """The command line of an experiment script: ``--out`` plus one option per config field;
     user errors become one line and exit code 2. ``run(config, out)`` may return an ``int``, the
     exit code (anything else means 0). With ``resumable`` the script also takes ``add_run_options``'s
-    options and ``run`` gets ``RunOptions`` instead of the output folder."""
+    options and ``run`` gets ``RunOptions`` instead of the output folder; with ``processes``,
+    ``add_process_options``'s (and ``run`` gets ``RunOptions`` too)."""
     parser = OneLineParser(description=doc.split("\n\n")[0])
     parser.add_argument("--out", type=folder_arg, default=None, help=f"output folder (default: {out})")
     if resumable:
         add_run_options(parser)
+    if processes:
+        add_process_options(parser)
     add_config_arguments(parser, defaults)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     config = config_from_args(type(defaults), args)
@@ -163,12 +168,26 @@ def experiment_main(
     def exit_code(result: object) -> int:
         return result if isinstance(result, int) and not isinstance(result, bool) else 0
 
-    if not resumable:
+    if processes and args.num_processes > 1 and args.process_id is None:
+        return launch(parser, args, sys.argv[1:] if argv is None else argv, run)
+    if not resumable and not processes:
         folder = args.out or Path(out)
         claim_folder(parser, folder)
         return run_command(lambda: exit_code(run(config, folder)), folder)
     options = run_options(parser, args, Path(out))
     return run_command(lambda: exit_code(run(config, options)), options.out)
+
+
+def launch(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str], run) -> int:
+    """Check the options as each process will, then start ``--num-processes`` of this script here."""
+    from rnn_jax.cli.launch import launch_here
+
+    if args.num_processes > 256:
+        parser.error(f"--num-processes must be at most 256 on one machine; got {args.num_processes}")
+    for index in range(args.num_processes):
+        if getattr(args, "resume", None) is not None:
+            check_resumable(parser, args.resume, Processes(args.num_processes, index, "127.0.0.1:1"))
+    return launch_here(sys.modules[run.__module__].__file__, argv, args.num_processes)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -206,27 +225,92 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_process_options(parser: argparse.ArgumentParser) -> None:
+    """``--num-processes N``, ``--process-id I`` and ``--coordinator HOST:PORT``
+    (``rnn_jax.runs.processes``)."""
+    parser.add_argument(
+        "--num-processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split the run over N processes; without --process-id, start N on this machine",
+    )
+    parser.add_argument(
+        "--process-id",
+        type=int,
+        default=None,
+        metavar="I",
+        help="this process's index, 0..N-1, when each process is started by hand or by a scheduler",
+    )
+    parser.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="where process 0 listens for the others (with --process-id)",
+    )
+
+
+def process_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Processes:
+    """The ``Processes`` of parsed arguments (one process when the script takes none)."""
+    if not hasattr(args, "num_processes"):
+        return Processes()
+    if args.process_id is None and args.coordinator is not None:
+        parser.error("--coordinator goes with --process-id (each process of a run started by hand)")
+    index = 0 if args.process_id is None else args.process_id
+    try:
+        return Processes(args.num_processes, index, args.coordinator if args.num_processes > 1 else None)
+    except InputError as err:
+        parser.error(str(err))
+
+
 def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace, default_out: Path) -> RunOptions:
     """The ``RunOptions`` of parsed arguments; ``--resume DIR`` is also the output folder."""
+    if not hasattr(args, "resume"):  # a script that takes only the process options
+        processes = process_options(parser, args)
+        claim_folder(parser, args.out or default_out, process=processes.index)
+        return RunOptions(args.out or default_out, processes=processes)
     if args.resume is not None and args.out is not None and args.out != args.resume:
         parser.error("--resume DIR continues the run in DIR; leave out --out or give the same folder")
     out = args.resume or args.out or default_out
     if args.log_every is not None and args.log_every < 1:
         parser.error(f"--log-every must be a positive integer; got {args.log_every}")
-    if args.resume is not None and not (args.resume / "checkpoint.eqx").exists():
-        parser.error(f"no checkpoint at {args.resume / 'checkpoint.eqx'}")  # nothing is created
-    claim_folder(parser, out)
+    processes = process_options(parser, args)
+    if args.resume is not None:
+        check_resumable(parser, args.resume, processes)  # nothing is created
+    claim_folder(parser, out, process=processes.index)
     return RunOptions(
-        out, args.resume is not None, args.checkpoint_every, args.overwrite, args.quiet, args.log_every
+        out,
+        resume=args.resume is not None,
+        checkpoint_every=args.checkpoint_every,
+        overwrite=args.overwrite,
+        quiet=args.quiet,
+        log_every=args.log_every,
+        processes=processes,
     )
 
 
-def claim_folder(parser: argparse.ArgumentParser, out: Path) -> None:
+def check_resumable(parser: argparse.ArgumentParser, folder: Path, processes: Processes) -> None:
+    """A one-line error unless ``folder`` holds this process's checkpoint."""
+    from rnn_jax.runs.processes import process_checkpoint, saved_process_counts
+
+    path = process_checkpoint(folder / "checkpoint.eqx", processes.index, processes.count)
+    if path.exists():
+        return
+    found = [c for c in saved_process_counts(folder / "checkpoint.eqx") if c != processes.count]
+    if found:
+        parser.error(
+            f"no checkpoint at {path}: {folder} holds a run of {found[0]} process(es); resume it "
+            f"with --num-processes {found[0]}"
+        )
+    parser.error(f"no checkpoint at {path}")
+
+
+def claim_folder(parser: argparse.ArgumentParser, out: Path, *, process: int = 0) -> None:
     """Check and lock the output folder before any work (``rnn_jax.cli.folders``); a problem is the
     parser's one-line error, exit code 2."""
     from rnn_jax.cli.folders import FolderError, claim_output_folder
 
     try:
-        claim_output_folder(out)
+        claim_output_folder(out, process=process)
     except FolderError as err:
         parser.error(str(err))

@@ -58,8 +58,14 @@ def _probe(out: Path) -> None:
             probe.unlink()
 
 
+def lock_name(process: int = 0) -> str:
+    """The lock file of a run's process ``process`` (0, or the only one: ``LOCK_NAME``)."""
+    return LOCK_NAME if process == 0 else f".rnn_jax.process-{process}.lock"
+
+
 def _is_run_file(path: Path) -> bool:
-    return path.name == LOCK_NAME or path.suffix in RUN_FILE_SUFFIXES
+    is_lock = path.name.startswith(".rnn_jax.") and path.suffix == ".lock"
+    return is_lock or path.suffix in RUN_FILE_SUFFIXES
 
 
 def _real_dir(path: Path) -> bool:
@@ -86,15 +92,15 @@ def _check_run_files(out: Path) -> None:
             )
 
 
-def _lock(out: Path) -> int:
+def _lock(out: Path, name: str) -> int:
     try:
         # O_NOFOLLOW: a link planted under the lock's name is refused, never followed.
-        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+        fd = os.open(out / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as err:
         raise FolderError(f"cannot write in output folder {out}: {err.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise FolderError(f"output folder {out}: {LOCK_NAME} is not a regular file; remove it")
+        raise FolderError(f"output folder {out}: {name} is not a regular file; remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -109,9 +115,13 @@ def _lock(out: Path) -> int:
     return fd
 
 
-def claim_output_folder(out: str | Path) -> Path:
+def claim_output_folder(out: str | Path, *, process: int = 0) -> Path:
     """Check that ``out`` can take a run's results and lock it for this process (idempotent).
-    Raises ``FolderError`` (a ``ValueError``) with a one-line reason."""
+    Raises ``FolderError`` (a ``ValueError``) with a one-line reason.
+
+    ``process``: this process's index among the processes of one run that share the folder
+    (``rnn_jax.runs.processes``); each takes a lock of its own, and process 0 alone removes
+    stale temporary files (the others start before anything is saved)."""
     out = Path(out)
     _check_name(out)
     key = out.resolve() if out.exists() else out.absolute()
@@ -129,7 +139,9 @@ def claim_output_folder(out: str | Path) -> Path:
         need = size_text(MIN_FREE_BYTES)
         raise FolderError(f"output folder {out} has {size_text(free)} free; a run needs at least {need}")
     _check_run_files(out)
-    _held[out.resolve()] = _lock(out)
+    _held[out.resolve()] = _lock(out, lock_name(process))
+    if process > 0:
+        return out
     # Left by a save that was killed (here or in a subfolder such as refit/); ours come later.
     for stale in [*out.glob(f".*{TEMP_SUFFIX}"), *out.glob(f"*/.*{TEMP_SUFFIX}")]:
         with contextlib.suppress(OSError):

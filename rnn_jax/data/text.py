@@ -87,13 +87,15 @@ def as_streams(ids: np.ndarray, streams: int) -> np.ndarray:
 
 
 def stream_source(ids: Int[Array, "S L"], vocab_size: int, k2: int):
-    """``source(start) -> (xs (S, k2, V) one-hot, ys (S, k2) next ids)`` for ``rnn_jax.train.stream``."""
+    """``source(start) -> (xs (S, k2, V) one-hot, ys (S, k2) next ids)`` for ``rnn_jax.train.stream``;
+    ``ids`` is the source's leaf (a ``jax.tree_util.Partial``), so it may be split over devices
+    (``rnn_jax.train.sharding.shard_streams``)."""
+    return jax.tree_util.Partial(_text_window, ids, vocab_size, k2)
 
-    def source(start):
-        window = jax.lax.dynamic_slice_in_dim(ids, start, k2 + 1, axis=1)
-        return jax.nn.one_hot(window[:, :-1], vocab_size), window[:, 1:]
 
-    return source
+def _text_window(ids, vocab_size: int, k2: int, start):
+    window = jax.lax.dynamic_slice_in_dim(ids, start, k2 + 1, axis=1)
+    return jax.nn.one_hot(window[:, :-1], vocab_size), window[:, 1:]
 
 
 def bits_per_char(

@@ -235,10 +235,11 @@ def load_checkpoint(
     return _restored(stored["state"]), metrics
 
 
-def refuse_other_run(path: Path, run: dict[str, Any]) -> None:
+def refuse_other_run(path: Path, run: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> None:
     """Refuse to start a run afresh over a checkpoint whose run has not finished, that belongs to
-    a finished run with other options (``run`` differs), or that cannot be read. A finished run
-    of the same options may be repeated: it writes the same results."""
+    a finished run with other options (``run`` differs, leaving out the keys in ``ignore``), or
+    that cannot be read. A finished run of the same options may be repeated: it writes the same
+    results."""
     if not path.exists():
         return
     try:
@@ -252,7 +253,8 @@ def refuse_other_run(path: Path, run: dict[str, Any]) -> None:
             f"with --resume {path.parent}, or pass --overwrite to start again"
         )
     # Compare as stored: JSON turns tuples into lists.
-    mismatch = describe_mismatch(header["run"], json.loads(json.dumps(run)))
+    saved = {k: v for k, v in header["run"].items() if k not in ignore}
+    mismatch = describe_mismatch(saved, json.loads(json.dumps(run)))
     if mismatch:
         raise CheckpointError(
             f"{path.parent} holds a finished run with other options ({mismatch}); choose another "

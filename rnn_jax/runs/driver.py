@@ -19,8 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, NamedTuple
 
+import equinox as eqx
 import jax
 import numpy as np
+from jax.sharding import Mesh
 from jaxtyping import PRNGKeyArray
 
 from rnn_jax.data.sine import WindowData, check_window_data
@@ -29,6 +31,7 @@ from rnn_jax.model import RNN
 from rnn_jax.resources import TRAINING_ADVICE, check_fits
 from rnn_jax.runs.checkpoint import load_checkpoint, save_checkpoint
 from rnn_jax.runs.logs import EpochLog, progress_bar_class
+from rnn_jax.runs.processes import ChunkDecision
 from rnn_jax.runs.signals import Interrupted, deferred_signals
 from rnn_jax.train.loop import (
     Hyperparams,
@@ -40,6 +43,7 @@ from rnn_jax.train.loop import (
     make_train,
     training_parts,
 )
+from rnn_jax.train.sharding import replicated_sharding, stream_state_shardings
 from rnn_jax.train.stream import (
     Source,
     StreamConfig,
@@ -160,24 +164,39 @@ class ChunkSaver:
     received: list[int]
     last_save: float = dataclasses.field(default_factory=time.perf_counter)
 
-    def after_chunk(self, epoch: int, save: Callable[[bool], None], stopping: bool = False) -> None:
+    def due(self, epoch: int) -> bool:
+        """Whether a checkpoint is due after ``epoch`` (at the end, ``after_chunk`` saves anyway)."""
+        if self.checkpointing is None:
+            return False
+        every = self.checkpointing.every
+        if every is None:
+            return time.perf_counter() - self.last_save >= SAVE_EVERY_SECONDS
+        return epoch % every == 0  # chunks end on multiples of every (ChunkPlan)
+
+    def signal(self) -> int:
+        """The first signal received and deferred, else 0."""
+        return self.received[0] if self.received else 0
+
+    def after_chunk(
+        self,
+        epoch: int,
+        save: Callable[[bool], None],
+        stopping: bool = False,
+        decision: ChunkDecision | None = None,
+    ) -> None:
         """``save(finished)`` writes the checkpoint; it is called at each multiple of ``every``
         (or every ``SAVE_EVERY_SECONDS``), at the end, when the run is ``stopping``, and on a
-        signal."""
+        signal. ``decision``: the processes' common answer (``rnn_jax.runs.processes``) on the
+        checkpoint's being due and on a signal, in place of this process's own."""
         if self.checkpointing is None:
             return
         finished = stopping or epoch >= self.total_epochs
-        every = self.checkpointing.every
-        due = (
-            time.perf_counter() - self.last_save >= SAVE_EVERY_SECONDS
-            if every is None
-            else epoch % every == 0  # chunks end on multiples of every (ChunkPlan)
-        )
-        if finished or self.received or due:
+        due, signum = (self.due(epoch), self.signal()) if decision is None else decision[1:]
+        if finished or signum or due:
             save(finished)
             self.last_save = time.perf_counter()
-        if self.received:
-            raise Interrupted(self.received[0], epoch, self.checkpointing.path)
+        if signum:
+            raise Interrupted(signum, epoch, self.checkpointing.path)
 
 
 def fit(
@@ -282,6 +301,7 @@ def run_saving_chunks(
     progress: bool,
     after_chunk: Callable,
     desc: str | None = None,
+    agree: Callable[[ChunkDecision], ChunkDecision] | None = None,
 ):
     """Run the ``remaining`` epochs in chunks sized by ``ChunkPlan``, with checkpoints and
     deferred signals; ``state, metrics = run(state, *args, count)`` runs one chunk of ``count``
@@ -289,15 +309,17 @@ def run_saving_chunks(
 
     ``after_chunk(state, metrics) -> (save, stopping)`` records a chunk's metrics (on the host,
     trimmed to its epochs) and returns ``save(finished)``, which writes the checkpoint, and
-    whether the run stops here. Returns the last state."""
+    whether the run stops here. ``agree`` makes the processes of one run take the same
+    decisions after each chunk (``rnn_jax.runs.processes.agree``); ``stopping`` must then be
+    the same in every process already. Returns the last state."""
     every = None if checkpointing is None else checkpointing.every
     plan = ChunkPlan(capacity, every)
     done = total_epochs - remaining
     bar = Progress(start, total_epochs, done, enabled=progress, desc=desc)
     with deferred_signals() if checkpointing is not None else contextlib.nullcontext([]) as received:
         saver = ChunkSaver(checkpointing, total_epochs, received)
+        count = plan.next_count(done, total_epochs)
         while done < total_epochs:
-            count = plan.next_count(done, total_epochs)
             began = time.perf_counter()
             state, metrics = run(state, *args, np.int32(count))
             # One host sync per chunk, never inside the compiled loop; it also ends the chunk's timing.
@@ -305,10 +327,16 @@ def run_saving_chunks(
             plan.measured(count, time.perf_counter() - began)
             done += count
             save, stopping = after_chunk(state, metrics)
-            saver.after_chunk(done, save, stopping=stopping)
+            decision = None
+            if agree is not None:
+                proposal = plan.next_count(done, total_epochs) if done < total_epochs else 0
+                decision = agree(ChunkDecision(proposal, saver.due(done), saver.signal()))
+            saver.after_chunk(done, save, stopping=stopping, decision=decision)
             if stopping:
                 break
             bar.advance(count)
+            if done < total_epochs:
+                count = plan.next_count(done, total_epochs) if decision is None else decision.next_count
     bar.close()
     return state
 
@@ -405,18 +433,52 @@ def fit_stream(
     output_dim: int,
     key: PRNGKeyArray,
     progress: bool = True,
+    mesh: Mesh | None = None,
 ) -> StreamResult:
     """Train on the first ``n_steps`` of a stream with TBPTT(k1, k2) (``rnn_jax.train.stream``): every
     update that fits, in compiled chunks of ``config.updates_per_chunk`` and one shorter last
-    chunk if they do not divide evenly (two programs, each compiled once)."""
+    chunk if they do not divide evenly (two programs, each compiled once).
+
+    The arrays inside ``source`` (a ``jax.tree_util.Partial`` or an equinox module holding them,
+    as ``rnn_jax.data.text.stream_source`` and ``rnn_jax.train.stream.array_source`` return) are
+    arguments of the compiled chunk, not constants in it. ``mesh`` (``rnn_jax.train.sharding.
+    stream_mesh``: every device of every process) trains data-parallel: the ``config.streams``
+    streams are split over its devices, each carrying its own streams' states, and the
+    parameters are replicated; the mean loss over streams, and so its gradient, is reduced
+    across devices by the compiled program (one all-reduce per update). The source's arrays must
+    then be split the same way (``rnn_jax.train.sharding.shard_streams``). The result equals the
+    one-device run's to float32 rounding (the sum over streams is ordered differently)."""
     check_stream_config(config, n_steps)
+    if mesh is not None and (config.streams < 1 or config.streams % mesh.devices.size):
+        raise InputError(
+            f"streams ({config.streams}) must be a positive multiple of the mesh's {mesh.devices.size} "
+            "devices to split them over it"
+        )
     total = n_updates(n_steps, config)
     full, rest = divmod(total, config.updates_per_chunk)
     start = time.perf_counter()
-    init, chunk = make_stream_train(config, source, input_dim=input_dim, output_dim=output_dim)
-    state = jax.jit(init)(key)
+    dims = {"input_dim": input_dim, "output_dim": output_dim}
+    init, _ = make_stream_train(config, source, **dims)
+    arrays, static = eqx.partition(source, eqx.is_array)
+
+    def chunk(state, arrays, length: int):
+        return make_stream_train(config, eqx.combine(arrays, static), **dims)[1](state, length)
+
+    key_data, impl = np.asarray(jax.random.key_data(key)), jax.random.key_impl(key)
+
+    def init_from(data):  # a plain array in, the same in every process
+        return init(jax.random.wrap_key_data(data, impl=impl))
+
+    if mesh is None:
+        place = {}
+        state = jax.jit(init_from)(key_data)
+    else:
+        shardings = stream_state_shardings(jax.eval_shape(init, key), mesh)
+        place = {"out_shardings": (shardings, replicated_sharding(mesh))}
+        state = jax.jit(init_from, out_shardings=shardings)(key_data)
+    program = jax.jit(chunk, static_argnames="length", **place)
     compiled = {
-        length: jax.jit(chunk, static_argnames="length").lower(state, length=length).compile()
+        length: program.lower(state, arrays, length=length).compile()
         for length in {config.updates_per_chunk if full else None, rest or None} - {None}
     }
     compile_seconds = time.perf_counter() - start
@@ -426,20 +488,22 @@ def fit_stream(
         state, losses = run_chunks(
             compiled[config.updates_per_chunk],
             state,
-            (),
+            (arrays,),
             n_chunks=full,
             chunk_length=config.updates_per_chunk,
             start=start,
             progress=progress,
         )
     if rest:
-        state, last = compiled[rest](state)
+        state, last = compiled[rest](state, arrays)
         losses = [*losses, last]
     params = jax.block_until_ready(state.params)
+    if mesh is not None:  # replicated: this process's copy
+        params = jax.tree.map(lambda x: x.addressable_data(0), params)
     steps = total * config.k1 + config.k2 - config.k1
     return StreamResult(
         params,
-        [float(v) for v in jax.device_get(losses)],
+        [float(np.asarray(v.addressable_data(0))) for v in losses],
         steps,
         compile_seconds,
         time.perf_counter() - begin,

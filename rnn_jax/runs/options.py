@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from rnn_jax.errors import InputError
+from rnn_jax.runs.processes import Processes, process_checkpoint
 
 
 def parse_list(text: str, name: str, kind: Callable[[str], Any] = float, allow_none: bool = False) -> list:
@@ -39,6 +40,7 @@ class RunOptions(NamedTuple):
     overwrite: bool = False
     quiet: bool = False  # no progress bar or epoch lines; the result line and errors only
     log_every: int | None = None  # epochs between printed lines; None: about ten lines per run
+    processes: Processes = Processes()  # this process among the run's (rnn_jax.runs.processes)
 
 
 def make_checkpointing(options: RunOptions, run: dict[str, Any]):
@@ -46,10 +48,12 @@ def make_checkpointing(options: RunOptions, run: dict[str, Any]):
     replace an unfinished run, or a finished one with other options, unless ``options.overwrite``."""
     from rnn_jax.runs.checkpoint import FILENAME, refuse_other_run
     from rnn_jax.runs.driver import Checkpointing
+    from rnn_jax.runs.processes import LAYOUT_KEYS
 
     checkpointing = Checkpointing(options.out / FILENAME, run, options.checkpoint_every)
     if not (options.resume or options.overwrite):
-        refuse_other_run(checkpointing.path, run)
+        mine = process_checkpoint(checkpointing.path, options.processes.index, options.processes.count)
+        refuse_other_run(mine, run, ignore=LAYOUT_KEYS)
     return checkpointing
 
 

@@ -22,9 +22,20 @@ from rnn_jax.data.sine import WindowData, check_window_data
 from rnn_jax.errors import InputError
 from rnn_jax.model import RNN
 from rnn_jax.resources import TRAINING_ADVICE, check_fits
-from rnn_jax.runs.checkpoint import load_checkpoint, save_checkpoint
+from rnn_jax.runs.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rnn_jax.runs.driver import Checkpointing, chunk_capacity, run_saving_chunks
 from rnn_jax.runs.logs import EpochLog
+from rnn_jax.runs.processes import (
+    LAYOUT_KEYS,
+    MemberLayout,
+    agree,
+    check_same_local_devices,
+    gather_blocks,
+    member_layout,
+    process_checkpoint,
+    saved_process_counts,
+    this_process,
+)
 from rnn_jax.train.loop import (
     Hyperparams,
     TrainConfig,
@@ -252,11 +263,21 @@ def run_sweep(
     device count (the padding repeats the last member and is dropped). Results do not depend on
     the layout beyond float32 rounding.
 
+    Several processes (``rnn_jax.runs.processes.start_processes``): each calls ``run_sweep`` with
+    the same arguments and trains the block of members that falls on its own devices
+    (``devices`` defaults to ``jax.local_devices()``); the result, gathered in every process, is
+    bit-identical to one process holding all the devices. Each process checkpoints its own
+    block (``rnn_jax.runs.processes.process_checkpoint``) and resumes from it; ``log`` and
+    ``progress`` act in process 0 only.
+
     A member whose training diverges freezes at its last good parameters (its
-    ``diverged_at_step`` metric says where); the others train on. ``checkpointing`` and
-    ``resume`` work as in ``rnn_jax.runs.driver.fit``; checkpoints hold one member axis, so a sweep
-    may resume on another number of devices. ``log`` writes ``metrics.jsonl`` (each metric a
-    list over members) and prints the members' median every few epochs.
+    ``diverged_at_step`` metric says where); the others train on. Early stopping freezes a
+    member the same way, and when every member has stopped the sweep ends, its metrics cut
+    after the last member's stop (what comes after is frozen repeats, however the epochs were
+    chunked). ``checkpointing`` and ``resume`` work as in ``rnn_jax.runs.driver.fit``; checkpoints
+    hold one member axis, so a sweep may resume on another number of devices. ``log`` writes
+    ``metrics.jsonl`` (each metric a list over members) and prints the members' median every
+    few epochs.
     """
     check_window_data(data)
     check_config(config, data.x_train.shape[0])
@@ -266,68 +287,49 @@ def run_sweep(
     if resume and checkpointing is None:
         raise InputError("resume=True needs checkpointing (where to resume from)")
     start = time.perf_counter()
-    fns = make_train(config)
-    mesh = member_mesh(devices)
-    n = len(members.table)
-    n_pad = padded_size(n, mesh)
+    index, count = this_process()
+    if count > 1:
+        check_same_local_devices(len(jax.local_devices() if devices is None else devices))
+    mesh = member_mesh(jax.local_devices() if devices is None and count > 1 else devices)
     n_dev = mesh.devices.size
-    width = vmap_width or n_pad // n_dev
+    layout = member_layout(len(members.table), n_dev, index, count)
+    n, block = layout.n, layout.stop - layout.start
+    width = vmap_width or block // n_dev
     if width < 1:
         raise InputError(f"vmap_width must be a positive integer; got {width}")
     one = jax.tree.map(lambda x: x[0], members.hparams)
-    parts = training_parts(config, one, data, members=n_pad, parallel=min(width, n_pad // n_dev) * n_dev)
+    parts = training_parts(config, one, data, members=block, parallel=min(width, block // n_dev) * n_dev)
     check_fits(parts, what=f"a sweep of {n} members", advice=f"{TRAINING_ADVICE}, or a smaller vmap_width")
-
-    def by_member(tree):
-        return jax.tree.map(lambda x: x.reshape(n_pad, *x.shape[2:])[:n], tree)
-
-    hparams = split_members(members.hparams, mesh)
-    data = replicate(data, mesh)
-
-    by_member_sharding, everywhere = member_sharding(mesh), replicated_sharding(mesh)
-    shardings = {"in_shardings": (by_member_sharding, by_member_sharding, everywhere)}
-    shardings["out_shardings"] = by_member_sharding
-    history: list[dict[str, np.ndarray]] = []  # per chunk, each (M, epochs in the chunk)
-    if resume:
-        like = jax.eval_shape(jax.vmap(fns.init, in_axes=(0, 0, None)), members.keys, members.hparams, data)
-        saved_state, saved_metrics = load_checkpoint(checkpointing.path, like, run=checkpointing.run)
-        state = split_members(saved_state, mesh)
-        history.append(saved_metrics)
-    else:
-        state = split_members(initial_states(fns.init, members, data, mesh), mesh)
+    fns = make_train(config)
+    mine = member_block(Members(members.keys, members.hparams, []), layout)
+    state, history = _first_state(fns, mine, data, mesh, layout, checkpointing if resume else None)
+    hparams, data = split_members(mine.hparams, mesh), replicate(data, mesh)
     remaining = config.epochs - int(np.max(jax.device_get(state.epoch)))
-
     capacity = chunk_capacity(max(remaining, 1), checkpointing)
-    shardings["in_shardings"] = (*shardings["in_shardings"], everywhere)
-
-    def run_members(s, h, shared):  # the chunk's epoch count travels with the shared data
-        return fns.run(s, h, shared[0], capacity, shared[1])
-
-    chunk = jax.jit(lambda s, h, d, count: over_members(run_members, width)(s, h, (d, count)), **shardings)
-    chunk = chunk.lower(state, hparams, data, jax.ShapeDtypeStruct((), np.int32)).compile()
-
-    def run(state, hparams, data, count):
-        return chunk(state, hparams, data, jax.device_put(count, everywhere))
-
+    run = _compiled_chunk(fns, state, hparams, data, mesh, width, capacity)
     compile_seconds = time.perf_counter() - start
 
-    def metrics_so_far() -> dict[str, np.ndarray]:
-        return {k: np.concatenate([c[k] for c in history], axis=1) for k in history[0]}
+    def ours(tree):  # this process's real members, flat: (devices, per device, ...) -> (members, ...)
+        return jax.tree.map(lambda x: x.reshape(block, *x.shape[2:])[: layout.real_stop - layout.start], tree)
 
-    if log is not None:
-        log.start(config.epochs, metrics_so_far() if history else {})
+    def everyone(tree):  # every process's real members, (n, ...), in every process
+        return ours(tree) if count == 1 else gather_blocks(_padded(ours(tree), block), layout)
+
+    if log is not None and index == 0:
+        log.start(config.epochs, _joined(history) if history else {})
 
     def after_chunk(state, chunk):
         first = sum(next(iter(c.values())).shape[1] for c in history) + 1
         # One host sync per chunk: back to one member axis, padding dropped.
-        history.append({k: v.reshape(n_pad, -1)[:n] for k, v in jax.device_get(chunk).items()})
-        if log is not None:
+        history.append(everyone(chunk))
+        if log is not None and index == 0:
             log.record(first, history[-1])
 
         def save(finished: bool) -> None:
-            path, run = checkpointing.path, checkpointing.run
-            flat = by_member(jax.device_get(state))
-            save_checkpoint(path, flat, run=run, metrics=metrics_so_far(), finished=finished)
+            path = process_checkpoint(checkpointing.path, index, count)
+            mine = {k: v[layout.start : layout.real_stop] for k, v in _joined(history).items()}
+            run = _checkpoint_run(checkpointing.run, layout, count)
+            save_checkpoint(path, ours(jax.device_get(state)), run=run, metrics=mine, finished=finished)
 
         # A diverged or early-stopped member freezes while the others train on; the sweep
         # ends early only when every member has stopped.
@@ -342,10 +344,92 @@ def run_sweep(
         remaining=remaining,
         capacity=capacity,
         start=start,
-        progress=progress,
+        progress=progress and index == 0,
         after_chunk=after_chunk,
         desc=f"{n} members",
+        agree=agree if count > 1 else None,
     )
-    params = by_member(jax.device_get(state.chosen_params(config.select)))
-    best_epoch = np.asarray(by_member(jax.device_get(state.best_epoch)))
-    return SweepResult(params, metrics_so_far(), compile_seconds, time.perf_counter() - start, best_epoch)
+    params = everyone(jax.device_get(state.chosen_params(config.select)))
+    best_epoch = np.asarray(everyone(jax.device_get(state.best_epoch)))
+    metrics = _joined(history)
+    stopped = metrics["stopped_at"][:, -1]
+    if np.all(stopped > 0):  # the epochs after the last member's stop changed nothing
+        metrics = {k: v[:, : int(stopped.max())] for k, v in metrics.items()}
+    return SweepResult(params, metrics, compile_seconds, time.perf_counter() - start, best_epoch)
+
+
+def member_block(members: Members, layout: MemberLayout) -> Members:
+    """This process's members of the padded axis (all of them with one process)."""
+    padded = pad_members((members.keys, members.hparams), layout.n_padded)
+    keys, hparams = jax.tree.map(lambda x: x[layout.start : layout.stop], padded)
+    return Members(keys, hparams, members.table[layout.start : layout.real_stop])
+
+
+def _padded(tree, size: int):
+    """Leaves ``(m, ...)`` with their last entry repeated up to ``(size, ...)`` (on the host)."""
+    return jax.tree.map(lambda x: np.concatenate([x, np.repeat(x[-1:], size - len(x), axis=0)]), tree)
+
+
+def _joined(history: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-chunk metrics ``(M, epochs in the chunk)`` joined along the epochs."""
+    return {k: np.concatenate([c[k] for c in history], axis=1) for k in history[0]}
+
+
+def _checkpoint_run(run: dict, layout: MemberLayout, count: int) -> dict:
+    """The run description a process's checkpoint holds: with several processes, also which
+    members it holds, so that a resume on another layout is refused by name."""
+    if count == 1:
+        return run
+    return {**run, **dict(zip(LAYOUT_KEYS, ([layout.start, layout.real_stop], count), strict=True))}
+
+
+def _first_state(fns, mine: Members, data, mesh, layout: MemberLayout, checkpointing):
+    """This process's block of states laid out on its devices, and the metrics so far (from
+    ``checkpointing`` when resuming, else the initial states and no metrics)."""
+    if checkpointing is None:
+        return split_members(initial_states(fns.init, mine, data, mesh), mesh), []
+    index, count = this_process()
+    path = process_checkpoint(checkpointing.path, index, count)
+    if not path.exists():
+        found = saved_process_counts(checkpointing.path)
+        held = f"; {checkpointing.path.parent} holds the checkpoints of {found} process(es)" if found else ""
+        raise InputError(f"no checkpoint for process {index} of {count} at {path}{held}: resume with as many")
+    real = layout.real_stop - layout.start
+    keys, hparams = jax.tree.map(lambda x: x[:real], (mine.keys, mine.hparams))
+    like = jax.eval_shape(jax.vmap(fns.init, in_axes=(0, 0, None)), keys, hparams, data)
+    run = _checkpoint_run(checkpointing.run, layout, count)
+    try:
+        saved_state, saved_metrics = load_checkpoint(path, like, run=run)
+    except CheckpointError as err:
+        if count == 1:
+            raise
+        raise InputError(
+            f"{err} (process {index} of {count} holds members {layout.start}..{layout.real_stop - 1} "
+            "now; a resume needs the layout the sweep was saved with: the same members, processes "
+            "and devices per process)"
+        ) from None
+    block = layout.stop - layout.start
+    state = split_members(pad_members(saved_state, block), mesh)
+    metrics = saved_metrics if count == 1 else gather_blocks(_padded(saved_metrics, block), layout)
+    return state, [metrics]
+
+
+def _compiled_chunk(fns, state, hparams, data, mesh, width: int, capacity: int):
+    """``run(state, hparams, data, count)``: one chunk of up to ``capacity`` epochs of every
+    member on ``mesh``, compiled once."""
+    by_member, everywhere = member_sharding(mesh), replicated_sharding(mesh)
+
+    def run_members(s, h, shared):  # the chunk's epoch count travels with the shared data
+        return fns.run(s, h, shared[0], capacity, shared[1])
+
+    chunk = jax.jit(
+        lambda s, h, d, count: over_members(run_members, width)(s, h, (d, count)),
+        in_shardings=(by_member, by_member, everywhere, everywhere),
+        out_shardings=by_member,
+    )
+    chunk = chunk.lower(state, hparams, data, jax.ShapeDtypeStruct((), np.int32)).compile()
+
+    def run(state, hparams, data, count):
+        return chunk(state, hparams, data, jax.device_put(count, everywhere))
+
+    return run

@@ -25,6 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from rnn_jax.errors import InputError
 
 MEMBERS = "members"
+STREAMS = "streams"  # the axis of a stream trainer's parallel streams, for data parallelism
 
 
 def use_cpu_cores(n_devices: int | None = None) -> int:
@@ -87,3 +88,38 @@ def shard_members(tree, mesh: Mesh):
 def replicate(tree, mesh: Mesh):
     """A full copy of every leaf on every device of the mesh."""
     return jax.device_put(tree, replicated_sharding(mesh))
+
+
+def stream_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+    """A one-axis mesh named ``"streams"`` over ``devices`` (default: every device of every
+    process), over which ``rnn_jax.runs.driver.fit_stream`` splits its parallel streams."""
+    devices = list(jax.devices() if devices is None else devices)
+    if not devices:
+        raise InputError("devices must not be empty")
+    return Mesh(devices, (STREAMS,))
+
+
+def shard_streams(array, mesh: Mesh):
+    """``array (S, ...)``, the same in every process, split along its stream axis over ``mesh``:
+    each device gets its rows, and each process builds only the rows of its own devices."""
+    import numpy as np
+
+    host = np.asarray(array)
+    if host.ndim == 0 or host.shape[0] % mesh.devices.size:
+        raise InputError(
+            f"the stream axis {host.shape[:1]} must split evenly over the mesh's {mesh.devices.size} devices"
+        )
+    sharding = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0]))
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def stream_state_shardings(state, mesh: Mesh):
+    """Shardings for a stream trainer's state (``rnn_jax.train.stream.StreamState``, or its
+    shapes): the carried states split along their stream axis, everything else replicated."""
+    split, whole = NamedSharding(mesh, PartitionSpec(mesh.axis_names[0])), replicated_sharding(mesh)
+    return type(state)(
+        params=jax.tree.map(lambda _: whole, state.params),
+        opt_state=jax.tree.map(lambda _: whole, state.opt_state),
+        carry=jax.tree.map(lambda _: split, state.carry),
+        start=whole,
+    )

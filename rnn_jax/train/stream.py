@@ -12,6 +12,8 @@ Nothing is kept per step or per update: a chunk of ``updates_per_chunk`` updates
 ``lax.scan`` that returns the chunk's mean loss, and the stream itself is read through
 ``source(start) -> (xs (k2, D), ys (k2, O))``, a pure function (a slice of an array on the
 device, or a signal computed from the step index), so memory is the same for 10^4 or 10^6 steps.
+A source that holds its arrays as pytree leaves (``array_source``) hands them to the compiled
+chunk as arguments, which lets ``rnn_jax.runs.driver.fit_stream`` split them over devices.
 """
 
 from __future__ import annotations
@@ -132,15 +134,14 @@ class StreamState(eqx.Module):
 
 
 def array_source(xs: Float[Array, "L D"], ys: Float[Array, "L O"], k2: int) -> Source:
-    """Windows of a stream held in two arrays (inputs and the targets aligned with them)."""
+    """Windows of a stream held in two arrays (inputs and the targets aligned with them); the
+    arrays are the source's leaves (a ``jax.tree_util.Partial``), so a compiled chunk takes them
+    as arguments."""
+    return jax.tree_util.Partial(_array_window, xs, ys, k2)
 
-    def source(start):
-        return (
-            jax.lax.dynamic_slice_in_dim(xs, start, k2),
-            jax.lax.dynamic_slice_in_dim(ys, start, k2),
-        )
 
-    return source
+def _array_window(xs, ys, k2: int, start):
+    return jax.lax.dynamic_slice_in_dim(xs, start, k2), jax.lax.dynamic_slice_in_dim(ys, start, k2)
 
 
 def make_stream_train(
