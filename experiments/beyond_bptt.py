@@ -78,6 +78,7 @@ class BeyondConfig:
     max_iter: int = 100
     scales: str = "0.5,0.9,1.2,1.5,2,3"
     gains: str = "1.5,2,3"
+    convergence_seq_len: int = 1000
     uoro_draws: int = 1000
     recall_len: int = 100
     symbols: int = 4
@@ -100,6 +101,7 @@ class BeyondConfig:
         "scales": "comma-separated spectral radii of the convergence part's recurrent matrix",
         "gains": "comma-separated gains of its Gaussian H=32 matrices, weakly driven (the chaotic "
         "regime above 1; empty: none)",
+        "convergence_seq_len": "T of the convergence part's sequences",
         "uoro_draws": "UORO draws averaged for the mean estimate's cosine",
         "recall_len": "the long-lag task's T (the symbol is T steps back)",
         "symbols": "the long-lag task's symbols (chance 1/K)",
@@ -115,7 +117,8 @@ def check(cfg: BeyondConfig) -> dict:
     parts = parse_list(cfg.parts, "parts", str)
     if set(parts) - set(PARTS):
         raise InputError(f"parts must be among {', '.join(PARTS)}; got {cfg.parts!r}")
-    for name in ("batch", "rounds", "dense_budget_mb", "memory_seq_len", "max_iter", "uoro_draws"):
+    sizes = ("batch", "rounds", "dense_budget_mb", "memory_seq_len", "max_iter", "uoro_draws")
+    for name in (*sizes, "convergence_seq_len"):
         if getattr(cfg, name) < 1:
             raise InputError(f"{name} must be a positive integer; got {getattr(cfg, name)}")
     windows = parse_list(cfg.windows, "windows", int)
@@ -223,7 +226,7 @@ def memory_row(cfg: BeyondConfig, name: str) -> dict:
 
 def convergence_rows(cfg: BeyondConfig, scales: list[float]) -> list[dict]:
     """Iterations to converge over the spectral radius, untrained, and for a trained cell."""
-    hidden, seq_len = 8, 1000
+    hidden, seq_len = 8, cfg.convergence_seq_len
     xs = jax.random.normal(jax.random.key(1), (seq_len, 1))
     rows = []
     base = make_cell("elman", key=jax.random.key(0), input_dim=1, hidden_dim=hidden)

@@ -467,6 +467,7 @@ def test_beyond_bptt_small(tmp_path):
             "2",
         ),
         *("--n-seeds", "2", "--hidden-dim", "4", "--rounds", "1", "--max-iter", "20", "--out", str(tmp_path)),
+        *("--convergence-seq-len", "200"),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "beyond_bptt.json").read_text())

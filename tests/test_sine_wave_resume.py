@@ -181,7 +181,7 @@ WHOLE = ("config.json", "metrics.json", "predictions.json", "predictions.png", "
 
 
 def test_signals_at_random_moments_never_leave_a_torn_file(tmp_path):
-    """20 signals at random moments of a run over a finished run with other options: each
+    """12 signals at random moments of a run over a finished run with other options: each
     file is afterwards the old run's or the new run's, whole, never a mix or a torn one.
 
     The moments span the second reference run, which (like the trials) finds its programs
@@ -193,7 +193,7 @@ def test_signals_at_random_moments_never_leave_a_torn_file(tmp_path):
     wall = time.monotonic() - began
     rng = random.Random(0)
     outcomes = []
-    for trial in range(20):
+    for trial in range(12):
         out = tmp_path / f"trial{trial}"
         shutil.copytree(old, out)
         proc = spawn(*QUICK, "--out", str(out), "--overwrite")
