@@ -471,3 +471,49 @@ def plot_beyond_bptt(result: dict) -> Figure:
             _not_run(approx, "approximations")
         fig.tight_layout()
     return fig
+
+
+def plot_confusion(counts, classes: Sequence[str], title: str = "") -> Figure:
+    """A confusion matrix ``counts (true, predicted)``, each row shown as shares of its class."""
+    counts = np.asarray(counts)
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = min(8.0, 2.0 + 0.45 * len(classes))
+    with style():
+        fig, ax = plt.subplots(figsize=(size + 1.0, size))
+        image = ax.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+        ax.grid(False)
+        ticks = np.arange(len(classes))
+        ax.set_xticks(ticks, classes, rotation=90 if len(classes) > 12 else 0)
+        ax.set_yticks(ticks, classes)
+        if len(classes) <= 12:
+            for (i, j), n in np.ndenumerate(counts):
+                if n:
+                    ax.text(j, i, str(n), ha="center", va="center", fontsize=8,
+                            color="white" if shares[i, j] > 0.5 else "black")  # fmt: skip
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title(title)
+        fig.colorbar(image, ax=ax, label="share of the true class")
+        fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_curves(curves, baselines: dict[str, float], title: str = "") -> Figure:
+    """Accuracy over epochs ``curves (seeds, epochs)``: the mean and the range over seeds, with
+    each baseline as a horizontal line."""
+    curves = np.asarray(curves)
+    epochs = np.arange(1, curves.shape[1] + 1)
+    with style():
+        fig, ax = plt.subplots()
+        ax.plot(epochs, curves.mean(axis=0), color="tab:orange", label=f"RNN, mean of {len(curves)} seeds")
+        ax.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), color="tab:orange", alpha=0.25,
+                        label="range over seeds")  # fmt: skip
+        colors = ("tab:gray", "tab:blue", "tab:green")
+        for (name, value), color in zip(baselines.items(), colors, strict=False):
+            ax.axhline(value, color=color, linestyle="--", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy")
+        ax.set_title(title)
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+    return fig

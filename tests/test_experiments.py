@@ -479,3 +479,36 @@ def test_beyond_bptt_small(tmp_path):
     assert result["approximations"][1]["rtrl"] == pytest.approx(1.0, abs=1e-5)
     assert set(result["long_lag"]) == {"chance", "rtrl", "tbptt k=3", "full bptt"}
     assert (tmp_path / "beyond_bptt.png").stat().st_size > 10_000 and "CPU: " in out.stdout
+
+
+def write_ramps(folder, n_train=24, n_test=30):
+    """A two-class ``.ts`` set in the archive's layout: rising or falling noisy ramps of 5-12 steps."""
+    rng = np.random.default_rng(0)
+    header = "@problemName Ramps\n@univariate true\n@equalLength false\n@classLabel true up down\n@data\n"
+    (folder / "Ramps").mkdir(parents=True)
+    for split, n in (("TRAIN", n_train), ("TEST", n_test)):
+        lines = []
+        for _ in range(n):
+            m, up = int(rng.integers(5, 13)), bool(rng.integers(0, 2))
+            ramp = np.linspace(0, 1, m)[:: 1 if up else -1] + 0.05 * rng.normal(size=m)
+            lines.append(",".join(f"{v:.4f}" for v in ramp) + (":up" if up else ":down"))
+        (folder / "Ramps" / f"Ramps_{split}.ts").write_text(header + "\n".join(lines) + "\n")
+
+
+def test_classify_small_learns_a_variable_length_set_of_ts_files(tmp_path):
+    write_ramps(tmp_path / "sets")
+    args = ["--dataset", "Ramps", "--ts-folder", str(tmp_path / "sets"), "--epochs", "25", "--n-seeds", "2"]
+    args += ["--hidden-dim", "8", "--out", str(tmp_path / "out")]
+    out = run_in_process("experiments/classify.py", *args)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "out" / "classify_Ramps.json").read_text())
+    assert result["data"]["lengths"] == [5, 12] and len(result["test_accuracy"]["per_seed"]) == 2
+    assert result["test_accuracy"]["mean"] >= 0.9
+    assert set(result["baselines_recomputed"]) == {"1-NN Euclidean", "1-NN DTW (dependent, no window)"}
+    assert np.asarray(result["confusion"]).sum() == 2 * 30  # every test case, once per seed
+    for figure in ("confusion", "accuracy"):
+        png = tmp_path / "out" / f"classify_Ramps_{figure}.png"
+        assert png.read_bytes()[:4] == b"\x89PNG"
+    other = ["--dataset", "Nope", "--ts-folder", str(tmp_path / "sets"), "--out", str(tmp_path / "other")]
+    unknown = run_in_process("experiments/classify.py", *other)
+    assert_user_error(unknown, "dataset 'Nope' is not in")
