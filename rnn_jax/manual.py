@@ -18,7 +18,13 @@ from jaxtyping import Array, Float
 
 from rnn_jax.batch import Batch, BatchOptions, batch_loss, batch_outputs, prepare
 from rnn_jax.cells.base import CellGrads
-from rnn_jax.cells.online import check_online_cell, initial_carry, online_grads
+from rnn_jax.cells.online import (
+    check_online_cell,
+    initial_carry,
+    online_grads,
+    uoro_grads,
+    uoro_initial_carry,
+)
 from rnn_jax.errors import InputError
 from rnn_jax.model import RNN, keyed, last_valid, prefix_window
 from rnn_jax.objectives import get_objective
@@ -247,14 +253,18 @@ def carried_grads(
 ) -> RNN:
     """The gradient of ``rnn_jax.loss`` (full BPTT: ``truncation`` is not taken) carried
     forward over each sequence instead of back (``rnn_jax.cells.online``): exact ``"rtrl"``
-    for an element-wise cell, the ``"snap1"`` approximation for a dense one. One layer, one
-    direction; ``options`` as ``loss`` takes them (``target``, ``objective``, ``lengths`` or
-    ``mask``). Each example's loss is scored at its steps' weights, or for ``"last"`` at the
-    final step (with a mask, the state carried from the last valid step)."""
+    for an element-wise cell, the ``"snap1"`` approximation for a dense one, or ``"uoro"``'s
+    unbiased rank-one estimate for any cell (random: ``key`` draws its signs, one key per
+    example). One layer, one direction; ``options`` as ``loss`` takes them (``target``,
+    ``objective``, ``lengths`` or ``mask``, ``key``). Each example's loss is scored at its steps'
+    weights, or for ``"last"`` at the final step (with a mask, the state carried from the last
+    valid step)."""
     if options.get("truncation") is not None:
         raise InputError(f"online {online!r} reaches back to every step: truncation must be None")
     options = BatchOptions(**options)
     check_online_cell(model.cell, online)
+    if online == "uoro" and options.key is None:
+        raise InputError("online 'uoro' draws random signs at every step: give it a key")
     batch = prepare(model, xs, ys, options)
     n, seq_len = xs.shape[:2]
     if options.target == "all":
@@ -264,8 +274,11 @@ def carried_grads(
         targets = jnp.broadcast_to(batch.ys[:, None], (n, seq_len, *batch.ys.shape[1:]))
     per_step = get_objective(options.objective).per_step
 
-    def one(x, y, w, m):
+    def one(x, y, w, m, key):
+        if online == "uoro":
+            return uoro_grads(model, uoro_initial_carry(model.cell), x, y, w, per_step, key, mask=m)[1]
         return online_grads(model, initial_carry(model.cell), x, y, w, per_step, mask=m)[1]
 
-    grads = jax.vmap(one)(batch.xs, targets, weights, batch.mask)
+    keys = jax.random.split(options.key, n) if online == "uoro" else jnp.zeros(n)
+    grads = jax.vmap(one)(batch.xs, targets, weights, batch.mask, keys)
     return eqx.combine(jax.tree.map(lambda g: jnp.sum(g, axis=0), grads), model)

@@ -135,6 +135,9 @@ def test_bad_csv_files_are_one_line_exit_2(tmp_path, capsys, text, extra, messag
             "humidity",
             *ARGS,
             *extra,
+            # A folder of its own: test workers running side by side would share the default.
+            "--out",
+            str(tmp_path / "out"),
         ]
     )
     err = capsys.readouterr().err

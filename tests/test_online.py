@@ -234,3 +234,45 @@ def test_a_stream_of_a_dense_cell_learns_with_uoro(streams):
         config, source, n_steps=length, input_dim=1, output_dim=1, key=jax.random.key(0), progress=False
     )
     assert result.chunk_losses[-1] < 0.5 * result.chunk_losses[0]
+
+
+def test_carried_uoro_over_a_batch_is_an_unbiased_estimate_of_its_gradient(x64):
+    """``carried_grads(online="uoro")``, one key per example: the mean over many keys is the
+    batch's full-BPTT gradient (the z-score test above, 4000 draws of a 3-example batch), and
+    without a key it is refused."""
+    from rnn_jax.loss import loss
+    from rnn_jax.manual import carried_grads
+
+    model = init_model(
+        "gru", key=jax.random.key(0), input_dim=2, hidden_dim=3, output_dim=O, dtype=jnp.float64
+    )
+    xs = jax.random.normal(jax.random.key(1), (3, 8, 2), jnp.float64)
+    ys = jax.random.normal(jax.random.key(2), (3, O), jnp.float64)
+    exact = ravel_pytree(jax.grad(loss)(model, xs, ys).cell)[0]
+    def draw(key):
+        return ravel_pytree(carried_grads(model, xs, ys, online="uoro", key=key).cell)[0]
+
+    draws = jax.jit(jax.vmap(draw))(jax.random.split(jax.random.key(3), 4000))
+    mean, error = draws.mean(axis=0), draws.std(axis=0) / 4000**0.5
+    assert float(jnp.max(jnp.abs(mean - exact) / error)) < 5
+    assert float(jnp.max(jnp.abs(mean - 1.2 * exact) / error)) > 5
+    with pytest.raises(ValueError, match="online 'uoro' draws random signs at every step: give it a key"):
+        carried_grads(model, xs, ys, online="uoro")
+
+
+def test_a_run_trained_with_uoro_learns_and_repeats_itself_from_the_same_key():
+    """``TrainConfig(online="uoro")`` on a dense cell: fresh signs at every step (from the run's
+    key), the training loss falls, and the same key gives the same run."""
+    from rnn_jax.data.memory_tasks import task_data
+    from rnn_jax.runs.driver import fit
+    from rnn_jax.train.loop import TrainConfig, make_hparams
+
+    data = task_data("recall", jax.random.key(0), n_train=64, n_val=32, seq_len=6, symbols=3)
+    config = TrainConfig(
+        cell="gru", hidden_dim=8, epochs=6, batch_size=16, objective="cross_entropy", online="uoro"
+    )
+    hparams = make_hparams(learning_rate=1e-2, seq_len=6)
+    runs = [fit(config, hparams, data, key=jax.random.key(k), progress=False) for k in (1, 1, 2)]
+    losses = [jnp.asarray(r.metrics["train_loss"]) for r in runs]
+    assert losses[0][-1] < losses[0][0]
+    assert jnp.array_equal(losses[0], losses[1]) and not jnp.array_equal(losses[0], losses[2])

@@ -25,7 +25,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from rnn_jax.batch import BatchOptions
 from rnn_jax.cells import ACTIVATIONS, INITS, cell_class, cell_names, config_cell_options
-from rnn_jax.cells.online import ONLINE
+from rnn_jax.cells.online import CARRIED
 from rnn_jax.cells.parallel import METHODS, in_parallel, in_sequence
 from rnn_jax.data.sine import WindowData
 from rnn_jax.errors import InputError, InputTypeError
@@ -73,7 +73,7 @@ class TrainConfig:
     patience: int = 0  # stop after this many epochs without a better validation loss; 0: never
     unroll: int = 1  # steps per iteration of the time scans (lax.scan's unroll); autodiff only
     method: str = "sequential"  # or deer, quasi_deer, elk, quasi_elk: states solved in parallel
-    online: str = "none"  # or "rtrl", "snap1": the gradient carried forward (one layer, full BPTT)
+    online: str = "none"  # or "rtrl", "snap1", "uoro": the gradient carried forward (one layer, full BPTT)
 
     @classmethod
     def tutorial(cls, **changes) -> TrainConfig:
@@ -107,7 +107,7 @@ class TrainConfig:
         "objective": lambda: tuple(OBJECTIVES),
         "select": SELECTS,
         "method": METHODS,
-        "online": ("none", *ONLINE),
+        "online": ("none", *CARRIED),
     }
     # Help for each field, shown by every command whose config contains a TrainConfig.
     HELP: ClassVar[dict[str, str]] = {
@@ -137,7 +137,8 @@ class TrainConfig:
         "over time by Newton iterations, deer (dense Jacobians) or quasi_deer (their diagonals), or "
         "by damped ones, elk and quasi_elk",
         "online": "carry the gradient forward over each sequence instead of back: rtrl (exact, for "
-        "element-wise cells such as indrnn) or snap1 (its diagonal approximation); one layer, full BPTT",
+        "element-wise cells such as indrnn), snap1 (its diagonal approximation) or uoro (an unbiased "
+        "rank-one estimate, any cell); one layer, full BPTT",
         "unroll": "time steps per iteration of the scans that the autodiff gradient runs (lax.scan's "
         "unroll): the same values from a longer program, faster on some backends and sizes",
     }
@@ -275,7 +276,7 @@ def check_config(config: TrainConfig, n_train: int) -> None:
         "backward": BACKWARDS,
         "select": SELECTS,
         "method": METHODS,
-        "online": ("none", *ONLINE),
+        "online": ("none", *CARRIED),
     }
     for name, allowed in choices.items():
         value = getattr(config, name)
@@ -377,7 +378,7 @@ def make_grad_fn(config: TrainConfig) -> Callable[..., RNN]:
     options = {"target": config.target, "objective": config.objective}
     if config.online != "none":  # full BPTT's gradient, carried forward: truncation is not read
         return lambda params, xs, ys, truncation, mask, key: carried_grads(
-            params, xs, ys, online=config.online, mask=mask, **options
+            params, xs, ys, online=config.online, mask=mask, key=key, **options
         )
     fn = {"autodiff": jax.grad(functools.partial(loss, unroll=config.unroll)), "manual": manual_grads}
     fn = fn[config.backward]
@@ -541,7 +542,7 @@ def make_train(config: TrainConfig, *, optimizer: Optimizer | None = None) -> Tr
         optimizer = build_optimizer(hparams, n_train)
         steps = n_train // config.batch_size  # a ragged last batch is dropped
         key, perm_key = jax.random.split(state.key)
-        drop_key = jax.random.fold_in(perm_key, 1)  # used only with dropout; the permutation keeps its key
+        drop_key = jax.random.fold_in(perm_key, 1)  # dropout or UORO only; the permutation keeps its key
         order = jax.random.permutation(perm_key, n_train) if config.shuffle else jnp.arange(n_train)
         batches = order[: steps * config.batch_size].reshape(steps, config.batch_size)
 
@@ -549,7 +550,9 @@ def make_train(config: TrainConfig, *, optimizer: Optimizer | None = None) -> Tr
             params, opt_state, first_bad = carry
             i, idx = step_idx
             mask = None if data.m_train is None else data.m_train[idx]
-            dropout_key = jax.random.fold_in(drop_key, i) if config.dropout else None
+            # Dropout's masks, or UORO's signs (one layer: never both).
+            random = config.dropout or config.online == "uoro"
+            dropout_key = jax.random.fold_in(drop_key, i) if random else None
             xs, ys = data.x_train[idx], data.y_train[idx]
             grads = grad_fn(params, xs, ys, hparams.truncation, mask, dropout_key)
             updates, opt_state = optimizer.update(grads, opt_state, params)
